@@ -1,0 +1,367 @@
+"""Spec → compiled bundle: the only way to build the immutable objects decisions run on.
+
+The compiler sees all files at once, so this is where names are resolved (with a
+suggestion for a misspelt one), duplicates and segment cycles are found and layer
+slices are checked. It reports every problem it finds, then raises one BundleError;
+a bundle with any error is never half-built.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from service.core import bucketing
+from service.core.conditions import Getter, Predicate, compile_condition, make_getter, to_epoch, walk
+from service.core.errors import BundleError, Problem
+from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
+
+Path = tuple[str | int, ...]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVariant:
+    key: str
+    description: str
+    content: Mapping[str, Any]
+    content_json: bytes  # encoded once: responses embed it as it is
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledArm:
+    key: str
+    variant: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExperiment:
+    key: str
+    description: str
+    status: str
+    arms: tuple[CompiledArm, ...]
+    bounds: tuple[int, ...]
+    arm_prefix: str
+    entry_prefix: str
+    entry_range: tuple[int, int]  # buckets [from, to) of the entry draw that take part
+    unit: Getter | None  # None: bucket by the visitor id
+    bucket_by: str | None
+    layer: str | None
+    forced: Mapping[str, int]  # visitor id → arm index
+    start: float | None
+    end: float | None
+
+    @property
+    def traffic_percent(self) -> float:
+        low, high = self.entry_range
+        return (high - low) / bucketing.BUCKETS_PER_PERCENT
+
+    def active_at(self, now: float) -> bool:
+        return (
+            self.status == "running"
+            and (self.start is None or now >= self.start)
+            and (self.end is None or now < self.end)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    label: str
+    target: Predicate | None  # None: every visitor
+    serve: str | None
+    experiment: CompiledExperiment | None
+    describe: str  # what it targets, for /v1/bundle and traces
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPlacement:
+    name: str
+    description: str
+    default: str
+    rules: tuple[CompiledRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledHoldout:
+    percent: float
+    salt: str
+    prefix: str
+    buckets: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A compiled, immutable bundle. ``revision`` is the content hash of its files."""
+
+    revision: str
+    placements: Mapping[str, CompiledPlacement]
+    segments: Mapping[str, Predicate]
+    segment_descriptions: Mapping[str, str]
+    experiments: Mapping[str, CompiledExperiment]
+    variants: Mapping[str, CompiledVariant]
+    holdout: CompiledHoldout | None
+    qa_ids: frozenset[str]  # visitors with forced arms skip the holdout so QA sees what they test
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass
+class _Defined(Generic[T]):
+    file: str
+    path: Path
+    spec: T
+
+
+@dataclass
+class _Compiler:
+    rule_files: Sequence[tuple[str, RulesFile]]
+    content_files: Sequence[tuple[str, ContentFile]]
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def error(self, file: str, path: Path, message: str) -> None:
+        self.problems.append(Problem(file, path, message))
+
+    def warn(self, file: str, path: Path, message: str) -> None:
+        self.warnings.append(Problem(file, path, message, severity="warning"))
+
+    def collect(self, section: str, pairs: Iterable[tuple[str, Mapping[str, T]]], kind: str) -> dict[str, _Defined[T]]:
+        """Merge one section across files; a name defined twice is an error where it is repeated."""
+        merged: dict[str, _Defined[T]] = {}
+        for file, items in pairs:
+            for name, spec in items.items():
+                if name in merged:
+                    self.error(file, (section, name), f"{kind} '{name}' is already defined in {merged[name].file}")
+                    continue
+                merged[name] = _Defined(file, (section, name), spec)
+        return merged
+
+    def check_name(self, file: str, path: Path, name: str, known: Mapping[str, object], kind: str) -> bool:
+        if name in known:
+            return True
+        self.error(file, path, f"unknown {kind} '{name}'{suggest(name, known)}")
+        return False
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'vip'?)`` for a name close to a known one, else empty."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def compile_bundle(
+    rule_files: Sequence[tuple[str, RulesFile]],
+    content_files: Sequence[tuple[str, ContentFile]],
+    revision: str,
+) -> Bundle:
+    """Compile validated files into a Bundle, or raise BundleError listing every problem."""
+    c = _Compiler(rule_files, content_files)
+    segments = c.collect("segments", ((f, s.segments) for f, s in rule_files), "segment")
+    placements = c.collect("placements", ((f, s.placements) for f, s in rule_files), "placement")
+    experiments = c.collect("experiments", ((f, s.experiments) for f, s in rule_files), "experiment")
+    variants = c.collect("variants", ((f, s.variants) for f, s in content_files), "variant")
+    holdout = _holdout(c)
+    if not placements and not c.problems:
+        c.error(rule_files[0][0] if rule_files else "rules", (), "the bundle declares no placements")
+
+    _check_segments(c, segments)
+    _check_experiments(c, experiments, variants)
+    _check_placements(c, placements, segments, experiments, variants)
+    if c.problems:
+        raise BundleError(c.problems)
+
+    compiled_experiments = {name: _experiment(name, d.spec) for name, d in experiments.items()}
+    compiled_placements = {
+        name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()
+    }
+    _warn_unused(c, placements, experiments, variants)
+    return Bundle(
+        revision=revision,
+        placements=MappingProxyType(compiled_placements),
+        segments=MappingProxyType({name: compile_condition(d.spec.when) for name, d in segments.items()}),
+        segment_descriptions=MappingProxyType({name: d.spec.description for name, d in segments.items()}),
+        experiments=MappingProxyType(compiled_experiments),
+        variants=MappingProxyType({name: _variant(name, d.spec) for name, d in variants.items()}),
+        holdout=holdout,
+        qa_ids=frozenset(vid for e in compiled_experiments.values() for vid in e.forced),
+        warnings=tuple(c.warnings),
+    )
+
+
+def _holdout(c: _Compiler) -> CompiledHoldout | None:
+    declared = [(file, spec.holdout) for file, spec in c.rule_files if spec.holdout is not None]
+    for file, _ in declared[1:]:
+        c.error(file, ("holdout",), f"the holdout is already declared in {declared[0][0]}; declare it once")
+    if not declared:
+        return None
+    spec = declared[0][1]
+    assert spec is not None
+    return CompiledHoldout(
+        spec.percent, spec.salt, bucketing.hash_prefix(spec.salt), bucketing.percent_to_buckets(spec.percent)
+    )
+
+
+def _condition_refs(c: _Compiler, file: str, path: Path, cond: Condition, segments: Mapping[str, object]) -> list[str]:
+    refs = []
+    for sub_path, sub in walk(cond, path):
+        if sub.segment is not None and c.check_name(file, (*sub_path, "segment"), sub.segment, segments, "segment"):
+            refs.append(sub.segment)
+    return refs
+
+
+def _check_segments(c: _Compiler, segments: Mapping[str, _Defined[Segment]]) -> None:
+    graph = {
+        name: _condition_refs(c, d.file, (*d.path, "when"), d.spec.when, segments) for name, d in segments.items()
+    }
+    for cycle in _cycles(graph):
+        d = segments[cycle[0]]
+        c.error(d.file, (*d.path, "when"), f"segment '{cycle[0]}' refers to itself: {' → '.join(cycle)}")
+
+
+def _cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """One cycle per strongly tied group, each starting at its first name in declaration order."""
+    done: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            found.append([*trail[trail.index(name) :], name])
+            return
+        if name in done:
+            return
+        for ref in graph.get(name, ()):
+            visit(ref, [*trail, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+    return found
+
+
+def _check_experiments(
+    c: _Compiler, experiments: Mapping[str, _Defined[Experiment]], variants: Mapping[str, object]
+) -> None:
+    slices: dict[str, list[tuple[float, float, str]]] = {}
+    for name, d in experiments.items():
+        spec = d.spec
+        keys: set[str] = set()
+        for i, arm in enumerate(spec.arms):
+            if arm.key in keys:
+                c.error(d.file, (*d.path, "arms", i, "key"), f"arm '{arm.key}' appears twice")
+            keys.add(arm.key)
+            c.check_name(d.file, (*d.path, "arms", i, "variant"), arm.variant, variants, "variant")
+        for visitor, arm_key in spec.forced.items():
+            c.check_name(d.file, (*d.path, "forced", visitor), arm_key, {k: 1 for k in keys}, "arm")
+        if spec.layer is not None and spec.layer_slice is not None:
+            low, high = spec.layer_slice
+            for other_low, other_high, other in slices.get(spec.layer, []):
+                if low < other_high and other_low < high:
+                    c.error(
+                        d.file,
+                        (*d.path, "layer_slice"),
+                        f"slice [{low:g}, {high:g}) of layer '{spec.layer}' overlaps "
+                        f"experiment '{other}' [{other_low:g}, {other_high:g})",
+                    )
+            slices.setdefault(spec.layer, []).append((low, high, name))
+
+
+def _check_placements(
+    c: _Compiler,
+    placements: Mapping[str, _Defined[Placement]],
+    segments: Mapping[str, object],
+    experiments: Mapping[str, object],
+    variants: Mapping[str, object],
+) -> None:
+    for d in placements.values():
+        c.check_name(d.file, (*d.path, "default"), d.spec.default, variants, "variant")
+        for i, rule in enumerate(d.spec.rules):
+            where = (*d.path, "rules", i)
+            if rule.segment is not None:
+                c.check_name(d.file, (*where, "segment"), rule.segment, segments, "segment")
+            if rule.when is not None:
+                _condition_refs(c, d.file, (*where, "when"), rule.when, segments)
+            if rule.serve is not None:
+                c.check_name(d.file, (*where, "serve"), rule.serve, variants, "variant")
+            if rule.experiment is not None:
+                c.check_name(d.file, (*where, "experiment"), rule.experiment, experiments, "experiment")
+            if rule.segment is None and rule.when is None and i < len(d.spec.rules) - 1 and rule.serve:
+                c.warn(d.file, where, "this rule targets every visitor, so the rules after it never apply")
+
+
+def _warn_unused(
+    c: _Compiler,
+    placements: Mapping[str, _Defined[Placement]],
+    experiments: Mapping[str, _Defined[Experiment]],
+    variants: Mapping[str, _Defined[Variant]],
+) -> None:
+    used_experiments = {r.experiment for d in placements.values() for r in d.spec.rules}
+    used_variants = {d.spec.default for d in placements.values()}
+    used_variants |= {r.serve for d in placements.values() for r in d.spec.rules}
+    used_variants |= {arm.variant for d in experiments.values() for arm in d.spec.arms}
+    for name, d in experiments.items():
+        if name not in used_experiments:
+            c.warn(d.file, d.path, f"experiment '{name}' is not used by any placement")
+    for name, d in variants.items():
+        if name not in used_variants:
+            c.warn(d.file, d.path, f"variant '{name}' is not served by any placement or experiment")
+
+
+def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
+    salt = spec.salt or name
+    if spec.layer is not None and spec.layer_slice is not None:
+        entry_prefix = bucketing.hash_prefix(f"layer/{spec.layer}")
+        low, high = (bucketing.percent_to_buckets(p) for p in spec.layer_slice)
+    else:
+        entry_prefix = bucketing.hash_prefix(f"{salt}/traffic")
+        low, high = 0, bucketing.percent_to_buckets(100 if spec.traffic is None else spec.traffic)
+    arm_keys = [arm.key for arm in spec.arms]
+    return CompiledExperiment(
+        key=name,
+        description=spec.description,
+        status=spec.status,
+        arms=tuple(CompiledArm(a.key, a.variant, a.weight) for a in spec.arms),
+        bounds=bucketing.arm_bounds([a.weight for a in spec.arms]),
+        arm_prefix=bucketing.hash_prefix(salt),
+        entry_prefix=entry_prefix,
+        entry_range=(low, high),
+        unit=None if spec.bucket_by is None else make_getter("attr", spec.bucket_by),
+        bucket_by=spec.bucket_by,
+        layer=spec.layer,
+        forced=MappingProxyType({vid: arm_keys.index(key) for vid, key in spec.forced.items()}),
+        start=None if spec.start is None else to_epoch(spec.start),
+        end=None if spec.end is None else to_epoch(spec.end),
+    )
+
+
+def _placement(name: str, spec: Placement, experiments: Mapping[str, CompiledExperiment]) -> CompiledPlacement:
+    rules = []
+    for i, rule in enumerate(spec.rules):
+        target: Predicate | None = None
+        describe = "everyone"
+        if rule.segment is not None:
+            segment = rule.segment
+            target = lambda f, s=segment: f.segment(s)  # noqa: E731 - bound per rule
+            describe = f"segment {segment}"
+        elif rule.when is not None:
+            target = compile_condition(rule.when)
+            describe = "inline condition"
+        rules.append(
+            CompiledRule(
+                label=rule.name or f"rules[{i}]",
+                target=target,
+                serve=rule.serve,
+                experiment=None if rule.experiment is None else experiments[rule.experiment],
+                describe=describe,
+            )
+        )
+    return CompiledPlacement(name, spec.description, spec.default, tuple(rules))
+
+
+def _variant(name: str, spec: Variant) -> CompiledVariant:
+    content = dict(spec.content)
+    return CompiledVariant(name, spec.description, MappingProxyType(content), msgspec.json.encode(content))

@@ -1,0 +1,372 @@
+"""Compile conditions into predicates: closures over one request's ``Facts``.
+
+Everything that can be prepared once is prepared here, when the bundle compiles:
+paths are split, regular expressions and semantic versions parsed, sets built and
+times turned into epoch seconds. A predicate does only lookups and comparisons.
+
+Semantics, in one place:
+* a value that is absent or null fails every test except ``exists: false``;
+* types are kept: numbers compare with numbers, text with text, and ``true`` is
+  not the number 1;
+* times are ISO 8601 text (no zone means UTC) or epoch seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import semver
+
+from service.core.spec import Condition, Ref, parse_duration
+
+Getter = Callable[["Facts"], Any]
+Predicate = Callable[["Facts"], bool]
+Test = Callable[[Any], bool]
+Test2 = Callable[[Any, Any], bool]
+
+_NUMBER = (int, float)
+SEMVER_CACHE_SIZE = 4096  # app versions have few distinct values; parsing them once pays
+
+
+class Facts:
+    """What one decision knows: attributes, context, the time and the segments found so far."""
+
+    __slots__ = ("attrs", "context", "now", "_memo", "_segments")
+
+    def __init__(
+        self,
+        attrs: Mapping[str, Any],
+        context: Mapping[str, Any],
+        now: float,
+        segments: Mapping[str, Predicate],
+    ) -> None:
+        self.attrs = attrs
+        self.context = context
+        self.now = now
+        self._segments = segments
+        self._memo: dict[str, bool] = {}
+
+    def segment(self, name: str) -> bool:
+        """Whether the visitor is in segment ``name``; each segment is evaluated once per request."""
+        hit = self._memo.get(name)
+        if hit is None:
+            hit = self._memo[name] = self._segments[name](self)
+        return hit
+
+
+def make_getter(root: str, path: str) -> Getter:
+    """A function reading ``path`` (dotted) from the attributes or the context; None when absent."""
+    keys = tuple(path.split("."))
+    if root == "attr":
+        if len(keys) == 1:
+            (key,) = keys
+            return lambda f: f.attrs.get(key)
+        return lambda f: _dig(f.attrs, keys)
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda f: f.context.get(key)
+    return lambda f: _dig(f.context, keys)
+
+
+def _dig(value: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+    return value
+
+
+def compile_condition(cond: Condition) -> Predicate:
+    """The predicate of a validated condition (segment references must already be checked)."""
+    if cond.all_ is not None:
+        return _all([compile_condition(c) for c in cond.all_])
+    if cond.any_ is not None:
+        return _any([compile_condition(c) for c in cond.any_])
+    if cond.not_ is not None:
+        inner = compile_condition(cond.not_)
+        return lambda f: not inner(f)
+    if cond.segment is not None:
+        name = cond.segment
+        return lambda f: f.segment(name)
+    return _compile_test(cond)
+
+
+def _all(preds: list[Predicate]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:  # the most common shape gets a closure without a loop
+        a, b = preds
+        return lambda f: a(f) and b(f)
+    group = tuple(preds)
+    return lambda f: all(p(f) for p in group)
+
+
+def _any(preds: list[Predicate]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
+    group = tuple(preds)
+    return lambda f: any(p(f) for p in group)
+
+
+def _compile_test(cond: Condition) -> Predicate:
+    root, path = ("attr", cond.attr) if cond.attr is not None else ("context", cond.context)
+    assert path is not None  # the spec guarantees one subject
+    get = make_getter(root, path)
+    op = cond.operators()[0]
+    operand = cond.operand()
+    if isinstance(operand, Ref):
+        other = make_getter("attr" if operand.attr is not None else "context", operand.attr or operand.context or "")
+        test2 = _REF_TESTS[op]
+        return lambda f: test2(get(f), other(f))
+    if op in ("within", "older_than"):
+        return _relative_time(op, get, parse_duration(str(operand)).total_seconds())
+    test = _TESTS[op](operand)
+    return lambda f: test(get(f))
+
+
+# -- tests against a constant ------------------------------------------------------------
+
+
+def _same_kind(const: Any) -> tuple[type, ...]:
+    return _NUMBER if type(const) in _NUMBER else (type(const),)
+
+
+def _eq(const: Any) -> Test:
+    kinds = _same_kind(const)
+    return lambda v: type(v) in kinds and v == const
+
+
+def _ne(const: Any) -> Test:
+    eq = _eq(const)
+    return lambda v: v is not None and not eq(v)
+
+
+def _typed_sets(values: list[Any]) -> dict[type, frozenset[Any]]:
+    """One set per type so that 1 and true, or 1 and '1', never match each other."""
+    by_kind: dict[type, set[Any]] = {}
+    for value in values:
+        for kind in _same_kind(value):
+            by_kind.setdefault(kind, set()).add(value)
+    return {kind: frozenset(vals) for kind, vals in by_kind.items()}
+
+
+def _in(values: list[Any]) -> Test:
+    sets = _typed_sets(values)
+    empty: frozenset[Any] = frozenset()
+    return lambda v: v in sets.get(type(v), empty)
+
+
+def _not_in(values: list[Any]) -> Test:
+    inside = _in(values)
+    return lambda v: v is not None and not inside(v)
+
+
+def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
+    def build(const: Any) -> Test:
+        kinds = _same_kind(const)
+        return lambda v: type(v) in kinds and compare(v, const)
+
+    return build
+
+
+def _between(bounds: tuple[float, float]) -> Test:
+    low, high = bounds
+    return lambda v: type(v) in _NUMBER and low <= v <= high
+
+
+def _contains(const: Any) -> Test:
+    eq = _eq(const)
+    if type(const) is str:
+        return lambda v: (type(v) is str and const in v) or (type(v) is list and any(eq(x) for x in v))
+    return lambda v: type(v) is list and any(eq(x) for x in v)
+
+
+def _starts_with(const: str) -> Test:
+    return lambda v: type(v) is str and v.startswith(const)
+
+
+def _ends_with(const: str) -> Test:
+    return lambda v: type(v) is str and v.endswith(const)
+
+
+def _matches(pattern: str) -> Test:
+    search = re.compile(pattern).search
+    return lambda v: type(v) is str and search(v) is not None
+
+
+def _exists(flag: bool) -> Test:
+    return (lambda v: v is not None) if flag else (lambda v: v is None)
+
+
+@lru_cache(maxsize=SEMVER_CACHE_SIZE)
+def parse_semver(text: str) -> semver.Version | None:
+    """``"v2.3"`` → Version(2, 3, 0); None for text that is no version."""
+    try:
+        return semver.Version.parse(text.removeprefix("v"), optional_minor_and_patch=True)
+    except ValueError:
+        return None
+
+
+def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
+    def build(const: Any) -> Test:
+        wanted = parse_semver(str(const))
+
+        def test(v: Any) -> bool:
+            have = parse_semver(v) if type(v) is str else None
+            return have is not None and compare(have, wanted)
+
+        return test
+
+    return build
+
+
+def to_epoch(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 text or a number; None for anything else."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return float(value)
+    if kind is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return _aware(moment).timestamp()
+    if kind is datetime:
+        return _aware(value).timestamp()
+    return None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _time(compare: Callable[[float, float], bool]) -> Callable[[Any], Test]:
+    def build(const: Any) -> Test:
+        limit = to_epoch(const)
+        assert limit is not None  # the spec parsed it as a datetime
+
+        def test(v: Any) -> bool:
+            t = to_epoch(v)
+            return t is not None and compare(t, limit)
+
+        return test
+
+    return build
+
+
+def _relative_time(op: str, get: Getter, seconds: float) -> Predicate:
+    if op == "within":
+
+        def within(f: Facts) -> bool:
+            t = to_epoch(get(f))
+            return t is not None and f.now - seconds <= t <= f.now
+
+        return within
+
+    def older_than(f: Facts) -> bool:
+        t = to_epoch(get(f))
+        return t is not None and t < f.now - seconds
+
+    return older_than
+
+
+def _lt(a: Any, b: Any) -> bool:
+    return bool(a < b)
+
+
+def _lte(a: Any, b: Any) -> bool:
+    return bool(a <= b)
+
+
+def _gt(a: Any, b: Any) -> bool:
+    return bool(a > b)
+
+
+def _gte(a: Any, b: Any) -> bool:
+    return bool(a >= b)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return bool(a == b)
+
+
+_TESTS: dict[str, Callable[[Any], Test]] = {
+    "eq": _eq,
+    "ne": _ne,
+    "in": _in,
+    "not_in": _not_in,
+    "gt": _ordered(_gt),
+    "gte": _ordered(_gte),
+    "lt": _ordered(_lt),
+    "lte": _ordered(_lte),
+    "between": _between,
+    "contains": _contains,
+    "starts_with": _starts_with,
+    "ends_with": _ends_with,
+    "matches": _matches,
+    "exists": _exists,
+    "semver_eq": _semver(_equal),
+    "semver_gt": _semver(_gt),
+    "semver_gte": _semver(_gte),
+    "semver_lt": _semver(_lt),
+    "semver_lte": _semver(_lte),
+    "before": _time(_lt),
+    "after": _time(_gt),
+}
+
+
+# -- tests against another value of the request ------------------------------------------
+
+
+def _ref_compare(compare: Callable[[Any, Any], bool]) -> Test2:
+    def test(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        if type(a) in _NUMBER and type(b) in _NUMBER:
+            return compare(a, b)
+        return type(a) is type(b) and type(a) is not bool and compare(a, b)
+
+    return test
+
+
+def _ref_time(compare: Callable[[float, float], bool]) -> Test2:
+    def test(a: Any, b: Any) -> bool:
+        ta, tb = to_epoch(a), to_epoch(b)
+        return ta is not None and tb is not None and compare(ta, tb)
+
+    return test
+
+
+def _ref_eq(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    if type(a) in _NUMBER and type(b) in _NUMBER:
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+_REF_TESTS: dict[str, Test2] = {
+    "eq": _ref_eq,
+    "ne": lambda a, b: a is not None and b is not None and not _ref_eq(a, b),
+    "gt": _ref_compare(_gt),
+    "gte": _ref_compare(_gte),
+    "lt": _ref_compare(_lt),
+    "lte": _ref_compare(_lte),
+    "before": _ref_time(_lt),
+    "after": _ref_time(_gt),
+}
+REF_OPERATORS = frozenset(_REF_TESTS)
+
+
+def walk(cond: Condition, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Condition]]:
+    """Every condition inside ``cond`` (itself included) with its path, for checks at compile time."""
+    yield path, cond
+    for key, children in (("all", cond.all_), ("any", cond.any_)):
+        for i, child in enumerate(children or ()):
+            yield from walk(child, (*path, key, i))
+    if cond.not_ is not None:
+        yield from walk(cond.not_, (*path, "not"))

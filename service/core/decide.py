@@ -1,0 +1,172 @@
+"""decide(bundle, request) → Decision: the whole decision, pure and deterministic.
+
+Order of a decision, and the closed set of reasons it can give:
+
+1. no consent to personalization  → every placement gets its default, ``no_consent``;
+   no segment is evaluated at all;
+2. a global holdout               → visitors in it get defaults, ``holdout``; without a
+   visitor id nobody can be placed in or out of it: ``no_unit_id``;
+3. each placement tries its rules in order; the first that applies wins:
+   ``targeting_match`` (a rule serving a variant), ``experiment`` (an arm by bucket),
+   ``forced`` (a QA visitor's arm), ``no_unit_id`` (an experiment applies but the
+   visitor has no value to bucket by: the default, never a random arm);
+   an experiment that is not running or that the visitor does not enter passes to
+   the next rule;
+4. no rule applies                → ``default``;
+   a placement the bundle does not have → ``unknown_placement``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from service.core.bucketing import BUCKETS, arm_index, bucket_of
+from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
+from service.core.conditions import Facts
+
+Reason = Literal[
+    "targeting_match",
+    "experiment",
+    "forced",
+    "default",
+    "no_consent",
+    "no_unit_id",
+    "holdout",
+    "unknown_placement",
+]
+REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
+_EVERYONE = (0, BUCKETS)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """The core's view of a request: plain data, with the time supplied by the caller."""
+
+    visitor_id: str | None
+    attributes: Mapping[str, Any]
+    now: datetime
+    context: Mapping[str, Any] = field(default_factory=dict)
+    personalization: bool = False
+    placements: Sequence[str] | None = None  # None: every placement of the bundle
+    explain: bool = False
+
+
+class Assignment(msgspec.Struct, frozen=True, gc=False):
+    key: str
+    arm: str
+    bucket: int | None  # None for a forced (QA) arm, which no bucket chose
+
+
+class PlacementDecision(msgspec.Struct, frozen=True, gc=False):
+    variant: str | None
+    reason: Reason
+    rule: str | None = None
+    experiment: Assignment | None = None
+
+
+class TraceStep(msgspec.Struct, frozen=True, gc=False):
+    placement: str
+    rule: str
+    outcome: str  # matched, no_match, not_running, not_in_traffic, no_unit_id, forced
+
+
+class Decision(msgspec.Struct, frozen=True):
+    segments: list[str]
+    placements: dict[str, PlacementDecision]
+    trace: list[TraceStep] | None = None
+
+
+_UNKNOWN = PlacementDecision(None, "unknown_placement")
+
+
+def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
+    """Decide every requested placement for one visitor."""
+    names = tuple(bundle.placements) if request.placements is None else request.placements
+    trace: list[TraceStep] | None = [] if request.explain else None
+    if not request.personalization:
+        return _defaults(bundle, names, "no_consent", trace)
+    visitor_id = request.visitor_id or None  # an empty id is no id
+    holdout = bundle.holdout
+    if holdout is not None and visitor_id not in bundle.qa_ids:
+        if visitor_id is None:
+            return _defaults(bundle, names, "no_unit_id", trace)
+        if bucket_of(holdout.prefix, visitor_id) < holdout.buckets:
+            return _defaults(bundle, names, "holdout", trace)
+    facts = Facts(request.attributes, request.context, request.now.timestamp(), bundle.segments)
+    placements = bundle.placements
+    decided = {}
+    for name in names:
+        placement = placements.get(name)
+        decided[name] = _UNKNOWN if placement is None else _place(placement, facts, visitor_id, trace)
+    segments = [name for name in bundle.segments if facts.segment(name)]
+    return Decision(segments, decided, trace)
+
+
+def _defaults(bundle: Bundle, names: Sequence[str], reason: Reason, trace: list[TraceStep] | None) -> Decision:
+    decided = {}
+    for name in names:
+        placement = bundle.placements.get(name)
+        decided[name] = _UNKNOWN if placement is None else PlacementDecision(placement.default, reason)
+    return Decision([], decided, trace)
+
+
+def _place(
+    placement: CompiledPlacement, facts: Facts, visitor_id: str | None, trace: list[TraceStep] | None
+) -> PlacementDecision:
+    for rule in placement.rules:
+        if rule.target is not None and not rule.target(facts):
+            if trace is not None:
+                trace.append(TraceStep(placement.name, rule.label, "no_match"))
+            continue
+        if rule.serve is not None:
+            if trace is not None:
+                trace.append(TraceStep(placement.name, rule.label, "matched"))
+            return PlacementDecision(rule.serve, "targeting_match", rule.label)
+        experiment = rule.experiment
+        assert experiment is not None  # the spec requires serve or experiment
+        outcome = _assign(experiment, facts, visitor_id, rule.label)
+        if trace is not None:
+            step = outcome if isinstance(outcome, str) else "matched" if outcome.reason == "experiment" else "forced"
+            trace.append(TraceStep(placement.name, rule.label, step))
+        if outcome == "no_unit_id":
+            return PlacementDecision(placement.default, "no_unit_id", rule.label)
+        if not isinstance(outcome, str):
+            return outcome
+    return PlacementDecision(placement.default, "default")
+
+
+def _assign(
+    experiment: CompiledExperiment, facts: Facts, visitor_id: str | None, label: str
+) -> PlacementDecision | str:
+    """The arm of a visitor the rule has targeted, or why there is none."""
+    if visitor_id is not None and experiment.forced and experiment.status != "stopped":
+        forced = experiment.forced.get(visitor_id)
+        if forced is not None:
+            arm = experiment.arms[forced]
+            return PlacementDecision(arm.variant, "forced", label, Assignment(experiment.key, arm.key, None))
+    if not experiment.active_at(facts.now):
+        return "not_running"
+    unit = visitor_id if experiment.unit is None else _unit_text(experiment.unit(facts))
+    if unit is None:
+        return "no_unit_id"
+    entry = experiment.entry_range
+    if entry != _EVERYONE and not entry[0] <= bucket_of(experiment.entry_prefix, unit) < entry[1]:
+        return "not_in_traffic"
+    bucket = bucket_of(experiment.arm_prefix, unit)
+    arm = experiment.arms[arm_index(experiment.bounds, bucket)]
+    return PlacementDecision(arm.variant, "experiment", label, Assignment(experiment.key, arm.key, bucket))
+
+
+def _unit_text(value: Any) -> str | None:
+    """Bucket by text or whole numbers only: a float or a list has no stable text form."""
+    kind = type(value)
+    if kind is str:
+        return value if value else None
+    if kind is int:
+        return str(value)
+    return None

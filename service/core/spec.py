@@ -1,0 +1,306 @@
+"""The versioned, marketer-facing file formats of a bundle (version 1).
+
+Two kinds of files make a bundle:
+
+* rule files (``rules/*.yaml``): segments, placements, experiments and the holdout;
+* content files (``content/*.yaml``): variants and their structured content.
+
+Every model forbids unknown keys so that a typo is an error with a line number,
+not a silently ignored setting. The JSON Schemas in ``schema/`` are generated
+from these models (``tailor schema``) and a test keeps them in step.
+Cross-references (a rule naming a segment, an arm naming a variant) are checked
+by the compiler, which sees every file at once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+SPEC_VERSION = 1
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+"""Keys of segments, placements, experiments, arms and variants."""
+
+PATH_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+AttrPath = Annotated[str, Field(pattern=PATH_PATTERN, max_length=200)]
+"""A dotted path into nested attributes: ``cart.items``, ``views.electronics_7d``."""
+
+Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"30d"`` → 30 days. Units: s, m, h, d, w (seconds to weeks)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"'{text}' is not a duration; write a number and a unit, e.g. 30d, 24h, 15m, 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _check_regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Regex = Annotated[str, AfterValidator(_check_regex)]
+SemVerText = Annotated[str, Field(pattern=r"^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.\-]+)?(\+[0-9A-Za-z.\-]+)?$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class Ref(_Model):
+    """Compare with another value of the same request instead of a constant."""
+
+    attr: AttrPath | None = Field(None, description="Dotted path into the visitor's attributes.")
+    context: AttrPath | None = Field(None, description="Dotted path into the request context.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.attr is None) == (self.context is None):
+            raise ValueError("a reference names exactly one of 'attr' or 'context'")
+        return self
+
+
+Comparable = StrictInt | StrictFloat | StrictStr | Ref
+TimePoint = datetime | Ref
+
+OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between",
+    "contains", "starts_with", "ends_with", "matches", "exists",
+    "semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte",
+    "before", "after", "within", "older_than",
+)  # fmt: skip
+GROUPS: tuple[str, ...] = ("all", "any", "not", "segment")
+
+
+class Condition(_Model):
+    """One condition: a group (all / any / not), a segment reference, or a test of one value.
+
+    A test names its subject with ``attr`` (visitor attributes) or ``context`` (request
+    context) and exactly one operator. A test on a missing value is false, except
+    ``exists: false``.
+    """
+
+    all_: list[Condition] | None = Field(None, alias="all", min_length=1, description="True when every condition is true.")
+    any_: list[Condition] | None = Field(None, alias="any", min_length=1, description="True when at least one is true.")
+    not_: Condition | None = Field(None, alias="not", description="True when the condition is false.")
+    segment: Name | None = Field(None, description="True when the visitor is in this segment.")
+
+    attr: AttrPath | None = Field(None, description="Dotted path into the visitor's attributes.")
+    context: AttrPath | None = Field(None, description="Dotted path into the request context (locale, page, ...).")
+
+    eq: Scalar | Ref | None = Field(None, description="Equal, same type (5 never equals '5').")
+    ne: Scalar | Ref | None = Field(None, description="Present and not equal.")
+    in_: list[Scalar] | None = Field(None, alias="in", min_length=1, description="Equal to one of these.")
+    not_in: list[Scalar] | None = Field(None, min_length=1, description="Present and equal to none of these.")
+    gt: Comparable | None = Field(None, description="Greater than (numbers with numbers, text with text).")
+    gte: Comparable | None = Field(None, description="Greater than or equal.")
+    lt: Comparable | None = Field(None, description="Less than.")
+    lte: Comparable | None = Field(None, description="Less than or equal.")
+    between: tuple[StrictInt | StrictFloat, StrictInt | StrictFloat] | None = Field(
+        None, description="A number within [low, high], both ends included."
+    )
+    contains: Scalar | None = Field(None, description="Text containing this text, or a list containing this item.")
+    starts_with: StrictStr | None = Field(None, description="Text starting with this text.")
+    ends_with: StrictStr | None = Field(None, description="Text ending with this text.")
+    matches: Regex | None = Field(None, description="Text in which this regular expression finds a match.")
+    exists: StrictBool | None = Field(None, description="true: the value is present (not null); false: it is absent.")
+    semver_eq: SemVerText | None = Field(None, description="Semantic version equal to this one.")
+    semver_gt: SemVerText | None = Field(None, description="Semantic version greater than this one.")
+    semver_gte: SemVerText | None = Field(None, description="Semantic version greater than or equal.")
+    semver_lt: SemVerText | None = Field(None, description="Semantic version less than this one.")
+    semver_lte: SemVerText | None = Field(None, description="Semantic version less than or equal.")
+    before: TimePoint | None = Field(None, description="A time (ISO 8601 or epoch seconds) before this one.")
+    after: TimePoint | None = Field(None, description="A time after this one.")
+    within: Duration | None = Field(None, description="A time within this long before the request, e.g. 30d.")
+    older_than: Duration | None = Field(None, description="A time more than this long before the request, e.g. 24h.")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Self:
+        groups = [name for name, field in _GROUP_FIELDS.items() if getattr(self, field) is not None]
+        operators = self.operators()
+        subjects = [name for name in ("attr", "context") if getattr(self, name) is not None]
+        if groups:
+            if len(groups) > 1 or operators or subjects:
+                extra = [*groups[1:], *subjects, *operators]
+                raise ValueError(f"'{groups[0]}' stands alone in its condition; move {_quote(extra)} into a condition of its own")
+            return self
+        if len(subjects) != 1:
+            raise ValueError(
+                "a condition is a group (all, any, not), a segment reference, "
+                "or a test naming exactly one of 'attr' or 'context'"
+                if not subjects
+                else "a test names exactly one of 'attr' or 'context', not both"
+            )
+        if len(operators) != 1:
+            raise ValueError(
+                f"a test needs exactly one operator, found {_quote(operators)}"
+                if operators
+                else f"a test needs an operator, one of: {', '.join(OPERATORS)}"
+            )
+        return self
+
+    def operators(self) -> list[str]:
+        """The operators set on this condition, by their file names."""
+        return [op for op in OPERATORS if getattr(self, _OPERATOR_FIELDS[op]) is not None]
+
+    def operand(self) -> object:
+        """The value of this test's single operator."""
+        return getattr(self, _OPERATOR_FIELDS[self.operators()[0]])
+
+
+_GROUP_FIELDS = {"all": "all_", "any": "any_", "not": "not_", "segment": "segment"}
+_OPERATOR_FIELDS = {op: ("in_" if op == "in" else op) for op in OPERATORS}
+
+
+def _quote(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names) if names else "nothing"
+
+
+class Segment(_Model):
+    """A named set of visitors, defined by a condition over their attributes."""
+
+    description: str = ""
+    when: Condition
+
+
+class Arm(_Model):
+    """One arm of an experiment: the variant it serves and its integer weight."""
+
+    key: Name
+    variant: Name
+    weight: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+
+
+Percent = Annotated[float, Field(ge=0, le=100, multiple_of=0.01)]
+
+
+class Experiment(_Model):
+    """An A/B or multivariate test whose arms each serve one variant."""
+
+    description: str = ""
+    status: Literal["draft", "running", "stopped"]
+    arms: list[Arm] = Field(min_length=1)
+    traffic: Percent | None = Field(
+        None, description="Percent of eligible visitors who enter (default 100). Not with a layer."
+    )
+    layer: Name | None = Field(None, description="Experiments in one layer never share a visitor.")
+    layer_slice: tuple[Percent, Percent] | None = Field(
+        None, description="The part of the layer's visitors this experiment owns, as [from, to) percent."
+    )
+    bucket_by: AttrPath | None = Field(None, description="Attribute to bucket by; default: the visitor id.")
+    salt: str | None = Field(None, min_length=1, max_length=200, description="Hash salt; default: the key.")
+    start: datetime | None = None
+    end: datetime | None = None
+    forced: dict[str, Name] = Field(
+        default_factory=dict, description="QA visitor ids and the arm each one always gets."
+    )
+
+    @model_validator(mode="after")
+    def _layer_shape(self) -> Self:
+        if self.layer is None and self.layer_slice is not None:
+            raise ValueError("'layer_slice' needs a 'layer'")
+        if self.layer is not None:
+            if self.traffic is not None:
+                raise ValueError("in a layer, 'layer_slice' sets the traffic; remove 'traffic'")
+            if self.layer_slice is None:
+                raise ValueError("an experiment in a layer needs 'layer_slice: [from, to]'")
+            if self.layer_slice[0] >= self.layer_slice[1]:
+                raise ValueError("'layer_slice' must go from a lower to a higher percent")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("'start' must be before 'end'")
+        if sum(arm.weight for arm in self.arms) == 0:
+            raise ValueError("at least one arm needs a weight above 0")
+        return self
+
+
+class Rule(_Model):
+    """One targeting rule of a placement: who it targets and what it does."""
+
+    name: Name | None = Field(None, description="Shown in traces; default: rules[i].")
+    segment: Name | None = Field(None, description="Target this segment.")
+    when: Condition | None = Field(None, description="Target visitors matching this inline condition.")
+    serve: Name | None = Field(None, description="Serve this variant.")
+    experiment: Name | None = Field(None, description="Run this experiment.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Self:
+        if (self.serve is None) == (self.experiment is None):
+            raise ValueError("a rule either serves a variant ('serve') or runs an experiment ('experiment')")
+        if self.segment is not None and self.when is not None:
+            raise ValueError("a rule targets a segment or an inline 'when' condition, not both")
+        return self
+
+
+class Placement(_Model):
+    """A slot on a page or in an email; rules are tried in order and the first match wins."""
+
+    description: str = ""
+    default: Name = Field(description="The variant served when no rule applies.")
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class Holdout(_Model):
+    """A share of visitors who always get defaults, to measure the lift of personalization."""
+
+    percent: Percent
+    salt: str = Field("holdout", min_length=1, max_length=200)
+
+
+class RulesFile(_Model):
+    """A rule file: ``rules/*.yaml``."""
+
+    model_config = ConfigDict(title="Tailor rule file, version 1")
+
+    version: Literal[1]
+    segments: dict[Name, Segment] = Field(default_factory=dict)
+    placements: dict[Name, Placement] = Field(default_factory=dict)
+    experiments: dict[Name, Experiment] = Field(default_factory=dict)
+    holdout: Holdout | None = None
+
+
+class Variant(_Model):
+    """What a placement shows: structured fields the client renders."""
+
+    description: str = ""
+    content: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Headline, image, call to action, ...: passed to the client as is."
+    )
+
+
+class ContentFile(_Model):
+    """A content file: ``content/*.yaml``."""
+
+    model_config = ConfigDict(title="Tailor content file, version 1")
+
+    version: Literal[1]
+    variants: dict[Name, Variant] = Field(default_factory=dict)
