@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
+from service.core import spec
 from service.core.compile import Bundle, compile_bundle, suggest
 from service.core.errors import BundleError, Problem
-from service.core import spec
 from service.core.spec import ContentFile, RulesFile
-from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
 
 RULES_DIR = "rules"
 CONTENT_DIR = "content"
@@ -81,7 +81,9 @@ def _read_kind(
         return []
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
     if not paths and required:
-        problems.append(Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set"))
+        problems.append(
+            Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set")
+        )
     parsed = []
     for path in paths:
         name = path.relative_to(root).as_posix()
@@ -195,6 +197,7 @@ def _located(problems: Iterable[Problem], documents: dict[str, YamlDocument]) ->
     for problem in problems:
         document = documents.get(problem.file)
         if problem.line is None and document is not None:
-            problem = dataclasses.replace(problem, line=document.line_of(problem.path))
-        out.append(problem)
+            out.append(dataclasses.replace(problem, line=document.line_of(problem.path)))
+        else:
+            out.append(problem)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -29,7 +29,7 @@ _YAML_1_1_ONLY = {_BOOL, _INT, _FLOAT, "tag:yaml.org,2002:timestamp"}
 class _Loader(_BASE):  # type: ignore[misc, valid-type]
     """SafeLoader with the YAML 1.2 core schema for booleans and numbers."""
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
         first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML_1_1_ONLY]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }

@@ -176,9 +176,7 @@ def compile_bundle(
         raise BundleError(c.problems)
 
     compiled_experiments = {name: _experiment(name, d.spec) for name, d in experiments.items()}
-    compiled_placements = {
-        name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()
-    }
+    compiled_placements = {name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()}
     _warn_unused(c, placements, experiments, variants)
     return Bundle(
         revision=revision,
@@ -215,9 +213,7 @@ def _condition_refs(c: _Compiler, file: str, path: Path, cond: Condition, segmen
 
 
 def _check_segments(c: _Compiler, segments: Mapping[str, _Defined[Segment]]) -> None:
-    graph = {
-        name: _condition_refs(c, d.file, (*d.path, "when"), d.spec.when, segments) for name, d in segments.items()
-    }
+    graph = {name: _condition_refs(c, d.file, (*d.path, "when"), d.spec.when, segments) for name, d in segments.items()}
     for cycle in _cycles(graph):
         d = segments[cycle[0]]
         c.error(d.file, (*d.path, "when"), f"segment '{cycle[0]}' refers to itself: {' → '.join(cycle)}")
@@ -256,7 +252,7 @@ def _check_experiments(
             keys.add(arm.key)
             c.check_name(d.file, (*d.path, "arms", i, "variant"), arm.variant, variants, "variant")
         for visitor, arm_key in spec.forced.items():
-            c.check_name(d.file, (*d.path, "forced", visitor), arm_key, {k: 1 for k in keys}, "arm")
+            c.check_name(d.file, (*d.path, "forced", visitor), arm_key, dict.fromkeys(keys, 1), "arm")
         if spec.layer is not None and spec.layer_slice is not None:
             low, high = spec.layer_slice
             for other_low, other_high, other in slices.get(spec.layer, []):
@@ -299,16 +295,16 @@ def _warn_unused(
     experiments: Mapping[str, _Defined[Experiment]],
     variants: Mapping[str, _Defined[Variant]],
 ) -> None:
-    used_experiments = {r.experiment for d in placements.values() for r in d.spec.rules}
-    used_variants = {d.spec.default for d in placements.values()}
-    used_variants |= {r.serve for d in placements.values() for r in d.spec.rules}
+    rules = [rule for d in placements.values() for rule in d.spec.rules]
+    used_experiments = {rule.experiment for rule in rules}
+    used_variants = {d.spec.default for d in placements.values()} | {rule.serve for rule in rules}
     used_variants |= {arm.variant for d in experiments.values() for arm in d.spec.arms}
-    for name, d in experiments.items():
+    for name, e in experiments.items():
         if name not in used_experiments:
-            c.warn(d.file, d.path, f"experiment '{name}' is not used by any placement")
-    for name, d in variants.items():
+            c.warn(e.file, e.path, f"experiment '{name}' is not used by any placement")
+    for name, v in variants.items():
         if name not in used_variants:
-            c.warn(d.file, d.path, f"variant '{name}' is not served by any placement or experiment")
+            c.warn(v.file, v.path, f"variant '{name}' is not served by any placement or experiment")
 
 
 def _experiment(name: str, spec: Experiment) -> CompiledExperiment:

@@ -35,7 +35,7 @@ SEMVER_CACHE_SIZE = 4096  # app versions have few distinct values; parsing them 
 class Facts:
     """What one decision knows: attributes, context, the time and the segments found so far."""
 
-    __slots__ = ("attrs", "context", "now", "_memo", "_segments")
+    __slots__ = ("_memo", "_segments", "attrs", "context", "now")
 
     def __init__(
         self,

@@ -110,7 +110,9 @@ class Condition(_Model):
     ``exists: false``.
     """
 
-    all_: list[Condition] | None = Field(None, alias="all", min_length=1, description="True when every condition is true.")
+    all_: list[Condition] | None = Field(
+        None, alias="all", min_length=1, description="True when every condition is true."
+    )
     any_: list[Condition] | None = Field(None, alias="any", min_length=1, description="True when at least one is true.")
     not_: Condition | None = Field(None, alias="not", description="True when the condition is false.")
     segment: Name | None = Field(None, description="True when the visitor is in this segment.")
@@ -152,7 +154,9 @@ class Condition(_Model):
         if groups:
             if len(groups) > 1 or operators or subjects:
                 extra = [*groups[1:], *subjects, *operators]
-                raise ValueError(f"'{groups[0]}' stands alone in its condition; move {_quote(extra)} into a condition of its own")
+                raise ValueError(
+                    f"'{groups[0]}' stands alone in its condition; move {_quote(extra)} into a condition of its own"
+                )
             return self
         if len(subjects) != 1:
             raise ValueError(

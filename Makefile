@@ -1,0 +1,52 @@
+# The commands people type. `make run` and `make test` install what they need
+# (pinned in requirements/*.lock) into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test lint types unit bench compare schema lock clean
+
+$(VENV)/.run: requirements/run.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements/run.lock
+	$(PIP) --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.run requirements/dev.lock
+	$(PIP) -r requirements/dev.lock
+	touch $@
+
+run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080
+	$(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
+
+test: lint types unit  ## lint, types and every test
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(VENV)/.dev
+	$(BIN)/mypy service
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
+	$(BIN)/pytest tests/bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+compare: $(VENV)/.dev  ## our core next to GrowthBook's SDK on the same 20-flag workload, one run
+	$(BIN)/python loadtests/compare_growthbook.py
+
+schema: $(VENV)/.run  ## regenerate the committed JSON Schemas of the file formats
+	$(BIN)/tailor schema --out schema
+
+lock:  ## re-resolve requirements/*.lock from pyproject.toml
+	$(PYTHON) -m venv /tmp/tailor-uv && /tmp/tailor-uv/bin/pip install --quiet uv==0.13.8
+	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 -o requirements/run.lock
+	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 --extra dev -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .benchmarks

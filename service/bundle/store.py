@@ -1,0 +1,74 @@
+"""One reference to the bundle being served, swapped atomically; the last good bundle keeps serving.
+
+Readers take ``store.current`` once per request and use that object throughout,
+so a swap in the middle of a request never mixes two revisions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.bundle.loader import load_bundle
+from service.core.compile import Bundle
+from service.core.errors import BundleError, Problem, TailorError
+
+
+class NotReadyError(TailorError):
+    """No bundle has loaded yet, so no decision can be made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    bundle: Bundle
+    loaded_at: datetime
+    source: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    ok: bool
+    revision: str | None
+    problems: tuple[Problem, ...]
+
+
+class BundleStore:
+    """Holds the current bundle and the problems of the last failed load."""
+
+    def __init__(self, load: Callable[[Path], Bundle] = load_bundle, clock: Callable[[], datetime] | None = None):
+        self._load = load
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._current: Loaded | None = None
+        self._last_problems: tuple[Problem, ...] = ()
+        self._lock = threading.Lock()  # one load at a time; readers never wait for it
+
+    @property
+    def current(self) -> Loaded:
+        loaded = self._current
+        if loaded is None:
+            raise NotReadyError("no bundle is loaded yet")
+        return loaded
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    @property
+    def last_problems(self) -> tuple[Problem, ...]:
+        """Problems of the most recent load if it failed; empty after a success."""
+        return self._last_problems
+
+    def load(self, source: Path) -> LoadReport:
+        """Load ``source``; on success swap it in, on failure keep serving what was there."""
+        with self._lock:
+            try:
+                bundle = self._load(source)
+            except BundleError as exc:
+                self._last_problems = tuple(exc.problems)
+                return LoadReport(False, None, self._last_problems)
+            self._current = Loaded(bundle, self._clock(), source)
+            self._last_problems = ()
+            return LoadReport(True, bundle.revision, ())

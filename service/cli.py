@@ -1,0 +1,168 @@
+"""The ``tailor`` command: serve, validate, decide, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from granian import Granian
+from granian.constants import Interfaces
+from pydantic import BaseModel
+
+from service.bundle.loader import load_bundle
+from service.core.compile import Bundle
+from service.core.decide import decide
+from service.core.errors import BundleError, Problem
+from service.core.spec import ContentFile, RulesFile
+from service.http import wire
+from service.http.mapping import decision_response, to_core
+from service.settings import Settings
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+SCHEMAS: dict[str, type[BaseModel]] = {"rules.v1.schema.json": RulesFile, "content.v1.schema.json": ContentFile}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ValueError as exc:  # malformed settings or arguments
+        print(f"tailor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tailor", description="Edge personalization decision API")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the decision API")
+    serve.add_argument("--bundle", type=Path, help="bundle folder (default: TAILOR_BUNDLE or .)")
+    serve.add_argument("--host", help="address (default: TAILOR_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: TAILOR_PORT or 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: TAILOR_WORKERS or 1)")
+    serve.set_defaults(run=_serve)
+
+    validate = commands.add_parser(
+        "validate", help="check a bundle and print every problem as file:line: path: message"
+    )
+    validate.add_argument("bundle", nargs="?", type=Path, default=Path("."), help="bundle folder (default: .)")
+    validate.set_defaults(run=_validate)
+
+    decide_cmd = commands.add_parser("decide", help="run one decision offline and print it with its trace")
+    decide_cmd.add_argument("--bundle", type=Path, default=Path("."), help="bundle folder (default: .)")
+    decide_cmd.add_argument("--visitor", type=Path, required=True, help="JSON file: {id, attributes, consent}")
+    decide_cmd.add_argument("--placement", action="append", help="placement to decide (repeat; default: all)")
+    decide_cmd.add_argument("--now", help="decide as of this ISO 8601 time (default: now)")
+    decide_cmd.add_argument("--locale", help="request context locale")
+    decide_cmd.add_argument("--page", help="request context page")
+    decide_cmd.set_defaults(run=_decide)
+
+    schema = commands.add_parser("schema", help="write the JSON Schemas of the file formats")
+    schema.add_argument("--out", type=Path, default=Path("schema"), help="folder (default: schema)")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    overrides = {k: v for k in ("bundle", "host", "port", "workers") if (v := getattr(args, k)) is not None}
+    settings = replace(settings, **overrides)
+    bundle = _load_or_report(settings.bundle)
+    if bundle is None:
+        return EXIT_PROBLEMS
+    print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
+    os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
+    Granian(
+        "service.http.app:create_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=max(1, settings.workers),
+        working_dir=Path.cwd(),
+        log_access=False,
+    ).serve()
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_bundle(args.bundle)
+    except BundleError as exc:
+        _print_problems(args.bundle, exc.problems)
+        print(f"{len(exc.problems)} error(s) in {args.bundle}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    _print_problems(args.bundle, list(bundle.warnings))
+    print(
+        f"ok: {args.bundle} revision {bundle.revision}: {len(bundle.placements)} placements, "
+        f"{len(bundle.segments)} segments, {len(bundle.experiments)} experiments, "
+        f"{len(bundle.variants)} variants, {len(bundle.warnings)} warning(s)"
+    )
+    return EXIT_OK
+
+
+def _print_problems(root: Path, problems: list[Problem]) -> None:
+    for problem in sorted(problems, key=lambda p: (p.file, p.line or 0)):
+        shown = problem if str(root) in ("", ".") else replace(problem, file=(root / problem.file).as_posix())
+        print(shown.render())
+
+
+def _load_or_report(root: Path) -> Bundle | None:
+    try:
+        return load_bundle(root)
+    except BundleError as exc:
+        _print_problems(root, exc.problems)
+        print(f"tailor: the bundle in {root} has {len(exc.problems)} error(s); nothing was served", file=sys.stderr)
+        return None
+
+
+def _decide(args: argparse.Namespace) -> int:
+    bundle = _load_or_report(args.bundle)
+    if bundle is None:
+        return EXIT_PROBLEMS
+    try:
+        visitor = msgspec.json.decode(args.visitor.read_bytes(), type=wire.Visitor)
+    except (OSError, msgspec.DecodeError) as exc:
+        print(f"tailor: {args.visitor}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    now = datetime.fromisoformat(args.now) if args.now else None
+    request = wire.DecideRequest(
+        visitor=visitor,
+        placements=args.placement,
+        context=wire.Context(locale=args.locale, page=args.page, now=now),
+        explain=True,
+    )
+    decision = decide(bundle, to_core(request, Settings(), lambda: datetime.now(UTC)))
+    response = decision_response(bundle, decision, "offline")
+    print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in schema_texts().items():
+        (args.out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out / name}")
+    return EXIT_OK
+
+
+def schema_texts() -> dict[str, str]:
+    """The committed JSON Schemas, generated from the pydantic models of the file formats."""
+    return {
+        name: json.dumps(model.model_json_schema(by_alias=True), indent=2) + "\n" for name, model in SCHEMAS.items()
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

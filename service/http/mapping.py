@@ -1,0 +1,128 @@
+"""Wire structs ↔ core types: request limits, the request's time, and response building."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from service.bundle.store import Loaded
+from service.core.bucketing import HASH_VERSION
+from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
+from service.core.decide import Decision, DecisionRequest
+from service.core.errors import Problem, RequestError, format_path
+from service.http import wire
+from service.settings import Settings
+
+
+def to_core(data: wire.DecideRequest, settings: Settings, clock: Callable[[], datetime]) -> DecisionRequest:
+    """Check the request against the limits and turn it into the core's request."""
+    if data.placements is not None and len(data.placements) > settings.max_placements:
+        raise RequestError(f"at most {settings.max_placements} placements per request", "$.placements")
+    check_attributes(data.visitor.attributes, settings)
+    ctx = data.context
+    now = clock() if ctx.now is None else ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
+    context = {"locale": ctx.locale, "page": ctx.page}
+    return DecisionRequest(
+        visitor_id=data.visitor.id,
+        attributes=data.visitor.attributes,
+        now=now,
+        context={k: v for k, v in context.items() if v is not None},
+        personalization=data.visitor.consent.personalization,
+        placements=data.placements,
+        explain=data.explain,
+    )
+
+
+def check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
+    """Refuse attributes that are too many, too deep or too long, saying where."""
+    budget = [settings.max_attributes]
+    _check(attributes, "$.visitor.attributes", 1, budget, settings)
+
+
+def _check(value: Any, where: str, depth: int, budget: list[int], settings: Settings) -> None:
+    if depth > settings.max_attribute_depth:
+        raise RequestError(f"attributes nest deeper than {settings.max_attribute_depth} levels", where)
+    items = value.items() if type(value) is dict else enumerate(value)
+    for key, item in items:
+        budget[0] -= 1
+        here = f"{where}.{key}" if type(value) is dict else f"{where}[{key}]"
+        if budget[0] < 0:
+            raise RequestError(f"more than {settings.max_attributes} attribute values", "$.visitor.attributes")
+        kind = type(item)
+        if kind is str and len(item) > settings.max_text_length:
+            raise RequestError(f"text longer than {settings.max_text_length} characters", here)
+        if kind is dict or kind is list:
+            _check(item, here, depth + 1, budget, settings)
+
+
+def decision_response(bundle: Bundle, decision: Decision, decision_id: str) -> wire.DecideResponse:
+    variants = bundle.variants
+    placements = {}
+    for name, placed in decision.placements.items():
+        variant = placed.variant
+        assignment = placed.experiment
+        placements[name] = wire.PlacementOut(
+            variant=variant,
+            reason=placed.reason,
+            content=None if variant is None else dict(variants[variant].content),
+            rule=placed.rule,
+            experiment=None
+            if assignment is None
+            else wire.ExperimentOut(assignment.key, assignment.arm, assignment.bucket),
+        )
+    trace = None
+    if decision.trace is not None:
+        trace = [wire.TraceOut(step.placement, step.rule, step.outcome) for step in decision.trace]
+    return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace)
+
+
+def bundle_info(loaded: Loaded, last_problems: tuple[Problem, ...]) -> wire.BundleInfo:
+    bundle = loaded.bundle
+    return wire.BundleInfo(
+        revision=bundle.revision,
+        loaded_at=loaded.loaded_at,
+        hash_version=HASH_VERSION,
+        placements=[_placement_info(p) for p in bundle.placements.values()],
+        segments=[wire.SegmentInfo(name, text) for name, text in bundle.segment_descriptions.items()],
+        experiments=[_experiment_info(e) for e in bundle.experiments.values()],
+        holdout_percent=None if bundle.holdout is None else bundle.holdout.percent,
+        warnings=[problem_out(p) for p in bundle.warnings],
+        last_load_errors=[problem_out(p) for p in last_problems],
+    )
+
+
+def _placement_info(placement: CompiledPlacement) -> wire.PlacementInfo:
+    rules = [
+        wire.RuleOut(
+            name=rule.label,
+            target=rule.describe,
+            serve=rule.serve,
+            experiment=None if rule.experiment is None else rule.experiment.key,
+        )
+        for rule in placement.rules
+    ]
+    return wire.PlacementInfo(placement.name, placement.description, placement.default, rules)
+
+
+def _experiment_info(experiment: CompiledExperiment) -> wire.ExperimentInfo:
+    return wire.ExperimentInfo(
+        key=experiment.key,
+        description=experiment.description,
+        status=experiment.status,
+        traffic_percent=experiment.traffic_percent,
+        arms=[wire.ArmInfo(arm.key, arm.variant, arm.weight) for arm in experiment.arms],
+        layer=experiment.layer,
+        bucket_by=experiment.bucket_by,
+        start=_from_epoch(experiment.start),
+        end=_from_epoch(experiment.end),
+        forced_visitors=len(experiment.forced),
+    )
+
+
+def _from_epoch(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def problem_out(problem: Problem) -> wire.ProblemOut:
+    return wire.ProblemOut(problem.file, problem.line, format_path(problem.path), problem.message, problem.severity)

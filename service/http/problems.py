@@ -1,0 +1,83 @@
+"""The one place that turns errors into HTTP responses.
+
+Every error response has the shape of ``ProblemDetails`` (RFC 9457), whose ``type``
+is one of the codes in ``PROBLEM_TYPES``. Nothing else in the HTTP layer builds an
+error body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from service.bundle.store import NotReadyError
+from service.core.errors import RequestError
+from service.http.wire import ErrorItem, ProblemDetails
+
+log = logging.getLogger("tailor.http")
+
+MEDIA_TYPE = "application/problem+json"
+
+# code → (status, title). Codes are part of the API: clients may switch on them.
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "invalid-request": (400, "The request is not valid"),
+    "not-found": (404, "No such endpoint"),
+    "method-not-allowed": (405, "Method not allowed on this endpoint"),
+    "body-too-large": (413, "The request body is too large"),
+    "not-ready": (503, "No bundle is loaded yet"),
+    "internal": (500, "Internal error"),
+}
+
+_LITESTAR_EXCEPTIONS: tuple[tuple[type[HTTPException], str], ...] = (
+    (RequestEntityTooLarge, "body-too-large"),
+    (NotFoundException, "not-found"),
+    (MethodNotAllowedException, "method-not-allowed"),
+)
+
+
+def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Exception handler for every exception the app lets through."""
+    code, detail, errors = _classify(exc)
+    status, title = PROBLEM_TYPES[code]
+    body = ProblemDetails(type=code, title=title, status=status, detail=detail, errors=errors)
+    allow = exc.headers.get("allow") if isinstance(exc, HTTPException) and exc.headers else None
+    headers = {"allow": allow} if allow else None
+    return Response(msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
+    if isinstance(exc, RequestError):
+        return "invalid-request", exc.message, [ErrorItem(exc.where, exc.message)]
+    if isinstance(exc, NotReadyError):
+        return "not-ready", str(exc), []
+    if isinstance(exc, ValidationException):
+        return "invalid-request", "the request body does not match the API", _validation_items(exc)
+    for kind, code in _LITESTAR_EXCEPTIONS:
+        if isinstance(exc, kind):
+            return code, str(exc.detail), []
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        # Litestar raises a plain ClientException for JSON it cannot parse.
+        message = str(exc.detail)
+        return "invalid-request", message, [ErrorItem("$", message)]
+    log.error("unhandled error", exc_info=exc)
+    return "internal", "an unexpected error; it has been logged", []
+
+
+def _validation_items(exc: ValidationException) -> list[ErrorItem]:
+    items = []
+    for entry in exc.extra if isinstance(exc.extra, list) else []:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
+        if key in (None, "data"):
+            loc = "$"
+            if message == "'data'":  # Litestar's wording for an empty body
+                message = "the request body is empty; send a JSON object"
+        else:
+            loc = f"$.{key}"
+        items.append(ErrorItem(loc, message))
+    return items or [ErrorItem("$", str(exc.detail))]

@@ -1,0 +1,157 @@
+"""Wire structs of API v1: what clients send and receive. Separate from the core's types.
+
+Unknown fields are rejected so that a misspelt field ("atributes") is an error,
+not a request that silently decides on nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+VisitorId = Annotated[str, Meta(max_length=256, description="A stable id (cookie or account); buckets depend on it.")]
+Name = Annotated[str, Meta(max_length=64)]
+
+
+class Consent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    personalization: bool = False
+    """May content be chosen from the visitor's behaviour and attributes? Absent means no."""
+    analytics: bool = False
+    """May decisions be logged against this visitor's (pseudonymized) id? Absent means no."""
+
+
+class Visitor(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    id: VisitorId | None = None
+    attributes: dict[str, Any] = {}
+    consent: Consent = Consent()
+
+
+class Context(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    locale: Annotated[str, Meta(max_length=35)] | None = None
+    page: Annotated[str, Meta(max_length=2048)] | None = None
+    now: datetime | None = None
+    """Decide as of this time (previews, tests); default: the server's clock. No zone means UTC."""
+
+
+class DecideRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    visitor: Visitor
+    placements: Annotated[list[Name], Meta(min_length=1, max_length=256)] | None = None
+    """Placements to decide; omitted means every placement of the bundle."""
+    context: Context = Context()
+    explain: bool = False
+    """Add the trace of which rules matched."""
+
+
+Reason = Literal[
+    "targeting_match", "experiment", "forced", "default", "no_consent", "no_unit_id", "holdout", "unknown_placement"
+]
+
+
+class ExperimentOut(msgspec.Struct, frozen=True):
+    key: str
+    arm: str
+    bucket: int | None
+
+
+class PlacementOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    variant: str | None
+    reason: Reason
+    content: dict[str, Any] | None = None
+    rule: str | None = None
+    experiment: ExperimentOut | None = None
+
+
+class TraceOut(msgspec.Struct, frozen=True):
+    placement: str
+    rule: str
+    outcome: str
+
+
+class DecideResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    revision: str
+    decision_id: str
+    segments: list[str]
+    placements: dict[str, PlacementOut]
+    trace: list[TraceOut] | None = None
+
+
+class RuleOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    target: str
+    serve: str | None = None
+    experiment: str | None = None
+
+
+class PlacementInfo(msgspec.Struct, frozen=True):
+    name: str
+    description: str
+    default: str
+    rules: list[RuleOut]
+
+
+class SegmentInfo(msgspec.Struct, frozen=True):
+    name: str
+    description: str
+
+
+class ArmInfo(msgspec.Struct, frozen=True):
+    key: str
+    variant: str
+    weight: int
+
+
+class ExperimentInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    description: str
+    status: str
+    traffic_percent: float
+    arms: list[ArmInfo]
+    layer: str | None = None
+    bucket_by: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    forced_visitors: int = 0
+
+
+class ProblemOut(msgspec.Struct, frozen=True):
+    file: str
+    line: int | None
+    path: str
+    message: str
+    severity: str
+
+
+class BundleInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    revision: str
+    loaded_at: datetime
+    hash_version: int
+    placements: list[PlacementInfo]
+    segments: list[SegmentInfo]
+    experiments: list[ExperimentInfo]
+    holdout_percent: float | None = None
+    warnings: list[ProblemOut] = []
+    last_load_errors: list[ProblemOut] = []
+
+
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    status: str
+    revision: str | None = None
+
+
+class ErrorItem(msgspec.Struct, frozen=True):
+    loc: str
+    """Where: a JSON path into the request body, such as ``$.visitor.id``."""
+    message: str
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The one error shape of the API (RFC 9457 problem details, ``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ErrorItem] = []
