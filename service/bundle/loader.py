@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from service.bundle.schema_errors import schema_problems
 from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
-from service.core import spec
-from service.core.compile import Bundle, compile_bundle, suggest
+from service.core.compile import Bundle, compile_bundle
 from service.core.errors import BundleError, Problem
 from service.core.spec import ContentFile, RulesFile
 
@@ -115,80 +115,8 @@ def _read_file(
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:
-        problems.extend(_schema_problems(name, document.data, exc))
+        problems.extend(schema_problems(name, model, document.data, exc))
         return None
-
-
-def _schema_problems(file: str, data: Any, exc: ValidationError) -> list[Problem]:
-    """Pydantic errors → problems at paths the file really has, one per place."""
-    seen: dict[tuple[str | int, ...], Problem] = {}
-    for error in exc.errors(include_url=False):
-        path, rest = _split_loc(data, error["loc"])
-        message = _message(error, rest)
-        key = path if error["type"] != "extra_forbidden" else (*path, "\0extra")
-        if key in seen and error["type"] not in ("missing", "extra_forbidden"):
-            continue  # several members of a union failed at one place: the first says enough
-        seen[key if key not in seen else (*key, len(seen))] = Problem(file, path, message)
-    return list(seen.values())
-
-
-def _split_loc(data: Any, loc: tuple[int | str, ...]) -> tuple[tuple[str | int, ...], tuple[int | str, ...]]:
-    """The longest part of ``loc`` that exists in the data, and what pydantic added after it."""
-    node = data
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            return tuple(loc[:i]), tuple(loc[i:])
-    return tuple(loc), ()
-
-
-_SPEC_MODELS: tuple[type[BaseModel], ...] = (
-    spec.RulesFile, spec.Segment, spec.Condition, spec.Ref, spec.Placement, spec.Rule,
-    spec.Experiment, spec.Arm, spec.Holdout, spec.ContentFile, spec.Variant,
-)  # fmt: skip
-_KNOWN_KEYS = sorted({f.alias or name for m in _SPEC_MODELS for name, f in m.model_fields.items()})
-
-
-def _message(error: Any, rest: tuple[int | str, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        key = str(error["loc"][-1])
-        return f"unknown key '{key}'{suggest(key, _KNOWN_KEYS)}"
-    if kind == "missing":
-        return f"missing required key '{rest[0] if rest else error['loc'][-1]}'"
-    if kind == "literal_error" and error["loc"] == ("version",):
-        return f"unsupported version {error['input']!r}: this Tailor reads version 1"
-    if kind == "string_pattern_mismatch":
-        return _pattern_message(error)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind.endswith("_type") or kind == "model_type":
-        return f"{message[:1].lower()}{message[1:]}, got {_describe(error['input'])}"
-    return message
-
-
-def _pattern_message(error: Any) -> str:
-    pattern = str(error.get("ctx", {}).get("pattern", ""))
-    value = error["input"]
-    if "\\." in pattern:
-        return f"'{value}' is not an attribute path: names of letters, digits, _ and - joined by dots"
-    if pattern.startswith("^v?"):
-        return f"'{value}' is not a semantic version such as 2.3.1 or 2.3.1-beta.1"
-    return f"'{value}' is not a valid name: use letters, digits, _ and -, starting with a letter"
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (true/false)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    return f"{type(value).__name__.replace('str', 'text')} {value!r}"
 
 
 def _located(problems: Iterable[Problem], documents: dict[str, YamlDocument]) -> list[Problem]:

@@ -1,0 +1,88 @@
+"""Broken bundles and the exact messages they get: tests/invalid/<case>/expected.txt.
+
+Each case folder holds ``rules/`` (and ``content/`` when the case is about content;
+otherwise the example bundle's content is used). ``expected.txt`` lists every problem
+as ``tailor validate`` prints it, in one pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.bundle.loader import load_bundle
+from service.bundle.store import BundleStore
+from service.core.errors import BundleError
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+CASES = sorted(p for p in (TESTS / "invalid").iterdir() if p.is_dir())
+
+
+def _bundle_from(case: Path, tmp_path: Path) -> Path:
+    target = tmp_path / case.name
+    shutil.copytree(case, target, ignore=shutil.ignore_patterns("expected.txt"))
+    if not (target / "content").exists():
+        shutil.copytree(ROOT / "content", target / "content")
+    return target
+
+
+def _rendered(problems: list) -> list[str]:  # type: ignore[type-arg]
+    return [p.render() for p in sorted(problems, key=lambda p: (p.file, p.line or 0))]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_problem_is_reported_with_file_and_line(case: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleError) as caught:
+        load_bundle(_bundle_from(case, tmp_path))
+    expected = (case / "expected.txt").read_text(encoding="utf-8").splitlines()
+    assert _rendered(caught.value.problems) == expected
+
+
+def test_validate_command_prints_problems_and_fails(tmp_path: Path) -> None:
+    bundle = _bundle_from(TESTS / "invalid" / "misspelt_names", tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "validate", str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1
+    first = (TESTS / "invalid" / "misspelt_names" / "expected.txt").read_text().splitlines()[0]
+    assert f"{bundle.as_posix()}/{first}" in done.stdout.splitlines()
+    assert "6 error(s)" in done.stderr
+
+
+def test_validate_command_accepts_the_example_bundle() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "validate"], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("ok: . revision ")
+
+
+def test_missing_rules_folder_is_an_error(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "content", tmp_path / "content")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path)
+    assert [p.render() for p in caught.value.problems] == [
+        f"rules/: the bundle has no 'rules' folder (looked in {tmp_path})"
+    ]
+
+
+def test_a_broken_bundle_never_replaces_the_working_one(tmp_path: Path) -> None:
+    store = BundleStore()
+    good = store.load(ROOT)
+    assert good.ok
+    before = store.current
+    report = store.load(_bundle_from(TESTS / "invalid" / "segment_cycle", tmp_path))
+    assert not report.ok
+    assert store.current is before
+    assert store.last_problems == report.problems
+    assert store.load(ROOT).ok
+    assert store.last_problems == ()
