@@ -156,8 +156,12 @@ def _typed_sets(values: list[Any]) -> dict[type, frozenset[Any]]:
 
 def _in(values: list[Any]) -> Test:
     sets = _typed_sets(values)
-    empty: frozenset[Any] = frozenset()
-    return lambda v: v in sets.get(type(v), empty)
+
+    def test(v: Any) -> bool:
+        same_kind = sets.get(type(v))  # only scalar kinds have a set, so v is hashable here
+        return same_kind is not None and v in same_kind
+
+    return test
 
 
 def _not_in(values: list[Any]) -> Test:
@@ -328,7 +332,7 @@ def _ref_compare(compare: Callable[[Any, Any], bool]) -> Test2:
             return False
         if type(a) in _NUMBER and type(b) in _NUMBER:
             return compare(a, b)
-        return type(a) is type(b) and type(a) is not bool and compare(a, b)
+        return type(a) is str and type(b) is str and compare(a, b)
 
     return test
 

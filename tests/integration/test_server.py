@@ -1,0 +1,137 @@
+"""The real server on 127.0.0.1, called over HTTP with httpx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.server import running_server
+
+pytestmark = pytest.mark.integration
+
+NOW = "2026-11-22T12:00:00Z"
+VIP = {"id": "v-vip", "attributes": {"orders_12m": 6, "spend_12m": 812.5}, "consent": {"personalization": True}}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with running_server() as base, httpx.Client(base_url=base, timeout=10.0) as http:
+        yield http
+
+
+def _decide(http: httpx.Client, visitor: dict[str, Any], **extra: Any) -> httpx.Response:
+    return http.post("/v1/decide", json={"visitor": visitor, "context": {"now": NOW}, **extra})
+
+
+def test_decides_placements_for_a_visitor(client: httpx.Client) -> None:
+    response = _decide(client, VIP, placements=["home_hero", "promo_banner", "no_such_slot"], explain=True)
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["revision"]) == 16
+    assert len(body["decision_id"]) == 32
+    assert body["segments"] == ["vip"]
+    hero = body["placements"]["home_hero"]
+    assert (hero["variant"], hero["reason"], hero["rule"]) == ("hero_vip", "targeting_match", "vip_offer")
+    assert hero["content"]["discount_percent"] == 20
+    assert body["placements"]["no_such_slot"] == {"variant": None, "reason": "unknown_placement"}
+    assert {"placement": "home_hero", "rule": "vip_offer", "outcome": "matched"} in body["trace"]
+
+
+def test_experiment_assignment_is_reported(client: httpx.Client) -> None:
+    visitor = {"id": "visitor-0", "consent": {"personalization": True}}
+    hero = _decide(client, visitor, placements=["home_hero"]).json()["placements"]["home_hero"]
+    assert hero["experiment"] == {"key": "hero_layout_test", "arm": "bold", "bucket": 9989}
+
+
+def test_decision_ids_differ_and_attribute_types_are_kept(client: httpx.Client) -> None:
+    as_text = {**VIP, "attributes": {"orders_12m": "6", "spend_12m": "812.5"}}
+    first, second = _decide(client, VIP).json(), _decide(client, as_text).json()
+    assert first["decision_id"] != second["decision_id"]
+    assert first["segments"] == ["vip"]
+    assert second["segments"] == []
+    assert second["placements"]["home_hero"]["variant"] != "hero_vip"
+
+
+def test_bundle_endpoint_describes_what_is_served(client: httpx.Client) -> None:
+    body = client.get("/v1/bundle").json()
+    assert body["hash_version"] == 1
+    assert [p["name"] for p in body["placements"]] == ["home_hero", "promo_banner"]
+    experiment = next(e for e in body["experiments"] if e["key"] == "hero_layout_test")
+    assert experiment["arms"] == [
+        {"key": "control", "variant": "hero_default", "weight": 50},
+        {"key": "bold", "variant": "hero_bold", "weight": 50},
+    ]
+    assert experiment["layer"] == "hero"
+    assert experiment["traffic_percent"] == 50.0
+    assert body["holdout_percent"] == 5.0
+    assert {s["name"] for s in body["segments"]} >= {"vip", "lapsed", "cart_abandoner", "eu_visitor"}
+
+
+def test_health_and_readiness(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["revision"] == client.get("/v1/bundle").json()["revision"]
+
+
+def test_openapi_describes_the_decide_request(client: httpx.Client) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    assert "/v1/decide" in schema["paths"]
+    assert {"DecideRequest", "DecideResponse", "Visitor"} <= set(schema["components"]["schemas"])
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert set(body) <= {"type", "title", "status", "detail", "errors"}
+    assert body["status"] == status
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        (b'{"visitor": {"id": "a"', "$", "truncated"),
+        (b'{"visitor": {"id": 5}}', "$.visitor.id", "Expected `str | null`, got `int`"),
+        (b"", "$", "the request body is empty"),
+        (b"[1, 2]", "$", "Expected `object`, got `array`"),
+        (b'{"visitor": {"atributes": {}}}', "$.visitor", "unknown field `atributes`"),
+        (b'{"visitor": {}, "placements": []}', "$.placements", "Expected `array` of length >= 1"),
+        (b'{"visitor": {"consent": {"personalization": "yes"}}}', "$.visitor.consent.personalization", "`bool`"),
+    ],
+    ids=["malformed", "wrong-type", "empty", "not-an-object", "unknown-field", "no-placements", "consent-type"],
+)
+def test_bad_input_gets_a_problem_saying_where(client: httpx.Client, body: bytes, loc: str, message: str) -> None:
+    problem = _problem(client.post("/v1/decide", content=body, headers={"content-type": "application/json"}), 400)
+    assert problem["type"] == "invalid-request"
+    assert problem["errors"][0]["loc"] == loc
+    assert message in problem["errors"][0]["message"]
+
+
+def test_too_large_a_body_is_refused(client: httpx.Client) -> None:
+    padding = "x" * 70_000
+    problem = _problem(_decide(client, {"id": "a", "attributes": {"note": padding}}), 413)
+    assert problem["type"] == "body-too-large"
+
+
+def test_too_many_attributes_are_refused(client: httpx.Client) -> None:
+    visitor = {"id": "a", "attributes": {f"a{i}": i for i in range(300)}}
+    problem = _problem(_decide(client, visitor), 400)
+    assert problem["errors"] == [{"loc": "$.visitor.attributes", "message": "more than 256 attribute values"}]
+
+
+def test_too_deep_attributes_are_refused(client: httpx.Client) -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(8):
+        deep = {"n": deep}
+    problem = _problem(_decide(client, {"id": "a", "attributes": deep}), 400)
+    assert problem["errors"][0]["loc"].startswith("$.visitor.attributes.n.n.n.n.n")
+
+
+def test_unknown_routes_and_methods_get_problems(client: httpx.Client) -> None:
+    assert _problem(client.get("/v2/decide"), 404)["type"] == "not-found"
+    assert _problem(client.delete("/v1/decide"), 405)["type"] == "method-not-allowed"

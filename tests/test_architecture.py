@@ -1,0 +1,32 @@
+"""Imports flow inward: the decision core loads no framework, template engine or model runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+FORBIDDEN_IN_CORE = {"litestar", "granian", "jinja2", "onnxruntime", "httpx", "yaml", "service.http", "service.bundle"}
+
+
+def test_core_imports_only_what_it_may() -> None:
+    code = (
+        "import sys, json; import service.core.decide, service.core.compile; "
+        "print(json.dumps(sorted(m for m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(done.stdout))
+    leaked = {name for name in loaded for banned in FORBIDDEN_IN_CORE if name == banned or name.startswith(banned + ".")}
+    assert leaked == set()
+
+
+def test_only_the_http_package_imports_litestar() -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "service").rglob("*.py")
+        if "import litestar" in path.read_text() or "from litestar" in path.read_text()
+        if path.parent.name != "http"
+    ]
+    assert offenders == []

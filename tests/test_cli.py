@@ -1,0 +1,53 @@
+"""The tailor command, run as a process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def _tailor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+def test_decide_prints_the_decision_with_its_trace() -> None:
+    done = _tailor(
+        "decide",
+        "--visitor", "examples/visitors/cart-abandoner.json",
+        "--placement", "promo_banner",
+        "--now", "2026-11-22T12:00:00+00:00",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    decision = json.loads(done.stdout)
+    assert decision["placements"]["promo_banner"]["variant"] == "banner_free_shipping"
+    assert decision["trace"] == [{"placement": "promo_banner", "rule": "cart_reminder", "outcome": "matched"}]
+    assert "cart_abandoner" in decision["segments"]
+
+
+def test_decide_rejects_a_malformed_visitor_file(tmp_path: Path) -> None:
+    visitor = tmp_path / "visitor.json"
+    visitor.write_text('{"id": 5}')
+    done = _tailor("decide", "--visitor", str(visitor))
+    assert done.returncode == 2
+    assert "Expected `str | null`, got `int` - at `$.id`" in done.stderr
+
+
+def test_serve_refuses_a_broken_bundle_before_starting(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "tests" / "invalid" / "segment_cycle", tmp_path / "b")
+    shutil.copytree(ROOT / "content", tmp_path / "b" / "content")
+    done = _tailor("serve", "--bundle", str(tmp_path / "b"), "--port", "1")
+    assert done.returncode == 1
+    assert "refers to itself" in done.stdout
+    assert "nothing was served" in done.stderr
+
+
+def test_schema_writes_both_schemas(tmp_path: Path) -> None:
+    assert _tailor("schema", "--out", str(tmp_path)).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["content.v1.schema.json", "rules.v1.schema.json"]
