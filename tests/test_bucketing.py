@@ -50,7 +50,7 @@ N_VISITORS = 20_000  # decisions through real bundles
 P_MIN = 0.001
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
-# Hypothesis keeps no example database here: the tests must leave no files behind.
+# database=None: these properties write no example database (Hypothesis may still cache in .hypothesis/).
 PROPERTY = settings(max_examples=300, deadline=None, database=None)
 
 
@@ -410,7 +410,7 @@ def test_int_account_id_buckets_as_its_decimal_text(account: int) -> None:
     assert assignment.bucket == bucket("exp", str(account))
 
 
-# --- draws that share a salt (known bug, see the xfail reason) -----------------------------------
+# --- a salt serves one draw; a layer buckets by one unit --------------------------------------------
 
 _TWO_ARMS = [{"key": "a", "variant": "va"}, {"key": "b", "variant": "vb"}]
 
@@ -427,13 +427,6 @@ def _bundle_of(experiments: dict[str, Any], holdout: dict[str, Any] | None = Non
     return rules_file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: the compiler accepts a salt that makes two different draws one draw "
-    "(an arm draw on the holdout salt skews arms, e.g. 50/50 becomes 44/56 with a 10% holdout); "
-    "it should reject it",
-)
 @pytest.mark.parametrize(
     "rules",
     [
@@ -455,6 +448,23 @@ def _bundle_of(experiments: dict[str, Any], holdout: dict[str, Any] | None = Non
     ids=["salt-is-holdout-salt", "key-is-holdout-salt", "arm-salt-is-a-layer-draw", "arm-salt-is-an-entry-draw"],
 )
 def test_a_salt_serves_one_draw_only(rules: dict[str, Any]) -> None:
+    with pytest.raises(BundleError):
+        _compile(rules)
+
+
+def test_experiments_of_a_layer_bucket_by_one_unit() -> None:
+    rules = _bundle_of(
+        {
+            "first": {
+                "status": "running",
+                "arms": _TWO_ARMS,
+                "layer": "home",
+                "layer_slice": [0, 50],
+                "bucket_by": "account_id",
+            },
+            "second": {"status": "running", "arms": _TWO_ARMS, "layer": "home", "layer_slice": [50, 100]},
+        }
+    )
     with pytest.raises(BundleError):
         _compile(rules)
 

@@ -171,6 +171,7 @@ def compile_bundle(
 
     _check_segments(c, segments)
     _check_experiments(c, experiments, variants)
+    _check_draws(c, experiments)
     _check_placements(c, placements, segments, experiments, variants)
     if c.problems:
         raise BundleError(c.problems)
@@ -243,8 +244,18 @@ def _check_experiments(
     c: _Compiler, experiments: Mapping[str, _Defined[Experiment]], variants: Mapping[str, object]
 ) -> None:
     slices: dict[str, list[tuple[float, float, str]]] = {}
+    layer_units: dict[str, tuple[str | None, str]] = {}  # layer → (bucket_by, first experiment)
     for name, d in experiments.items():
         spec = d.spec
+        if spec.layer is not None:
+            unit, first = layer_units.setdefault(spec.layer, (spec.bucket_by, name))
+            if unit != spec.bucket_by:
+                c.error(
+                    d.file,
+                    (*d.path, "bucket_by" if spec.bucket_by is not None else "layer"),
+                    f"experiments of layer '{spec.layer}' share one draw and must bucket by the same unit: "
+                    f"'{first}' buckets by {unit or 'visitor id'}, this one by {spec.bucket_by or 'visitor id'}",
+                )
         keys: set[str] = set()
         for i, arm in enumerate(spec.arms):
             if arm.key in keys:
@@ -264,6 +275,31 @@ def _check_experiments(
                         f"experiment '{other}' [{other_low:g}, {other_high:g})",
                     )
             slices.setdefault(spec.layer, []).append((low, high, name))
+
+
+def _check_draws(c: _Compiler, experiments: Mapping[str, _Defined[Experiment]]) -> None:
+    """Each hash salt serves one draw: a salt shared by two draws ties them (docs/bucketing.md)."""
+    used: dict[str, tuple[str, str]] = {}  # salt → (draw, who uses it); the first use wins
+
+    def claim(salt: str, draw: str, who: str, file: str, path: Path) -> None:
+        first_draw, first_who = used.setdefault(salt, (draw, who))
+        if first_draw != draw:
+            c.error(file, path, f"{who} hashes with salt '{salt}', which {first_who} already uses; choose another salt")
+
+    for file, spec in c.rule_files:
+        if spec.holdout is not None:
+            claim(spec.holdout.salt, "holdout", "the holdout", file, ("holdout", "salt"))
+    for name, d in experiments.items():
+        salt = d.spec.salt or name
+        if d.spec.layer is not None:
+            layer = d.spec.layer
+            claim(f"layer/{layer}", f"layer {layer}", f"the entry draw of layer '{layer}'", d.file, (*d.path, "layer"))
+        else:
+            claim(f"{salt}/traffic", f"entry {salt}", f"the entry draw of experiment '{name}'", d.file, d.path)
+    for name, d in experiments.items():
+        salt = d.spec.salt or name
+        where = (*d.path, "salt") if d.spec.salt is not None else d.path
+        claim(salt, f"arm {salt}", f"the arm draw of experiment '{name}'", d.file, where)
 
 
 def _check_placements(
