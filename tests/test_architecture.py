@@ -18,7 +18,9 @@ def test_core_imports_only_what_it_may() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = set(json.loads(done.stdout))
-    leaked = {name for name in loaded for banned in FORBIDDEN_IN_CORE if name == banned or name.startswith(banned + ".")}
+    leaked = {
+        name for name in loaded for banned in FORBIDDEN_IN_CORE if name == banned or name.startswith(banned + ".")
+    }
     assert leaked == set()
 
 

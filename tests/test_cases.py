@@ -13,7 +13,7 @@ import pytest
 from service.bundle.loader import load_bundle
 from service.bundle.yamlfile import parse_yaml
 from service.core.compile import Bundle
-from service.core.decide import DecisionRequest, decide
+from service.core.decide import REASONS, DecisionRequest, decide
 from service.http import wire
 
 TESTS = Path(__file__).parent
@@ -27,12 +27,12 @@ def bundle_at(name: str) -> Bundle:
 
 
 def _cases() -> list[Any]:
-    params = []
-    for path in CASE_FILES:
-        suite = parse_yaml(path.read_text()).data
-        for case in suite["cases"]:
-            params.append(pytest.param(suite, case, id=f"{path.stem}: {case['name']}"))
-    return params
+    suites = [(path, parse_yaml(path.read_text()).data) for path in CASE_FILES]
+    return [
+        pytest.param(suite, case, id=f"{path.stem}: {case['name']}")
+        for path, suite in suites
+        for case in suite["cases"]
+    ]
 
 
 @pytest.mark.parametrize(("suite", "case"), _cases())
@@ -59,8 +59,6 @@ def test_case(suite: dict[str, Any], case: dict[str, Any]) -> None:
 
 def test_every_reason_is_covered_by_a_case() -> None:
     """The closed set of reasons: each one is shown by at least one case."""
-    from service.core.decide import REASONS
-
     seen = {
         placement["reason"]
         for path in CASE_FILES

@@ -62,7 +62,7 @@ def _split_loc(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, tuple[int |
 
 
 def _message(errors: list[tuple[Any, tuple[int | str, ...]]]) -> str:
-    error, rest = errors[0]
+    error = errors[0][0]
     kind = error["type"]
     if kind == "literal_error" and error["loc"] == ("version",):
         return f"unsupported version {error['input']!r}: this Tailor reads version 1"
