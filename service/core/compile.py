@@ -9,6 +9,7 @@ a bundle with any error is never half-built.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,6 +20,7 @@ import msgspec
 from service.core import bucketing
 from service.core.conditions import Getter, Predicate, compile_condition, make_getter, to_epoch, walk
 from service.core.errors import BundleError, Problem
+from service.core.outcome import PlacementDecision
 from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
 
 Path = tuple[str | int, ...]
@@ -56,6 +58,8 @@ class CompiledExperiment:
     forced: Mapping[str, int]  # visitor id → arm index
     start: float | None
     end: float | None
+    running: bool
+    window: tuple[float, float]  # [start, end) with infinities for open ends: one comparison per request
 
     @property
     def traffic_percent(self) -> float:
@@ -63,11 +67,7 @@ class CompiledExperiment:
         return (high - low) / bucketing.BUCKETS_PER_PERCENT
 
     def active_at(self, now: float) -> bool:
-        return (
-            self.status == "running"
-            and (self.start is None or now >= self.start)
-            and (self.end is None or now < self.end)
-        )
+        return self.running and self.window[0] <= now < self.window[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,7 @@ class CompiledRule:
     serve: str | None
     experiment: CompiledExperiment | None
     describe: str  # what it targets, for /v1/bundle and traces
+    served: PlacementDecision | None  # the decision when it serves a variant, built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class CompiledPlacement:
     description: str
     default: str
     rules: tuple[CompiledRule, ...]
+    fallback: PlacementDecision  # the default decision, built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +354,8 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
         entry_prefix = bucketing.hash_prefix(f"{salt}/traffic")
         low, high = 0, bucketing.percent_to_buckets(100 if spec.traffic is None else spec.traffic)
     arm_keys = [arm.key for arm in spec.arms]
+    start = None if spec.start is None else to_epoch(spec.start)
+    end = None if spec.end is None else to_epoch(spec.end)
     return CompiledExperiment(
         key=name,
         description=spec.description,
@@ -365,8 +369,10 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
         bucket_by=spec.bucket_by,
         layer=spec.layer,
         forced=MappingProxyType({vid: arm_keys.index(key) for vid, key in spec.forced.items()}),
-        start=None if spec.start is None else to_epoch(spec.start),
-        end=None if spec.end is None else to_epoch(spec.end),
+        start=start,
+        end=end,
+        running=spec.status == "running",
+        window=(-math.inf if start is None else start, math.inf if end is None else end),
     )
 
 
@@ -382,16 +388,20 @@ def _placement(name: str, spec: Placement, experiments: Mapping[str, CompiledExp
         elif rule.when is not None:
             target = compile_condition(rule.when)
             describe = "inline condition"
+        label = rule.name or f"rules[{i}]"
         rules.append(
             CompiledRule(
-                label=rule.name or f"rules[{i}]",
+                label=label,
                 target=target,
                 serve=rule.serve,
                 experiment=None if rule.experiment is None else experiments[rule.experiment],
                 describe=describe,
+                served=None if rule.serve is None else PlacementDecision(rule.serve, "targeting_match", label),
             )
         )
-    return CompiledPlacement(name, spec.description, spec.default, tuple(rules))
+    return CompiledPlacement(
+        name, spec.description, spec.default, tuple(rules), PlacementDecision(spec.default, "default")
+    )
 
 
 def _variant(name: str, spec: Variant) -> CompiledVariant:

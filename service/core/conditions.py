@@ -125,7 +125,47 @@ def _compile_test(cond: Condition) -> Predicate:
     if op in ("within", "older_than"):
         return _relative_time(op, get, parse_duration(str(operand)).total_seconds())
     test = _TESTS[op](operand)
-    return lambda f: test(get(f))
+    if "." in path:
+        return lambda f: test(get(f))
+    return _one_key(root, path, op, operand, test)
+
+
+def _one_key(root: str, key: str, op: str, operand: Any, test: Test) -> Predicate:
+    """A test of one top-level key reads the key itself: one call per test instead of two or three."""
+    if root == "attr" and op in _INLINE:  # the commonest tests, inlined: the same checks as _eq, _ordered
+        return _INLINE[op](key, _same_kind(operand), operand)
+    if root == "attr":
+        return lambda f: test(f.attrs.get(key))
+    return lambda f: test(f.context.get(key))
+
+
+def _inline_eq(key: str, kinds: tuple[type, ...], const: Any) -> Predicate:
+    return lambda f: type(v := f.attrs.get(key)) in kinds and v == const
+
+
+def _inline_gt(key: str, kinds: tuple[type, ...], const: Any) -> Predicate:
+    return lambda f: type(v := f.attrs.get(key)) in kinds and v > const
+
+
+def _inline_gte(key: str, kinds: tuple[type, ...], const: Any) -> Predicate:
+    return lambda f: type(v := f.attrs.get(key)) in kinds and v >= const
+
+
+def _inline_lt(key: str, kinds: tuple[type, ...], const: Any) -> Predicate:
+    return lambda f: type(v := f.attrs.get(key)) in kinds and v < const
+
+
+def _inline_lte(key: str, kinds: tuple[type, ...], const: Any) -> Predicate:
+    return lambda f: type(v := f.attrs.get(key)) in kinds and v <= const
+
+
+_INLINE: dict[str, Callable[[str, tuple[type, ...], Any], Predicate]] = {
+    "eq": _inline_eq,
+    "gt": _inline_gt,
+    "gte": _inline_gte,
+    "lt": _inline_lt,
+    "lte": _inline_lte,
+}
 
 
 # -- tests against a constant ------------------------------------------------------------

@@ -18,67 +18,33 @@ Order of a decision, and the closed set of reasons it can give:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from service.core.bucketing import BUCKETS, arm_index, bucket_of
+from service.core.bucketing import BUCKETS, bucket_of
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.conditions import Facts
+from service.core.outcome import REASONS, Assignment, Decision, PlacementDecision, Reason, TraceStep
 
-Reason = Literal[
-    "targeting_match",
-    "experiment",
-    "forced",
-    "default",
-    "no_consent",
-    "no_unit_id",
-    "holdout",
-    "unknown_placement",
-]
-REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
+__all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide"]
+
 _EVERYONE = (0, BUCKETS)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
+class DecisionRequest(msgspec.Struct, frozen=True):
     """The core's view of a request: plain data, with the time supplied by the caller."""
 
     visitor_id: str | None
     attributes: Mapping[str, Any]
     now: datetime
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = msgspec.field(default_factory=dict)
     personalization: bool = False
     placements: Sequence[str] | None = None  # None: every placement of the bundle
     explain: bool = False
-
-
-class Assignment(msgspec.Struct, frozen=True, gc=False):
-    key: str
-    arm: str
-    bucket: int | None  # None for a forced (QA) arm, which no bucket chose
-
-
-class PlacementDecision(msgspec.Struct, frozen=True, gc=False):
-    variant: str | None
-    reason: Reason
-    rule: str | None = None
-    experiment: Assignment | None = None
-
-
-class TraceStep(msgspec.Struct, frozen=True, gc=False):
-    placement: str
-    rule: str
-    outcome: str  # matched, no_match, not_running, not_in_traffic, no_unit_id, forced
-
-
-class Decision(msgspec.Struct, frozen=True):
-    segments: list[str]
-    placements: dict[str, PlacementDecision]
-    trace: list[TraceStep] | None = None
 
 
 _UNKNOWN = PlacementDecision(None, "unknown_placement")
@@ -100,9 +66,13 @@ def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
     facts = Facts(request.attributes, request.context, request.now.timestamp(), bundle.segments)
     placements = bundle.placements
     decided = {}
-    for name in names:
-        placement = placements.get(name)
-        decided[name] = _UNKNOWN if placement is None else _place(placement, facts, visitor_id, trace)
+    if request.placements is None:  # every placement: iterate them, no lookup by name
+        for name, placement in placements.items():
+            decided[name] = _place(placement, facts, visitor_id, trace)
+    else:
+        for name in names:
+            found = placements.get(name)
+            decided[name] = _UNKNOWN if found is None else _place(found, facts, visitor_id, trace)
     segments = [name for name in bundle.segments if facts.segment(name)]
     return Decision(segments, decided, trace)
 
@@ -123,10 +93,10 @@ def _place(
             if trace is not None:
                 trace.append(TraceStep(placement.name, rule.label, "no_match"))
             continue
-        if rule.serve is not None:
+        if rule.served is not None:
             if trace is not None:
                 trace.append(TraceStep(placement.name, rule.label, "matched"))
-            return PlacementDecision(rule.serve, "targeting_match", rule.label)
+            return rule.served
         experiment = rule.experiment
         assert experiment is not None  # the spec requires serve or experiment
         outcome = _assign(experiment, facts, visitor_id, rule.label)
@@ -137,7 +107,7 @@ def _place(
             return PlacementDecision(placement.default, "no_unit_id", rule.label)
         if not isinstance(outcome, str):
             return outcome
-    return PlacementDecision(placement.default, "default")
+    return placement.fallback
 
 
 def _assign(
@@ -149,7 +119,8 @@ def _assign(
         if forced is not None:
             arm = experiment.arms[forced]
             return PlacementDecision(arm.variant, "forced", label, Assignment(experiment.key, arm.key, None))
-    if not experiment.active_at(facts.now):
+    window = experiment.window
+    if not (experiment.running and window[0] <= facts.now < window[1]):  # CompiledExperiment.active_at, inlined
         return "not_running"
     unit = visitor_id if experiment.unit is None else _unit_text(experiment.unit(facts))
     if unit is None:
@@ -158,7 +129,7 @@ def _assign(
     if entry != _EVERYONE and not entry[0] <= bucket_of(experiment.entry_prefix, unit) < entry[1]:
         return "not_in_traffic"
     bucket = bucket_of(experiment.arm_prefix, unit)
-    arm = experiment.arms[arm_index(experiment.bounds, bucket)]
+    arm = experiment.arms[bisect_right(experiment.bounds, bucket)]  # bucketing.arm_index, inlined
     return PlacementDecision(arm.variant, "experiment", label, Assignment(experiment.key, arm.key, bucket))
 
 

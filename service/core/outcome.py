@@ -1,0 +1,44 @@
+"""What a decision returns: immutable structs, built by the compiler where they never change."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Reason = Literal[
+    "targeting_match",
+    "experiment",
+    "forced",
+    "default",
+    "no_consent",
+    "no_unit_id",
+    "holdout",
+    "unknown_placement",
+]
+REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
+
+
+class Assignment(msgspec.Struct, frozen=True, gc=False):
+    key: str
+    arm: str
+    bucket: int | None  # None for a forced (QA) arm, which no bucket chose
+
+
+class PlacementDecision(msgspec.Struct, frozen=True, gc=False):
+    variant: str | None
+    reason: Reason
+    rule: str | None = None
+    experiment: Assignment | None = None
+
+
+class TraceStep(msgspec.Struct, frozen=True, gc=False):
+    placement: str
+    rule: str
+    outcome: str  # matched, no_match, not_running, not_in_traffic, no_unit_id, forced
+
+
+class Decision(msgspec.Struct, frozen=True):
+    segments: list[str]
+    placements: dict[str, PlacementDecision]
+    trace: list[TraceStep] | None = None
