@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 PREFIX = "TAILOR_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +66,8 @@ def _convert(name: str, kind: str, raw: str) -> object:
         return value
     if kind == "Path":
         return Path(raw)
+    if name == "log_level":
+        if raw.upper() not in LOG_LEVELS:
+            raise ValueError(f"{PREFIX}LOG_LEVEL={raw!r} is not one of {', '.join(LOG_LEVELS)}")
+        return raw.upper()
     return raw

@@ -18,7 +18,9 @@ def test_environment_overrides_and_round_trips() -> None:
     assert Settings.from_env(settings.to_env()) == settings
 
 
-@pytest.mark.parametrize(("name", "value"), [("TAILOR_PORT", "eighty"), ("TAILOR_WORKERS", "-1")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("TAILOR_PORT", "eighty"), ("TAILOR_WORKERS", "-1"), ("TAILOR_LOG_LEVEL", "LOUD")]
+)
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from litestar import Litestar, Response, get, post
 from litestar.openapi import OpenAPIConfig
+from litestar.params import JSONBody
 
 from service.bundle.store import BundleStore
 from service.core.decide import decide
@@ -36,6 +37,7 @@ def create_app(
     settings = settings or Settings.from_env()
     store = store or BundleStore()
     now = clock or (lambda: datetime.now(UTC))
+    logging.getLogger("tailor").setLevel(settings.log_level)
 
     def load_bundle_once(_: Litestar) -> None:
         if store.ready:
@@ -48,7 +50,7 @@ def create_app(
             log.error("bundle problem: %s", problem.render())
 
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
-    async def decide_placements(data: wire.DecideRequest) -> wire.DecideResponse:
+    async def decide_placements(data: JSONBody[wire.DecideRequest]) -> wire.DecideResponse:
         bundle = store.current.bundle  # one bundle for the whole request, whatever swaps meanwhile
         decision = decide(bundle, to_core(data, settings, now))
         return decision_response(bundle, decision, uuid.uuid4().hex)
