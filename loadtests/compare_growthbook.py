@@ -34,26 +34,23 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from growthbook import Feature, GrowthBook
-from xxhash import xxh3_64_intdigest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared workload lives in tests/bench
 
 from service.bundle.loader import load_bundle
 from service.core.decide import DecisionRequest, decide
+from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20, lower_bound
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS20 = ROOT / "tests" / "bench" / "flags20"
-COUNTRIES = ("US", "DE", "FR")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TIME_BUDGET_S = 50.0  # stop adding rounds past this (after at least MIN_ROUNDS): the script stays near a minute
 MIN_ROUNDS = 3
-
-# The workload, as in tests/bench/flags20/rules/flags.yaml and tests/bench/test_bench_core.py.
-FLAGS = tuple((f"flag_{i:02d}", COUNTRIES[i % 3], f"exp_{i:02d}:") for i in range(20))
 
 # The same 20 flags as GrowthBook features (the JSON its API serves), parsed once.
 FEATURES_JSON: dict[str, dict[str, Any]] = {
@@ -75,17 +72,6 @@ FEATURES = {name: Feature(**spec) for name, spec in FEATURES_JSON.items()}
 FEATURE_KEYS = tuple(FEATURES)
 
 Answers = list[tuple[int, tuple[str, ...]]]  # per visitor: (how many flags target the visitor, the flags on)
-
-
-def lower_bound(visitor_id: str, attrs: Mapping[str, Any]) -> dict[str, str]:
-    """The 20 flags written by hand (same function as in tests/bench/test_bench_core.py)."""
-    out = {}
-    for name, country, prefix in FLAGS:
-        if attrs.get("country") == country and xxh3_64_intdigest((prefix + visitor_id).encode()) % 10_000 < 5_000:
-            out[name] = "flag_on"
-        else:
-            out[name] = "flag_off"
-    return out
 
 
 def build_runners(visitors: int) -> dict[str, tuple[Callable[[], object], Callable[[], Answers]]]:

@@ -16,43 +16,22 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xxhash import xxh3_64_intdigest
 
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
+from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20, lower_bound
 
 ROOT = Path(__file__).parents[2]
-FLAGS20 = Path(__file__).parent / "flags20"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # inside hero_layout_test's run, 2 days after the example cart idled
 VISITORS = 1000
-COUNTRIES = ("US", "DE", "FR")
 
-# The 20-flag workload, as in flags20/rules/flags.yaml: flag_NN targets COUNTRIES[NN % 3]
-# and runs exp_NN, whose first arm ("on", variant flag_on) owns buckets [0, 5000).
-FLAGS = tuple((f"flag_{i:02d}", COUNTRIES[i % 3], f"exp_{i:02d}:") for i in range(20))
 FLAGS_PER_COUNTRY = {c: sum(1 for _, country, _ in FLAGS if country == c) for c in COUNTRIES}  # 7, 7, 6
-
-
-def lower_bound(visitor_id: str, attrs: Mapping[str, Any]) -> dict[str, str]:
-    """The 20-flag workload written by hand: what any rule engine on CPython has to beat.
-
-    Same hash and buckets as the core (xxh3_64 of ``"exp_NN:" + id``, mod 10 000), so its
-    answers equal decide()'s exactly; loadtests/compare_growthbook.py has the same function.
-    """
-    out = {}
-    for name, country, prefix in FLAGS:
-        if attrs.get("country") == country and xxh3_64_intdigest((prefix + visitor_id).encode()) % 10_000 < 5_000:
-            out[name] = "flag_on"
-        else:
-            out[name] = "flag_off"
-    return out
 
 
 def variants(decision: Decision) -> dict[str, str | None]:
