@@ -46,7 +46,7 @@ schema: $(VENV)/.run  ## regenerate the committed JSON Schemas of the file forma
 lock:  ## re-resolve requirements/*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/tailor-uv && /tmp/tailor-uv/bin/pip install --quiet uv==0.13.8
 	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 -o requirements/run.lock
-	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 --extra dev -o requirements/dev.lock
+	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 --extra dev --extra training -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .benchmarks
