@@ -20,6 +20,7 @@ from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import decide
 from service.core.errors import BundleError, Problem
+from service.core.models import ModelCard
 from service.core.spec import ContentFile, RulesFile
 from service.http import wire
 from service.http.mapping import decision_response, to_core
@@ -28,7 +29,11 @@ from service.settings import Settings
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
-SCHEMAS: dict[str, type[BaseModel]] = {"rules.v1.schema.json": RulesFile, "content.v1.schema.json": ContentFile}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "rules.v1.schema.json": RulesFile,
+    "content.v1.schema.json": ContentFile,
+    "model-card.v1.schema.json": ModelCard,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

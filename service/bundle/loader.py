@@ -1,15 +1,16 @@
 """Read a bundle folder, validate every file, compile, and report ALL problems with file and line.
 
 A bundle folder holds ``rules/*.yaml`` and ``content/*.yaml`` (``.yml`` too, in
-subfolders too). Its revision is a hash of every file's path and bytes, so two
-replicas with the same files report the same revision.
+subfolders too), and optionally ``models/``: model cards (``*.yaml``) next to their
+ONNX files. Its revision is a hash of every file's path and bytes, so two replicas
+with the same files report the same revision.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,10 +20,14 @@ from service.bundle.schema_errors import schema_problems
 from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
 from service.core.compile import Bundle, compile_bundle
 from service.core.errors import BundleError, Problem
+from service.core.models import LoadedModel, ModelCard, Scorer
 from service.core.spec import ContentFile, RulesFile
+from service.segments.onnx import ModelLoadError, OnnxScorer
 
 RULES_DIR = "rules"
 CONTENT_DIR = "content"
+MODELS_DIR = "models"
+MODEL_SUFFIXES = (".onnx",)
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2 * 1024 * 1024  # a rule file this large is a mistake, not a campaign
 REVISION_CHARS = 16
@@ -30,29 +35,53 @@ REVISION_CHARS = 16
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_bundle(root: Path | str) -> Bundle:
+ScorerFactory = Callable[[ModelCard, Path], Scorer]
+
+
+def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bundle:
     """Load and compile the bundle in ``root``; raise BundleError with every problem found."""
     root = Path(root)
     problems: list[Problem] = []
     documents: dict[str, YamlDocument] = {}
     rule_files = _read_kind(root, RULES_DIR, RulesFile, problems, documents, required=True)
     content_files = _read_kind(root, CONTENT_DIR, ContentFile, problems, documents, required=True)
+    cards = _read_kind(root, MODELS_DIR, ModelCard, problems, documents, required=False)
+    models = _open_models(root, cards, open_model, problems)
     if problems:
         raise BundleError(_located(problems, documents))
     try:
-        bundle = compile_bundle(rule_files, content_files, revision_of(root))
+        bundle = compile_bundle(rule_files, content_files, revision_of(root), models)
     except BundleError as exc:
         raise BundleError(_located(exc.problems, documents)) from None
     return dataclasses.replace(bundle, warnings=tuple(_located(list(bundle.warnings), documents)))
 
 
+def _open_models(
+    root: Path, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory, problems: list[Problem]
+) -> list[LoadedModel]:
+    """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
+    models = []
+    for name, card in cards:
+        try:
+            scorer = open_model(card, root / MODELS_DIR / card.file)
+        except ModelLoadError as exc:
+            problems.append(Problem(name, ("file",), str(exc)))
+            continue
+        models.append(LoadedModel(name, card, scorer))
+    return models
+
+
 def bundle_files(root: Path) -> list[Path]:
     """Every file that makes up the bundle, in a stable order."""
     files: list[Path] = []
-    for kind in (RULES_DIR, CONTENT_DIR):
+    for kind, suffixes in (
+        (RULES_DIR, YAML_SUFFIXES),
+        (CONTENT_DIR, YAML_SUFFIXES),
+        (MODELS_DIR, (*YAML_SUFFIXES, *MODEL_SUFFIXES)),
+    ):
         folder = root / kind
         if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
+            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes)
     return files
 
 

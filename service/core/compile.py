@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -18,13 +18,15 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from service.core import bucketing
-from service.core.conditions import Getter, Predicate, compile_condition, make_getter, to_epoch, walk
+from service.core.conditions import Facts, Getter, Predicate, compile_condition, make_getter, to_epoch, walk
 from service.core.errors import BundleError, Problem
+from service.core.models import CompiledModel, LoadedModel, ModelCard, compile_model
 from service.core.outcome import PlacementDecision
 from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
 
 Path = tuple[str | int, ...]
 T = TypeVar("T")
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,9 @@ class Bundle:
     variants: Mapping[str, CompiledVariant]
     holdout: CompiledHoldout | None
     qa_ids: frozenset[str]  # visitors with forced arms skip the holdout so QA sees what they test
+    models: Mapping[str, CompiledModel] = field(default_factory=lambda: _NOTHING)
+    model_runners: Mapping[str, Callable[[Facts], str | float]] = field(default_factory=lambda: _NOTHING)
+    segment_models: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NOTHING)  # through references
     warnings: tuple[Problem, ...] = ()
 
 
@@ -123,6 +128,7 @@ class _Defined(Generic[T]):
 class _Compiler:
     rule_files: Sequence[tuple[str, RulesFile]]
     content_files: Sequence[tuple[str, ContentFile]]
+    models: dict[str, LoadedModel] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -160,9 +166,18 @@ def compile_bundle(
     rule_files: Sequence[tuple[str, RulesFile]],
     content_files: Sequence[tuple[str, ContentFile]],
     revision: str,
+    models: Sequence[LoadedModel] = (),
 ) -> Bundle:
     """Compile validated files into a Bundle, or raise BundleError listing every problem."""
     c = _Compiler(rule_files, content_files)
+    for loaded in models:
+        if loaded.card.name in c.models:
+            c.error(
+                loaded.file,
+                ("name",),
+                f"model '{loaded.card.name}' is already defined in {c.models[loaded.card.name].file}",
+            )
+        c.models.setdefault(loaded.card.name, loaded)
     segments = c.collect("segments", ((f, s.segments) for f, s in rule_files), "segment")
     placements = c.collect("placements", ((f, s.placements) for f, s in rule_files), "placement")
     experiments = c.collect("experiments", ((f, s.experiments) for f, s in rule_files), "experiment")
@@ -178,6 +193,7 @@ def compile_bundle(
     if c.problems:
         raise BundleError(c.problems)
 
+    compiled_models = {name: compile_model(loaded) for name, loaded in c.models.items()}
     compiled_experiments = {name: _experiment(name, d.spec) for name, d in experiments.items()}
     compiled_placements = {name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()}
     _warn_unused(c, placements, experiments, variants)
@@ -190,6 +206,9 @@ def compile_bundle(
         variants=MappingProxyType({name: _variant(name, d.spec) for name, d in variants.items()}),
         holdout=holdout,
         qa_ids=frozenset(vid for e in compiled_experiments.values() for vid in e.forced),
+        models=MappingProxyType(compiled_models),
+        model_runners=MappingProxyType({name: m.run for name, m in compiled_models.items()}),
+        segment_models=MappingProxyType(_segment_models(segments)),
         warnings=tuple(c.warnings),
     )
 
@@ -208,11 +227,46 @@ def _holdout(c: _Compiler) -> CompiledHoldout | None:
 
 
 def _condition_refs(c: _Compiler, file: str, path: Path, cond: Condition, segments: Mapping[str, object]) -> list[str]:
+    """The segments a condition refers to; checks its segment and model names on the way."""
     refs = []
     for sub_path, sub in walk(cond, path):
         if sub.segment is not None and c.check_name(file, (*sub_path, "segment"), sub.segment, segments, "segment"):
             refs.append(sub.segment)
+        if sub.model is not None and c.check_name(file, (*sub_path, "model"), sub.model, c.models, "model"):
+            _check_model_test(c, file, sub_path, sub, c.models[sub.model].card)
     return refs
+
+
+def _check_model_test(c: _Compiler, file: str, path: Path, cond: Condition, card: ModelCard) -> None:
+    """A label is compared with label names the model has; a probability or value with numbers."""
+    op = cond.operators()[0]
+    operand = cond.operand()
+    values = operand if isinstance(operand, list) else [operand]
+    if card.output.kind == "label":
+        labels = sorted((card.output.labels or {}).values())
+        if op not in ("eq", "ne", "in", "not_in"):
+            c.error(file, (*path, op), f"model '{card.name}' gives a label; compare it with eq, ne, in or not_in")
+        for value in values:
+            if isinstance(value, str) and value not in labels:
+                c.error(file, (*path, op), f"model '{card.name}' has no label '{value}'{suggest(value, labels)}")
+    elif any(isinstance(value, str) for value in values):
+        c.error(file, (*path, op), f"model '{card.name}' gives a {card.output.kind}: compare it with numbers")
+
+
+def _segment_models(segments: Mapping[str, _Defined[Segment]]) -> dict[str, frozenset[str]]:
+    """The models each segment needs, directly or through the segments it refers to (no cycles here)."""
+    found: dict[str, frozenset[str]] = {}
+
+    def needs(name: str) -> frozenset[str]:
+        if name not in found:
+            conditions = [sub for _, sub in walk(segments[name].spec.when)]
+            direct = {sub.model for sub in conditions if sub.model is not None}
+            found[name] = frozenset(direct).union(*(needs(s.segment) for s in conditions if s.segment is not None))
+        return found[name]
+
+    for name in segments:
+        needs(name)
+    return found
 
 
 def _check_segments(c: _Compiler, segments: Mapping[str, _Defined[Segment]]) -> None:

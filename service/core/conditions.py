@@ -29,13 +29,14 @@ Test = Callable[[Any], bool]
 Test2 = Callable[[Any, Any], bool]
 
 _NUMBER = (int, float)
+_NO_MODELS: Mapping[str, Callable[[Facts], str | float]] = {}
 SEMVER_CACHE_SIZE = 4096  # app versions have few distinct values; parsing them once pays
 
 
 class Facts:
     """What one decision knows: attributes, context, the time and the segments found so far."""
 
-    __slots__ = ("_memo", "_segments", "attrs", "context", "now")
+    __slots__ = ("_memo", "_models", "_segments", "attrs", "context", "now", "scores")
 
     def __init__(
         self,
@@ -43,12 +44,27 @@ class Facts:
         context: Mapping[str, Any],
         now: float,
         segments: Mapping[str, Predicate],
+        models: Mapping[str, Callable[[Facts], str | float]] | None = None,
     ) -> None:
         self.attrs = attrs
         self.context = context
         self.now = now
         self._segments = segments
+        self._models = models or _NO_MODELS
         self._memo: dict[str, bool] = {}
+        self.scores: dict[str, str | float] = {}  # model outputs computed so far, for explanations
+
+    def model(self, name: str) -> str | float:
+        """A model's output for this visitor; each model runs at most once per request, and only when asked."""
+        scores = self.scores
+        if name in scores:
+            return scores[name]
+        value = scores[name] = self._models[name](self)
+        return value
+
+    def evaluated(self, name: str) -> bool | None:
+        """A segment's value if this request has evaluated it, else None (never evaluates)."""
+        return self._memo.get(name)
 
     def segment(self, name: str) -> bool:
         """Whether the visitor is in segment ``name``; each segment is evaluated once per request."""
@@ -59,7 +75,9 @@ class Facts:
 
 
 def make_getter(root: str, path: str) -> Getter:
-    """A function reading ``path`` (dotted) from the attributes or the context; None when absent."""
+    """A function reading ``path`` (dotted) from the attributes or the context, or a model's output."""
+    if root == "model":
+        return lambda f: f.model(path)
     keys = tuple(path.split("."))
     if root == "attr":
         if len(keys) == 1:
@@ -113,8 +131,7 @@ def _any(preds: list[Predicate]) -> Predicate:
 
 
 def _compile_test(cond: Condition) -> Predicate:
-    root, path = ("attr", cond.attr) if cond.attr is not None else ("context", cond.context)
-    assert path is not None  # the spec guarantees one subject
+    root, path = subject(cond)
     get = make_getter(root, path)
     op = cond.operators()[0]
     operand = cond.operand()
@@ -125,9 +142,18 @@ def _compile_test(cond: Condition) -> Predicate:
     if op in ("within", "older_than"):
         return _relative_time(op, get, parse_duration(str(operand)).total_seconds())
     test = _TESTS[op](operand)
-    if "." in path:
+    if "." in path or root == "model":
         return lambda f: test(get(f))
     return _one_key(root, path, op, operand, test)
+
+
+def subject(cond: Condition) -> tuple[str, str]:
+    """``("attr" | "context" | "model", path)`` of a test."""
+    for root in ("attr", "context", "model"):
+        path = getattr(cond, root)
+        if path is not None:
+            return root, path
+    raise ValueError("not a test")  # the spec guarantees a subject for every test
 
 
 def _one_key(root: str, key: str, op: str, operand: Any, test: Test) -> Predicate:

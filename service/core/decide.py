@@ -63,7 +63,7 @@ def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
             return _defaults(bundle, names, "no_unit_id", trace)
         if bucket_of(holdout.prefix, visitor_id) < holdout.buckets:
             return _defaults(bundle, names, "holdout", trace)
-    facts = Facts(request.attributes, request.context, request.now.timestamp(), bundle.segments)
+    facts = Facts(request.attributes, request.context, request.now.timestamp(), bundle.segments, bundle.model_runners)
     placements = bundle.placements
     decided = {}
     if request.placements is None:  # every placement: iterate them, no lookup by name
@@ -73,8 +73,18 @@ def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
         for name in names:
             found = placements.get(name)
             decided[name] = _UNKNOWN if found is None else _place(found, facts, visitor_id, trace)
-    segments = [name for name in bundle.segments if facts.segment(name)]
-    return Decision(segments, decided, trace)
+    return Decision(_segments(bundle, facts), decided, trace, dict(facts.scores) if request.explain else None)
+
+
+def _segments(bundle: Bundle, facts: Facts) -> list[str]:
+    """Every segment without a model that the visitor is in, and the model segments the decision needed.
+
+    Listing a model segment must not run its model: models run only for placements that ask.
+    """
+    needs_model = bundle.segment_models
+    return [
+        name for name in bundle.segments if (facts.evaluated(name) if needs_model.get(name) else facts.segment(name))
+    ]
 
 
 def _defaults(bundle: Bundle, names: Sequence[str], reason: Reason, trace: list[TraceStep] | None) -> Decision:

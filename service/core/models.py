@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Protocol, Self
 
@@ -136,6 +137,27 @@ class Scorer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A card and the scorer the loader built for it; ``file`` is the card's file, for problems."""
+
+    file: str
+    card: ModelCard
+    scorer: Scorer
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    card: ModelCard
+    run: Callable[[Facts], str | float]  # features from the request, then the scorer
+
+
+def compile_model(loaded: LoadedModel) -> CompiledModel:
+    features = compile_features(loaded.card.inputs)
+    score = loaded.scorer.score
+    return CompiledModel(loaded.card, lambda f: score(features(f)))
+
+
 def compile_feature(spec: FeatureSpec) -> FeatureFn:
     """A function computing one feature for one request, with the card's missing value and transform."""
     raw = _raw_source(spec.source)
@@ -188,7 +210,7 @@ def _raw_source(source: FeatureSource) -> Callable[[Facts], float | None]:
 
     def interval(f: Facts) -> float | None:
         start, end, n = to_epoch(first(f)), to_epoch(last(f)), _number(count(f))
-        if start is None or end is None or n is None or n < 2:  # noqa: PLR2004 - two purchases make one interval
+        if start is None or end is None or n is None or n < 2:
             return None
         return (end - start) / SECONDS_PER_DAY / (n - 1)
 

@@ -42,3 +42,4 @@ class Decision(msgspec.Struct, frozen=True):
     segments: list[str]
     placements: dict[str, PlacementDecision]
     trace: list[TraceStep] | None = None
+    scores: dict[str, str | float] | None = None  # model outputs, when explaining

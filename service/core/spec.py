@@ -100,14 +100,15 @@ OPERATORS: tuple[str, ...] = (
     "before", "after", "within", "older_than",
 )  # fmt: skip
 GROUPS: tuple[str, ...] = ("all", "any", "not", "segment")
+SUBJECTS: tuple[str, ...] = ("attr", "context", "model")
 
 
 class Condition(_Model):
     """One condition: a group (all / any / not), a segment reference, or a test of one value.
 
-    A test names its subject with ``attr`` (visitor attributes) or ``context`` (request
-    context) and exactly one operator. A test on a missing value is false, except
-    ``exists: false``.
+    A test names its subject with ``attr`` (visitor attributes), ``context`` (request
+    context) or ``model`` (a segment model's output) and exactly one operator. A test on
+    a missing value is false, except ``exists: false``.
     """
 
     all_: list[Condition] | None = Field(
@@ -119,6 +120,9 @@ class Condition(_Model):
 
     attr: AttrPath | None = Field(None, description="Dotted path into the visitor's attributes.")
     context: AttrPath | None = Field(None, description="Dotted path into the request context (locale, page, ...).")
+    model: Name | None = Field(
+        None, description="A segment model's output for the visitor: a cluster label, a probability or a value."
+    )
 
     eq: Scalar | Ref | None = Field(None, description="Equal, same type (5 never equals '5').")
     ne: Scalar | Ref | None = Field(None, description="Present and not equal.")
@@ -150,7 +154,7 @@ class Condition(_Model):
     def _one_shape(self) -> Self:
         groups = [name for name, field in _GROUP_FIELDS.items() if getattr(self, field) is not None]
         operators = self.operators()
-        subjects = [name for name in ("attr", "context") if getattr(self, name) is not None]
+        subjects = [name for name in SUBJECTS if getattr(self, name) is not None]
         if groups:
             if len(groups) > 1 or operators or subjects:
                 extra = [*groups[1:], *subjects, *operators]
@@ -161,9 +165,9 @@ class Condition(_Model):
         if len(subjects) != 1:
             raise ValueError(
                 "a condition is a group (all, any, not), a segment reference, "
-                "or a test naming exactly one of 'attr' or 'context'"
+                "or a test naming exactly one of 'attr', 'context' or 'model'"
                 if not subjects
-                else "a test names exactly one of 'attr' or 'context', not both"
+                else f"a test names exactly one of 'attr', 'context' or 'model', not {_quote(subjects)}"
             )
         if len(operators) != 1:
             raise ValueError(

@@ -11,6 +11,7 @@ from service.core.bucketing import HASH_VERSION
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.decide import Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
+from service.core.models import ModelCard
 from service.http import wire
 from service.settings import Settings
 
@@ -74,7 +75,7 @@ def decision_response(bundle: Bundle, decision: Decision, decision_id: str) -> w
     trace = None
     if decision.trace is not None:
         trace = [wire.TraceOut(step.placement, step.rule, step.outcome) for step in decision.trace]
-    return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace)
+    return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace, decision.scores)
 
 
 def bundle_info(loaded: Loaded, last_problems: tuple[Problem, ...]) -> wire.BundleInfo:
@@ -84,8 +85,12 @@ def bundle_info(loaded: Loaded, last_problems: tuple[Problem, ...]) -> wire.Bund
         loaded_at=loaded.loaded_at,
         hash_version=HASH_VERSION,
         placements=[_placement_info(p) for p in bundle.placements.values()],
-        segments=[wire.SegmentInfo(name, text) for name, text in bundle.segment_descriptions.items()],
+        segments=[
+            wire.SegmentInfo(name, text, sorted(bundle.segment_models.get(name, ())))
+            for name, text in bundle.segment_descriptions.items()
+        ],
         experiments=[_experiment_info(e) for e in bundle.experiments.values()],
+        models=[_model_info(m.card) for m in bundle.models.values()],
         holdout_percent=None if bundle.holdout is None else bundle.holdout.percent,
         warnings=[problem_out(p) for p in bundle.warnings],
         last_load_errors=[problem_out(p) for p in last_problems],
@@ -117,6 +122,18 @@ def _experiment_info(experiment: CompiledExperiment) -> wire.ExperimentInfo:
         start=_from_epoch(experiment.start),
         end=_from_epoch(experiment.end),
         forced_visitors=len(experiment.forced),
+    )
+
+
+def _model_info(card: ModelCard) -> wire.ModelInfo:
+    return wire.ModelInfo(
+        name=card.name,
+        kind=card.kind,
+        model_version=card.model_version,
+        description=card.description,
+        output=card.output.kind,
+        inputs=[wire.FeatureInfo(f.name, f.unit, f.description) for f in card.inputs],
+        labels=sorted((card.output.labels or {}).values()),
     )
 
 

@@ -76,6 +76,8 @@ class DecideResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     segments: list[str]
     placements: dict[str, PlacementOut]
     trace: list[TraceOut] | None = None
+    scores: dict[str, str | float] | None = None
+    """With ``explain``: the output of every model the decision ran (cluster label, probability, value)."""
 
 
 class RuleOut(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -92,9 +94,27 @@ class PlacementInfo(msgspec.Struct, frozen=True):
     rules: list[RuleOut]
 
 
-class SegmentInfo(msgspec.Struct, frozen=True):
+class SegmentInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     description: str
+    models: list[str] = []
+    """The models this segment reads, directly or through other segments."""
+
+
+class FeatureInfo(msgspec.Struct, frozen=True):
+    name: str
+    unit: str
+    description: str
+
+
+class ModelInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    kind: str
+    model_version: str
+    description: str
+    output: str
+    inputs: list[FeatureInfo]
+    labels: list[str] = []
 
 
 class ArmInfo(msgspec.Struct, frozen=True):
@@ -131,6 +151,7 @@ class BundleInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     placements: list[PlacementInfo]
     segments: list[SegmentInfo]
     experiments: list[ExperimentInfo]
+    models: list[ModelInfo] = []
     holdout_percent: float | None = None
     warnings: list[ProblemOut] = []
     last_load_errors: list[ProblemOut] = []
