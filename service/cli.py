@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ from service.core.spec import ContentFile, RulesFile
 from service.http import wire
 from service.http.mapping import decision_response, to_core
 from service.settings import Settings
+from service.telemetry.metrics import MULTIPROCESS_ENV
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -87,7 +91,33 @@ def _serve(args: argparse.Namespace) -> int:
     if bundle is None:
         return EXIT_PROBLEMS
     print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
-    os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
+    with _state_dir(settings.state_dir) as state_dir:
+        settings = replace(settings, state_dir=state_dir)
+        os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
+        os.environ[MULTIPROCESS_ENV] = str(_fresh(state_dir / "metrics"))
+        _run_granian(settings)
+    return EXIT_OK
+
+
+@contextmanager
+def _state_dir(configured: Path | None) -> Iterator[Path]:
+    """The configured state folder, or a temporary one that goes away with the server."""
+    if configured is not None:
+        configured.mkdir(parents=True, exist_ok=True)
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="tailor-") as folder:
+        yield Path(folder)
+
+
+def _fresh(folder: Path) -> Path:
+    """An empty folder: metric files left by an earlier server would add to this one's counts."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _run_granian(settings: Settings) -> None:
     Granian(
         "service.http.app:create_app",
         factory=True,
@@ -97,8 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=max(1, settings.workers),
         working_dir=Path.cwd(),
         log_access=False,
+        respawn_failed_workers=True,
     ).serve()
-    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

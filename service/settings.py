@@ -13,6 +13,7 @@ from pathlib import Path
 
 PREFIX = "TAILOR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,17 @@ class Settings:
     """TAILOR_MAX_PLACEMENTS: most placements one request may ask for."""
     log_level: str = "INFO"
     """TAILOR_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
+    log_format: str = "json"
+    """TAILOR_LOG_FORMAT: json (one object a line, with the decision id) or text."""
+    state_dir: Path | None = None
+    """TAILOR_STATE_DIR: shared by the workers of one server: last good bundle, reload trigger,
+    metrics. ``tailor serve`` makes a temporary one when unset."""
+    reload_interval: float = 0.5
+    """TAILOR_RELOAD_INTERVAL: seconds between checks of the bundle folder; 0 turns watching off."""
+    admin_token: str | None = None
+    """TAILOR_ADMIN_TOKEN: bearer token of the admin endpoints; unset turns them off."""
+    cors_origins: str = ""
+    """TAILOR_CORS_ORIGINS: comma-separated origins allowed to call the API from browsers; empty: none."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,7 +64,7 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The variables that recreate these settings, for worker processes."""
-        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+        return {PREFIX + f.name.upper(): str(v) for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
 def _convert(name: str, kind: str, raw: str) -> object:
@@ -64,8 +76,18 @@ def _convert(name: str, kind: str, raw: str) -> object:
         if value < 0:
             raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
         return value
-    if kind == "Path":
+    if kind in ("Path", "Path | None"):
         return Path(raw)
+    if kind == "float":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
+        if number < 0:
+            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
+        return number
+    if name == "log_format" and raw not in LOG_FORMATS:
+        raise ValueError(f"{PREFIX}LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
     if name == "log_level":
         if raw.upper() not in LOG_LEVELS:
             raise ValueError(f"{PREFIX}LOG_LEVEL={raw!r} is not one of {', '.join(LOG_LEVELS)}")

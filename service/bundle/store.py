@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.bundle.loader import load_bundle
+from service.bundle.loader import load_bundle, revision_of
 from service.core.compile import Bundle
 from service.core.errors import BundleError, Problem, TailorError
 
@@ -61,9 +61,17 @@ class BundleStore:
         """Problems of the most recent load if it failed; empty after a success."""
         return self._last_problems
 
+    def keep_problems(self, problems: tuple[Problem, ...]) -> None:
+        """Report problems of a source that could not be loaded while another bundle serves."""
+        self._last_problems = problems
+
     def load(self, source: Path) -> LoadReport:
         """Load ``source``; on success swap it in, on failure keep serving what was there."""
         with self._lock:
+            current = self._current
+            if current is not None and current.source == source and revision_of(source) == current.bundle.revision:
+                self._last_problems = ()
+                return LoadReport(True, current.bundle.revision, ())  # same files: nothing to compile
             try:
                 bundle = self._load(source)
             except BundleError as exc:

@@ -1,31 +1,45 @@
 """The app factory: thin routes that decode, call the core and encode.
 
 ``create_app()`` with no arguments reads Settings from the environment; that is
-how ``tailor serve`` starts it in every granian worker (each worker loads and
-compiles the bundle once, at start-up).
+how ``tailor serve`` starts it in every granian worker. Each worker loads and
+compiles the bundle at start-up and then watches it (service/bundle/watcher.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hmac
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
 
-from litestar import Litestar, Response, get, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.bundle.store import BundleStore
+from service import logs
+from service.bundle.loader import load_bundle
+from service.bundle.store import BundleStore, LoadReport
+from service.bundle.watcher import BundleWatcher
 from service.core.decide import decide
 from service.http import wire
-from service.http.mapping import bundle_info, decision_response, to_core
-from service.http.problems import problem_response
+from service.http.mapping import bundle_info, decision_response, problem_out, to_core
+from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
+from service.segments.onnx import OnnxScorer
 from service.settings import Settings
+from service.telemetry.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("tailor.http")
 
 API_VERSION = "1.0.0"
+ENDPOINTS = frozenset({"/v1/decide", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
 
 
 def create_app(
@@ -35,27 +49,41 @@ def create_app(
 ) -> Litestar:
     """Build the ASGI app. Tests pass their own store or clock; the server passes nothing."""
     settings = settings or Settings.from_env()
-    store = store or BundleStore()
+    logs.configure(settings.log_level, settings.log_format)
+    metrics = Metrics()
+    store = store or BundleStore(functools.partial(load_bundle, open_model=metrics.timed_scorer(OnnxScorer)))
     now = clock or (lambda: datetime.now(UTC))
-    logging.getLogger("tailor").setLevel(settings.log_level)
 
-    def load_bundle_once(_: Litestar) -> None:
+    def reloaded(report: LoadReport) -> None:
+        metrics.reloads.labels("ok" if report.ok else "error").inc()
         if store.ready:
-            return
-        report = store.load(settings.bundle)
-        if report.ok:
-            log.info("bundle %s loaded from %s", report.revision, settings.bundle)
-            return
-        for problem in report.problems:
-            log.error("bundle problem: %s", problem.render())
+            metrics.serving(store.current.bundle.revision)
+
+    watcher = BundleWatcher(
+        store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=reloaded
+    )
+
+    def start(_: Litestar) -> None:
+        if settings.reload_interval > 0:
+            watcher.start()
+        elif not store.ready:
+            watcher.reload()
 
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
     async def decide_placements(data: JSONBody[wire.DecideRequest]) -> wire.DecideResponse:
         bundle = store.current.bundle  # one bundle for the whole request, whatever swaps meanwhile
+        decision_id = uuid.uuid4().hex
+        logs.decision_id.set(decision_id)
         decision = decide(bundle, to_core(data, settings, now))
-        return decision_response(bundle, decision, uuid.uuid4().hex)
+        metrics.count_decisions(
+            [
+                (name if name in bundle.placements else "(unknown)", p.variant or "none", p.reason)
+                for name, p in decision.placements.items()
+            ]
+        )
+        return decision_response(bundle, decision, decision_id)
 
-    @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments")
+    @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments, models")
     async def describe_bundle() -> wire.BundleInfo:
         return bundle_info(store.current, store.last_problems)
 
@@ -69,11 +97,68 @@ def create_app(
             return Response(wire.Health("not_ready"), status_code=503)
         return Response(wire.Health("ready", store.current.bundle.revision))
 
+    @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response[bytes]:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @post("/admin/reload", status_code=200, summary="Reload the bundle in every worker (bearer token)")
+    async def admin_reload(request: Request[Any, Any, Any]) -> wire.ReloadOut:
+        _authorize(request, settings.admin_token)
+        report = await asyncio.to_thread(watcher.request_reload)  # compiling is not the event loop's work
+        return wire.ReloadOut(report.ok, report.revision, [problem_out(p) for p in report.problems])
+
     return Litestar(
-        route_handlers=[decide_placements, describe_bundle, healthz, readyz],
-        on_startup=[load_bundle_once],
+        route_handlers=[decide_placements, describe_bundle, healthz, readyz, metrics_endpoint, admin_reload],
+        on_startup=[start],
+        on_shutdown=[lambda _: watcher.stop()],
+        middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_body_bytes,
+        cors_config=_cors(settings.cors_origins),
         openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
         debug=False,
     )
+
+
+def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
+    """Admin endpoints exist only with a token, and compare it in constant time."""
+    if not token:
+        raise AdminDisabledError("admin endpoints are off: no TAILOR_ADMIN_TOKEN is set")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise UnauthorizedError("a valid bearer token is required")
+
+
+def _cors(origins: str) -> CORSConfig | None:
+    allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    if not allowed:
+        return None
+    return CORSConfig(allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=["content-type"])
+
+
+def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:
+    """Time every HTTP request into the latency histogram, labelled by endpoint, method and status class."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        start = perf_counter()
+        status = 500
+
+        async def remember_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, remember_status)
+        finally:
+            path = scope["path"]
+            endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set
+            method = str(scope.get("method", "GET"))
+            metrics.requests.labels(endpoint, method, f"{status // 100}xx").observe(perf_counter() - start)
+            logs.decision_id.set(None)
+
+    return middleware

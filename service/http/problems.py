@@ -16,16 +16,26 @@ from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFou
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.bundle.store import NotReadyError
-from service.core.errors import RequestError
+from service.core.errors import RequestError, TailorError
 from service.http.wire import ErrorItem, ProblemDetails
 
 log = logging.getLogger("tailor.http")
+
+
+class UnauthorizedError(TailorError):
+    """An admin call without the right bearer token."""
+
+
+class AdminDisabledError(TailorError):
+    """An admin call while no admin token is set: the endpoints do not exist."""
+
 
 MEDIA_TYPE = "application/problem+json"
 
 # code → (status, title). Codes are part of the API: clients may switch on them.
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-request": (400, "The request is not valid"),
+    "unauthorized": (401, "Authentication required"),
     "not-found": (404, "No such endpoint"),
     "method-not-allowed": (405, "Method not allowed on this endpoint"),
     "body-too-large": (413, "The request body is too large"),
@@ -47,18 +57,29 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     body = ProblemDetails(type=code, title=title, status=status, detail=detail, errors=errors)
     allow = exc.headers.get("allow") if isinstance(exc, HTTPException) and exc.headers else None
     headers = {"allow": allow} if allow else None
+    if code == "unauthorized":
+        headers = {"www-authenticate": 'Bearer realm="tailor-admin"'}
     return Response(msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+# Our own errors whose message is the detail, and the problem type each one is.
+_DOMAIN_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (NotReadyError, "not-ready"),
+    (UnauthorizedError, "unauthorized"),
+    (AdminDisabledError, "not-found"),
+)
 
 
 def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
     if isinstance(exc, RequestError):
         return "invalid-request", exc.message, [ErrorItem(exc.where, exc.message)]
-    if isinstance(exc, NotReadyError):
-        return "not-ready", str(exc), []
     if isinstance(exc, ValidationException):
         return "invalid-request", "the request body does not match the API", _validation_items(exc)
-    for kind, code in _LITESTAR_EXCEPTIONS:
+    for kind, code in _DOMAIN_ERRORS:
         if isinstance(exc, kind):
+            return code, str(exc), []
+    for litestar_kind, code in _LITESTAR_EXCEPTIONS:
+        if isinstance(exc, litestar_kind):
             return code, str(exc.detail), []
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         # Litestar raises a plain ClientException for JSON it cannot parse.

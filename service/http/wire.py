@@ -157,6 +157,13 @@ class BundleInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     last_load_errors: list[ProblemOut] = []
 
 
+class ReloadOut(msgspec.Struct, frozen=True):
+    ok: bool
+    revision: str | None
+    """The revision now served by the worker that answered (unchanged when ``ok`` is false)."""
+    problems: list[ProblemOut]
+
+
 class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     status: str
     revision: str | None = None

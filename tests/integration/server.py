@@ -25,8 +25,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Server(str):
+    """The base URL of a running server, which also knows the server's process (for signals)."""
+
+    pid: int
+
+
 @contextmanager
-def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterator[str]:
+def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterator[Server]:
     """Start the server, wait until it is ready, yield its base URL, and always stop it."""
     port = free_port()
     command = [
@@ -41,7 +47,8 @@ def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterato
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = Server(f"http://127.0.0.1:{port}")
+    base.pid = process.pid
     try:
         _wait_ready(base, process)
         yield base

@@ -1,0 +1,152 @@
+"""Live reload: watch the bundle folder and swap in each new bundle that compiles.
+
+Every server worker runs one watcher thread. It polls a cheap fingerprint of the
+bundle (each file's path, size and modification time, plus a trigger file that an
+admin reload touches so that every worker follows), and when it changes it loads,
+validates and compiles the bundle off the request path and asks the store to swap
+it in. A bundle with any error changes nothing but the reported problems.
+
+Polling rather than inotify: a bundle is a few dozen files, a stat of each every
+half second costs microseconds, and it works the same on every filesystem,
+including the bind mounts and network volumes operators use for bundles.
+
+The last good bundle is also kept on disk (``LastGood``): a worker that starts
+while the folder is broken (a new replica, or granian respawning workers on SIGHUP)
+starts from it instead of serving nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.bundle.loader import bundle_files
+from service.bundle.store import BundleStore, LoadReport
+
+log = logging.getLogger("tailor.reload")
+
+TRIGGER_FILE = "reload-trigger"
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def fingerprint(source: Path, trigger: Path | None = None) -> Fingerprint:
+    """What changes when any bundle file (or the trigger) is written, added or removed."""
+    entries = []
+    paths = bundle_files(source)
+    if trigger is not None and trigger.exists():
+        paths.append(trigger)
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed between listing and stat: the next poll sees it
+            continue
+        entries.append((path.as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+@dataclass(frozen=True, slots=True)
+class LastGood:
+    """A copy of the last bundle that compiled, in ``folder``; one pointer file names the current copy."""
+
+    folder: Path
+
+    def save(self, source: Path, revision: str) -> None:
+        """Copy the bundle's files; several workers may do this at once, so every step is atomic."""
+        target = self.folder / revision
+        if not target.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.folder))
+            for path in bundle_files(source):
+                copy = staging / path.relative_to(source)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, copy)
+            try:
+                staging.rename(target)
+            except OSError:  # another worker saved the same revision first
+                shutil.rmtree(staging, ignore_errors=True)
+        pointer = self.folder / f".current-{os.getpid()}"
+        pointer.write_text(revision)
+        pointer.replace(self.folder / "current")
+
+    def path(self) -> Path | None:
+        try:
+            revision = (self.folder / "current").read_text().strip()
+        except FileNotFoundError:
+            return None
+        folder = self.folder / revision
+        return folder if folder.is_dir() else None
+
+
+class BundleWatcher:
+    """Loads the bundle at start, then reloads it whenever its files change."""
+
+    def __init__(
+        self,
+        store: BundleStore,
+        source: Path,
+        *,
+        state_dir: Path | None = None,
+        interval: float = 0.5,
+        on_reload: Callable[[LoadReport], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.interval = interval
+        self.trigger = None if state_dir is None else state_dir / TRIGGER_FILE
+        self.last_good = None if state_dir is None else LastGood(state_dir / "last-good")
+        self._on_reload = on_reload or (lambda _report: None)
+        self._seen: Fingerprint = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LoadReport:
+        """First load (from the last good copy if the folder is broken), then watch in a daemon thread."""
+        report = self.reload()
+        if not report.ok and self.last_good is not None and (kept := self.last_good.path()) is not None:
+            fallback = self.store.load(kept)
+            if fallback.ok:
+                log.warning("started from the last good bundle %s: %s is broken", fallback.revision, self.source)
+                self.store.keep_problems(report.problems)
+        self._thread = threading.Thread(target=self._run, name="tailor-bundle-watcher", daemon=True)
+        self._thread.start()
+        return report
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def request_reload(self) -> LoadReport:
+        """Reload now in this worker, and touch the trigger so that every other worker reloads too."""
+        report = self.reload()
+        if self.trigger is not None:
+            self.trigger.parent.mkdir(parents=True, exist_ok=True)
+            self.trigger.touch()
+        return report
+
+    def reload(self) -> LoadReport:
+        self._seen = fingerprint(self.source, self.trigger)
+        report = self.store.load(self.source)
+        if report.ok:
+            log.info("bundle %s loaded from %s", report.revision, self.source)
+            if self.last_good is not None and report.revision is not None:
+                self.last_good.save(self.source, report.revision)
+        else:
+            for problem in report.problems:
+                log.error("bundle not reloaded: %s", problem.render())
+        self._on_reload(report)
+        return report
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if fingerprint(self.source, self.trigger) != self._seen:
+                    self.reload()
+            except Exception:
+                log.exception("bundle watcher error")

@@ -1,0 +1,101 @@
+"""Prometheus metrics of one server, across its worker processes.
+
+Under ``tailor serve`` every worker writes its samples to files in a folder shared by
+the workers (prometheus_client's multiprocess mode, turned on by PROMETHEUS_MULTIPROC_DIR
+before this module is imported), so a scrape that lands on any worker reports them all.
+In a single process (tests, ``create_app`` used directly) samples stay in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from time import perf_counter
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.core.models import ModelCard, Scorer
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# A decision takes tens of microseconds and a request under a few milliseconds: buckets start low.
+REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+MODEL_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005)
+
+
+class Metrics:
+    """Every metric the service exports; one instance per app."""
+
+    def __init__(self) -> None:
+        # prometheus_client picks in-memory or file-backed values when it is first imported; a worker
+        # forked from a process that imported it before PROMETHEUS_MULTIPROC_DIR was set must pick again.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Histogram(
+            "tailor_http_request_duration_seconds",
+            "Time to answer an HTTP request, by endpoint, method and status class.",
+            ["endpoint", "method", "status"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "tailor_decisions", "Placement decisions by placement, variant and reason.",
+            ["placement", "variant", "reason"], registry=r,
+        )  # fmt: skip
+        self.model_seconds = Histogram(
+            "tailor_model_seconds", "Time to score one visitor, by model.", ["model"], buckets=MODEL_BUCKETS, registry=r
+        )
+        self.reloads = Counter("tailor_bundle_reloads", "Bundle loads by result (ok, error).", ["result"], registry=r)
+        self.bundle = Gauge(
+            "tailor_bundle_info", "1 for the bundle revision a worker serves.", ["revision"],
+            multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.events_dropped = Counter(
+            "tailor_decision_events_dropped", "Decision events dropped because the log queue was full.", registry=r
+        )
+        self._revision: str | None = None
+
+    def serving(self, revision: str) -> None:
+        """Record the revision this worker now serves."""
+        if self._revision == revision:
+            return
+        if self._revision is not None:
+            self.bundle.labels(self._revision).set(0)
+        self.bundle.labels(revision).set(1)
+        self._revision = revision
+
+    def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
+        for placement, variant, reason in decided:
+            self.decisions.labels(placement, variant, reason).inc()
+
+    def timed_scorer(self, open_model: Callable[[ModelCard, Path], Scorer]) -> Callable[[ModelCard, Path], Scorer]:
+        """Wrap a scorer factory so that every score is timed into ``tailor_model_seconds``."""
+
+        def open_timed(card: ModelCard, path: Path) -> Scorer:
+            return _TimedScorer(open_model(card, path), self.model_seconds.labels(card.name))
+
+        return open_timed
+
+    def exposition(self) -> bytes:
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+
+class _TimedScorer:
+    def __init__(self, scorer: Scorer, histogram: Histogram) -> None:
+        self._score = scorer.score
+        self._observe = histogram.observe
+
+    def score(self, row: Sequence[float]) -> str | float:
+        start = perf_counter()
+        try:
+            return self._score(row)
+        finally:
+            self._observe(perf_counter() - start)
