@@ -19,6 +19,7 @@ from granian import Granian
 from granian.constants import Interfaces
 from pydantic import BaseModel
 
+from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import decide
@@ -77,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     decide_cmd.add_argument("--page", help="request context page")
     decide_cmd.set_defaults(run=_decide)
 
+    bundle = commands.add_parser("bundle", help="bundle archives for replicas that pull from an HTTP origin")
+    bundle_commands = bundle.add_subparsers(required=True, metavar="ACTION")
+    build = bundle_commands.add_parser("build", help="pack a bundle into one versioned archive with a manifest")
+    build.add_argument("bundle", nargs="?", type=Path, default=Path("."), help="bundle folder (default: .)")
+    build.add_argument("--out", type=Path, default=Path("bundle.tar.gz"), help="archive (default: bundle.tar.gz)")
+    build.set_defaults(run=_bundle_build)
+
     schema = commands.add_parser("schema", help="write the JSON Schemas of the file formats")
     schema.add_argument("--out", type=Path, default=Path("schema"), help="folder (default: schema)")
     schema.set_defaults(run=_schema)
@@ -87,10 +95,15 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     overrides = {k: v for k in ("bundle", "host", "port", "workers") if (v := getattr(args, k)) is not None}
     settings = replace(settings, **overrides)
-    bundle = _load_or_report(settings.bundle)
-    if bundle is None:
-        return EXIT_PROBLEMS
-    print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
+    if settings.bundle_url:
+        print(
+            f"tailor: serving the bundle of {settings.bundle_url} on {settings.host}:{settings.port}", file=sys.stderr
+        )
+    else:
+        bundle = _load_or_report(settings.bundle)
+        if bundle is None:
+            return EXIT_PROBLEMS
+        print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
     with _state_dir(settings.state_dir) as state_dir:
         settings = replace(settings, state_dir=state_dir)
         os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
@@ -181,6 +194,22 @@ def _decide(args: argparse.Namespace) -> int:
     decision = decide(bundle, to_core(request, Settings(), lambda: datetime.now(UTC)))
     response = decision_response(bundle, decision, "offline")
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _bundle_build(args: argparse.Namespace) -> int:
+    try:
+        manifest = build_archive(args.bundle, args.out)
+    except BundleError as exc:
+        _print_problems(args.bundle, exc.problems)
+        print(
+            f"tailor: the bundle in {args.bundle} has {len(exc.problems)} error(s); nothing was packed", file=sys.stderr
+        )
+        return EXIT_PROBLEMS
+    except ArchiveError as exc:
+        print(f"tailor: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"ok: {args.out} revision {manifest.revision}: {len(manifest.files)} files")
     return EXIT_OK
 
 

@@ -47,6 +47,14 @@ class Settings:
     """TAILOR_RELOAD_INTERVAL: seconds between checks of the bundle folder; 0 turns watching off."""
     admin_token: str | None = None
     """TAILOR_ADMIN_TOKEN: bearer token of the admin endpoints; unset turns them off."""
+    bundle_url: str = ""
+    """TAILOR_BUNDLE_URL: pull the bundle archive (``tailor bundle build``) from this HTTP origin
+    instead of reading TAILOR_BUNDLE; empty: read the folder."""
+    bundle_cache: Path | None = None
+    """TAILOR_BUNDLE_CACHE: where the last good archive from the origin is kept, to start from it
+    when the origin is down; default: STATE_DIR/origin. Make it persistent."""
+    bundle_poll_seconds: float = 30.0
+    """TAILOR_BUNDLE_POLL_SECONDS: seconds between polls of the origin (with ±20 % jitter)."""
     cors_origins: str = ""
     """TAILOR_CORS_ORIGINS: comma-separated origins allowed to call the API from browsers; empty: none."""
 

@@ -11,11 +11,15 @@ import asyncio
 import functools
 import hmac
 import logging
+import tempfile
+import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
@@ -26,9 +30,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
 from service.bundle.loader import load_bundle
+from service.bundle.origin import BundleOrigin, Outcome
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.decide import decide
+from service.core.errors import Problem
 from service.http import wire
 from service.http.mapping import bundle_info, decision_response, problem_out, to_core
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
@@ -62,12 +68,7 @@ def create_app(
     watcher = BundleWatcher(
         store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=reloaded
     )
-
-    def start(_: Litestar) -> None:
-        if settings.reload_interval > 0:
-            watcher.start()
-        elif not store.ready:
-            watcher.reload()
+    source = _origin_source(settings, store, reloaded) if settings.bundle_url else _folder_source(settings, watcher)
 
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
     async def decide_placements(data: JSONBody[wire.DecideRequest]) -> wire.DecideResponse:
@@ -104,13 +105,13 @@ def create_app(
     @post("/admin/reload", status_code=200, summary="Reload the bundle in every worker (bearer token)")
     async def admin_reload(request: Request[Any, Any, Any]) -> wire.ReloadOut:
         _authorize(request, settings.admin_token)
-        report = await asyncio.to_thread(watcher.request_reload)  # compiling is not the event loop's work
+        report = await asyncio.to_thread(source.reload)  # compiling is not the event loop's work
         return wire.ReloadOut(report.ok, report.revision, [problem_out(p) for p in report.problems])
 
     return Litestar(
         route_handlers=[decide_placements, describe_bundle, healthz, readyz, metrics_endpoint, admin_reload],
-        on_startup=[start],
-        on_shutdown=[lambda _: watcher.stop()],
+        on_startup=[lambda _: source.start()],
+        on_shutdown=[lambda _: source.stop()],
         middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_body_bytes,
@@ -118,6 +119,77 @@ def create_app(
         openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
         debug=False,
     )
+
+
+class _Source(Protocol):
+    """Where a worker's bundle comes from: the folder (watched) or an HTTP origin (polled)."""
+
+    def start(self) -> None: ...
+    def reload(self) -> LoadReport: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class _FolderSource:
+    watcher: BundleWatcher
+    watch: bool
+
+    def start(self) -> None:
+        if self.watch:
+            self.watcher.start()
+        elif not self.watcher.store.ready:
+            self.watcher.reload()
+
+    def reload(self) -> LoadReport:
+        return self.watcher.request_reload()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+
+def _folder_source(settings: Settings, watcher: BundleWatcher) -> _FolderSource:
+    return _FolderSource(watcher, watch=settings.reload_interval > 0)
+
+
+@dataclass
+class _OriginSource:
+    origin: BundleOrigin
+    store: BundleStore
+    stopping: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.origin.start_from_cache()  # serve the last good archive at once if the origin is down
+        self.thread = threading.Thread(
+            target=self.origin.run, args=(self.stopping,), name="tailor-bundle-origin", daemon=True
+        )
+        self.thread.start()
+
+    def reload(self) -> LoadReport:
+        result = self.origin.poll_once()
+        if result.outcome is Outcome.FAILED:
+            return LoadReport(False, None, (Problem(self.origin.url, (), f"origin: {result.detail}"),))
+        revision = self.store.current.bundle.revision if self.store.ready else None
+        return LoadReport(result.outcome is not Outcome.REJECTED, revision, self.store.last_problems)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.origin.close()
+
+
+def _origin_source(settings: Settings, store: BundleStore, reloaded: Callable[[LoadReport], None]) -> _OriginSource:
+    def accept(path: Path) -> bool:
+        report = store.load(path)
+        for problem in report.problems:
+            log.error("bundle from the origin not applied: %s", problem.render())
+        reloaded(report)
+        return report.ok
+
+    cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
+    origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds)
+    return _OriginSource(origin, store)
 
 
 def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
