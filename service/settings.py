@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "TAILOR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+MIN_PSEUDONYM_KEY_BYTES = 16  # the same floor as the pseudonymizer's: shorter keys can be brute-forced
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class Settings:
     metrics. ``tailor serve`` makes a temporary one when unset."""
     reload_interval: float = 0.5
     """TAILOR_RELOAD_INTERVAL: seconds between checks of the bundle folder; 0 turns watching off."""
-    admin_token: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
     """TAILOR_ADMIN_TOKEN: bearer token of the admin endpoints; unset turns them off."""
     bundle_url: str = ""
     """TAILOR_BUNDLE_URL: pull the bundle archive (``tailor bundle build``) from this HTTP origin
@@ -55,6 +56,20 @@ class Settings:
     when the origin is down; default: STATE_DIR/origin. Make it persistent."""
     bundle_poll_seconds: float = 30.0
     """TAILOR_BUNDLE_POLL_SECONDS: seconds between polls of the origin (with ±20 % jitter)."""
+    decision_log: str = "off"
+    """TAILOR_DECISION_LOG: JSON-lines file for decision events (rotated; one file per worker when
+    there are several), or off."""
+    decision_log_url: str = ""
+    """TAILOR_DECISION_LOG_URL: POST decision events as NDJSON batches to this collector; empty: none."""
+    pseudonym_key: str = field(default="", repr=False)
+    """TAILOR_PSEUDONYM_KEY: HMAC key for visitor pseudonyms in decision events, at least 16 bytes,
+    the same on every replica; required when the decision log is on."""
+    decision_log_queue: int = 10_000
+    """TAILOR_DECISION_LOG_QUEUE: most decisions waiting to be written; more are dropped and counted."""
+    decision_log_max_bytes: int = 64 * 1024 * 1024
+    """TAILOR_DECISION_LOG_MAX_BYTES: a decision log file rotates before it passes this size."""
+    decision_log_backups: int = 5
+    """TAILOR_DECISION_LOG_BACKUPS: rotated decision log files kept."""
     cors_origins: str = ""
     """TAILOR_CORS_ORIGINS: comma-separated origins allowed to call the API from browsers; empty: none."""
 
@@ -68,7 +83,17 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _convert(f.name, str(f.type), raw)
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, naming the variable to change."""
+        logging_on = self.decision_log != "off" or bool(self.decision_log_url)
+        if logging_on and len(self.pseudonym_key.encode()) < MIN_PSEUDONYM_KEY_BYTES:
+            raise ValueError(
+                f"{PREFIX}PSEUDONYM_KEY must be at least {MIN_PSEUDONYM_KEY_BYTES} bytes when the decision log is on"
+            )
 
     def to_env(self) -> dict[str, str]:
         """The variables that recreate these settings, for worker processes."""

@@ -41,6 +41,7 @@ from service.http.problems import AdminDisabledError, UnauthorizedError, problem
 from service.segments.onnx import OnnxScorer
 from service.settings import Settings
 from service.telemetry.metrics import CONTENT_TYPE, Metrics
+from service.telemetry.recorder import open_recorder
 
 log = logging.getLogger("tailor.http")
 
@@ -69,6 +70,22 @@ def create_app(
         store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=reloaded
     )
     source = _origin_source(settings, store, reloaded) if settings.bundle_url else _folder_source(settings, watcher)
+    recorder = open_recorder(
+        path=None if settings.decision_log == "off" else Path(settings.decision_log),
+        url=settings.decision_log_url or None,
+        key=settings.pseudonym_key.encode(),
+        queue_size=settings.decision_log_queue,
+        max_bytes=settings.decision_log_max_bytes,
+        backups=settings.decision_log_backups,
+        per_process=settings.workers > 1,
+    )
+    if recorder is not None:
+        metrics.watch_decision_log(recorder.log)
+
+    def stop(_: Litestar) -> None:
+        source.stop()
+        if recorder is not None and not recorder.close(timeout=5):
+            log.warning("decision log closed with %d decisions not written", recorder.log.pending)
 
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
     async def decide_placements(data: JSONBody[wire.DecideRequest]) -> wire.DecideResponse:
@@ -76,6 +93,14 @@ def create_app(
         decision_id = uuid.uuid4().hex
         logs.decision_id.set(decision_id)
         decision = decide(bundle, to_core(data, settings, now))
+        if recorder is not None:
+            recorder.record(
+                decision,
+                decision_id=decision_id,
+                revision=bundle.revision,
+                visitor_id=data.visitor.id,
+                analytics_consent=data.visitor.consent.analytics,
+            )
         metrics.count_decisions(
             [
                 (name if name in bundle.placements else "(unknown)", p.variant or "none", p.reason)
@@ -111,7 +136,7 @@ def create_app(
     return Litestar(
         route_handlers=[decide_placements, describe_bundle, healthz, readyz, metrics_endpoint, admin_reload],
         on_startup=[lambda _: source.start()],
-        on_shutdown=[lambda _: source.stop()],
+        on_shutdown=[stop],
         middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_body_bytes,
@@ -231,6 +256,7 @@ def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set
             method = str(scope.get("method", "GET"))
             metrics.requests.labels(endpoint, method, f"{status // 100}xx").observe(perf_counter() - start)
+            metrics.sync()
             logs.decision_id.set(None)
 
     return middleware

@@ -17,9 +17,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.core.models import ModelCard, Scorer
+from service.telemetry.log import DecisionLog
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+EVENT_OUTCOMES = ("submitted", "written", "dropped", "lost")
 # A decision takes tens of microseconds and a request under a few milliseconds: buckets start low.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 MODEL_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005)
@@ -53,10 +55,15 @@ class Metrics:
             "tailor_bundle_info", "1 for the bundle revision a worker serves.", ["revision"],
             multiprocess_mode="livemax", registry=r,
         )  # fmt: skip
-        self.events_dropped = Counter(
-            "tailor_decision_events_dropped", "Decision events dropped because the log queue was full.", registry=r
+        self.events = Counter(
+            "tailor_decision_events",
+            "Decision events by outcome: submitted, written, dropped (queue full), lost (the sink failed).",
+            ["outcome"],
+            registry=r,
         )
         self._revision: str | None = None
+        self._decision_log: DecisionLog | None = None
+        self._seen = dict.fromkeys(EVENT_OUTCOMES, 0)
 
     def serving(self, revision: str) -> None:
         """Record the revision this worker now serves."""
@@ -66,6 +73,20 @@ class Metrics:
             self.bundle.labels(self._revision).set(0)
         self.bundle.labels(revision).set(1)
         self._revision = revision
+
+    def watch_decision_log(self, decision_log: DecisionLog) -> None:
+        self._decision_log = decision_log
+
+    def sync(self) -> None:
+        """Carry the decision log's counters into the metrics; cheap enough to do after every request."""
+        decision_log = self._decision_log
+        if decision_log is None:
+            return
+        for outcome in EVENT_OUTCOMES:
+            now = getattr(decision_log, outcome)
+            if now != self._seen[outcome]:
+                self.events.labels(outcome).inc(now - self._seen[outcome])
+                self._seen[outcome] = now
 
     def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
         for placement, variant, reason in decided:
@@ -80,6 +101,7 @@ class Metrics:
         return open_timed
 
     def exposition(self) -> bytes:
+        self.sync()
         folder = os.environ.get(MULTIPROCESS_ENV)
         if not folder:
             return generate_latest(self.registry)
