@@ -42,8 +42,14 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["train"]:
+        # Imported here only: serving must never load scikit-learn, skl2onnx or matplotlib.
+        from service.training.command import main as train_main  # noqa: PLC0415
+
+        return train_main(raw[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(raw)
     try:
         code: int = args.run(args)
     except ValueError as exc:  # malformed settings or arguments
@@ -77,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     decide_cmd.add_argument("--locale", help="request context locale")
     decide_cmd.add_argument("--page", help="request context page")
     decide_cmd.set_defaults(run=_decide)
+
+    commands.add_parser(
+        "train", help="retrain the segment models (rfm, churn, value) from transactions; see `tailor train --help`"
+    )
 
     bundle = commands.add_parser("bundle", help="bundle archives for replicas that pull from an HTTP origin")
     bundle_commands = bundle.add_subparsers(required=True, metavar="ACTION")

@@ -1,0 +1,78 @@
+"""`tailor train` end to end on a small generated CSV file."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.training.cards import read_card
+from service.training.command import main
+from service.training.report import FIGURES
+
+
+def _shop(path: Path, customers: int = 240) -> Path:
+    """Customers who join over 13 weeks and buy at their own rate for 78 weeks (seeded: always the same file)."""
+    rng = np.random.default_rng(7)
+    start = date(2024, 1, 1)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["customer_id", "date", "amount"])
+        for i in range(customers):
+            day = int(rng.integers(0, 91))
+            rate = float(rng.choice([0.005, 0.02, 0.06]))
+            life = int(rng.integers(30, 546))
+            spend = float(rng.uniform(8, 120))
+            while day < min(life, 546):
+                out.writerow(
+                    [f"c{i:04d}", (start + timedelta(days=day)).isoformat(), f"{spend * rng.uniform(0.5, 1.5):.2f}"]
+                )
+                day += 1 + int(rng.geometric(rate))
+    return path
+
+
+def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _shop(tmp_path / "shop.csv")
+    out, report = tmp_path / "models", tmp_path / "report"
+    code = main(["--data", str(data), "--out", str(out), "--report", str(report), "--seed", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    for name in ("rfm", "churn", "value"):
+        card = read_card(out / f"{name}.yaml")
+        assert (out / card.file).is_file()
+        assert card.training.cutoff == date(2024, 9, 30)  # 2024-01-01 + 39 weeks
+        assert card.training.seed == 1
+    assert "lapsed" in (read_card(out / "rfm.yaml").output.labels or {}).values()
+    assert all((report / figure).is_file() for figure in FIGURES.values())
+    text = (report / "REPORT.md").read_text()
+    assert "WARNING: segment" in text  # 240 customers: every segment is under 100
+    assert "rfm:   k=" in printed
+    assert "churn: ROC AUC" in printed
+    assert "value: MAE" in printed
+    assert "WARNING: segment" in printed
+
+
+def test_format_flag_and_cutoff_flag(tmp_path: Path) -> None:
+    data = _shop(tmp_path / "shop.txt")  # not *.csv: --format says what it is
+    out = tmp_path / "models"
+    args = ["--data", str(data), "--format", "csv", "--cutoff", "2024-06-01", "--out", str(out)]
+    assert main([*args, "--report", str(tmp_path / "report")]) == 0
+    assert read_card(out / "churn.yaml").training.cutoff == date(2024, 6, 1)
+
+
+def test_a_broken_file_is_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "shop.csv"
+    data.write_text("customer_id,date,amount\nc1,yesterday,5\n")
+    assert main(["--data", str(data), "--out", str(tmp_path / "m"), "--report", str(tmp_path / "r")]) == 1
+    assert "shop.csv:2: date 'yesterday' is not YYYY-MM-DD" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_arguments_exit_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cutoff", "October"])
+    assert exit_info.value.code == 2
+    assert "--cutoff" in capsys.readouterr().err

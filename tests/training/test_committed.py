@@ -1,0 +1,108 @@
+"""The committed models: valid cards that describe their ONNX files, trained on the committed data."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.bundle.yamlfile import parse_yaml
+from service.core.models import ModelCard
+from service.core.spec import NAME_PATTERN
+from service.training.cards import SCHEMA_LINE, read_card
+from service.training.export import Runner
+from service.training.report import FIGURES
+from service.training.train import TrainingRun
+
+from .conftest import DATA, MODELS, ROOT
+
+NAMES = ("rfm", "churn", "value")
+ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
+
+
+@pytest.fixture(scope="module")
+def cards() -> dict[str, ModelCard]:
+    return {name: read_card(MODELS / f"{name}.yaml") for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_validates_and_starts_with_the_schema_line(name: str, cards: dict[str, ModelCard]) -> None:
+    text = (MODELS / f"{name}.yaml").read_text()
+    assert text.splitlines()[0] == SCHEMA_LINE
+    card = cards[name]
+    assert card.name == name
+    assert card.file == f"{name}.onnx"
+    # The bundle loader reads cards with its YAML 1.2 reader: same card.
+    assert ModelCard.model_validate(parse_yaml(text).data) == card
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_tensors_match_the_onnx_file(name: str, cards: dict[str, ModelCard]) -> None:
+    card = cards[name]
+    session = ort.InferenceSession(str(MODELS / card.file), providers=["CPUExecutionProvider"])
+    (given,) = session.get_inputs()
+    assert (given.name, given.type) == (card.onnx_input.name, ORT_TYPES[card.onnx_input.dtype])
+    assert [d if isinstance(d, int) else None for d in given.shape] == card.onnx_input.shape == [None, len(card.inputs)]
+    outputs = {o.name: o for o in session.get_outputs()}
+    assert set(outputs) == {t.name for t in card.onnx_outputs}
+    for spec in card.onnx_outputs:
+        actual = outputs[spec.name]
+        assert actual.type == ORT_TYPES[spec.dtype]
+        assert [d if isinstance(d, int) else None for d in actual.shape] == spec.shape
+    assert card.output.tensor in outputs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_were_trained_on_the_committed_data(name: str, cards: dict[str, ModelCard]) -> None:
+    training = cards[name].training
+    assert (ROOT / training.data).resolve() == DATA.resolve()
+    assert training.sha256 == hashlib.sha256(DATA.read_bytes()).hexdigest()
+    assert (training.transactions, training.customers) == (69_659, 23_570)
+    assert str(training.cutoff) == "1997-10-01"
+    assert training.outcome_window_days == 273
+
+
+def test_cluster_names_are_unique_and_include_lapsed(cards: dict[str, ModelCard]) -> None:
+    card = cards["rfm"]
+    assert card.output.kind == "label"
+    labels = card.output.labels or {}
+    names = list(labels.values())
+    assert len(set(names)) == len(names)
+    assert "lapsed" in names
+    assert all(name == name.lower() and parse_ok(name) for name in names)
+    scores = next(t for t in card.onnx_outputs if t.name == "scores")
+    assert sorted(labels) == list(range(scores.shape[-1] or 0))  # one name per cluster
+    assert set(card.segments) == set(names)
+    assert sum(card.segments.values()) == card.metrics["population"]
+
+
+def parse_ok(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None
+
+
+def test_committed_models_are_what_training_gives_now(full_run: TrainingRun, cards: dict[str, ModelCard]) -> None:
+    """Stale models fail here: retrain with `tailor train` after changing features or training code."""
+    for name in NAMES:
+        fresh = full_run.models[name]
+        committed = cards[name]
+        assert committed.inputs == fresh.card.inputs, name
+        assert committed.output == fresh.card.output, name
+        x = fresh.x[full_run.held_out]
+        ours = Runner((MODELS / committed.file).read_bytes()).run(x)[committed.output.tensor]
+        theirs = Runner(fresh.onnx).run(x)[committed.output.tensor]
+        if committed.output.kind == "label":
+            assert np.mean(ours == theirs) > 0.999, name
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_report_is_next_to_its_figures() -> None:
+    report = ROOT / "docs" / "models" / "REPORT.md"
+    text = report.read_text()
+    for figure in FIGURES.values():
+        assert (report.parent / figure).is_file()
+        assert f"]({figure})" in text
+    assert "**lapsed**" in text

@@ -1,0 +1,58 @@
+"""The choice of k and the cluster names follow their written rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.training.fit import Profile, choose_k, elbow, name_clusters
+
+WINDOW = 273.0
+
+
+def test_elbow_is_the_point_farthest_below_the_chord() -> None:
+    assert elbow([2, 3, 4, 5, 6, 7, 8], [100, 60, 30, 25, 21, 18, 16]) == 4
+    assert elbow([2, 3], [10, 5]) == 2  # too few points for a bend
+
+
+def test_the_four_cdnow_like_clusters() -> None:
+    profiles = [
+        Profile(0, 229, 1.01, 16),
+        Profile(1, 49, 6.5, 260),
+        Profile(2, 219, 1.37, 57),
+        Profile(3, 86, 2.7, 74),
+    ]
+    assert name_clusters(profiles, WINDOW) == {0: "one_time", 1: "champions", 2: "lapsed", 3: "loyal"}
+
+
+def test_lapsed_exists_even_when_every_cluster_is_recent() -> None:
+    profiles = [Profile(0, 10, 5, 300), Profile(1, 40, 1, 20), Profile(2, 60, 2, 80)]
+    names = name_clusters(profiles, WINDOW)
+    assert names[2] == "lapsed"  # the largest recency takes the name
+    assert sorted(names.values()) == ["champions", "lapsed", "new"]
+
+
+@pytest.mark.parametrize("k", range(2, 9))
+def test_names_are_unique_valid_and_include_lapsed(k: int) -> None:
+    rng = np.random.default_rng(k)
+    profiles = [
+        Profile(i, float(rng.uniform(1, WINDOW)), float(rng.uniform(1, 8)), float(rng.uniform(5, 500)))
+        for i in range(k)
+    ]
+    names = name_clusters(profiles, WINDOW)
+    assert sorted(names) == list(range(k))
+    assert len(set(names.values())) == k
+    assert "lapsed" in names.values()
+
+
+def test_many_clusters_in_one_cell_get_numbered_names() -> None:
+    profiles = [Profile(i, 250.0, 1.0, 10.0 + i) for i in range(6)]
+    names = name_clusters(profiles, WINDOW)
+    assert sorted(names.values()) == ["dormant", "lapsed", "lapsed_2", "lapsed_3", "lost", "one_time"]
+
+
+def test_choose_k_stays_below_the_number_of_distinct_points() -> None:
+    x = np.repeat(np.array([[1, 0, 0], [200, 2, 5], [100, 1, 3], [50, 3, 6]], dtype=np.float32), 5, axis=0)
+    choice = choose_k(x, seed=0)
+    assert choice.ks == (2, 3)
+    assert choice.k in choice.ks
