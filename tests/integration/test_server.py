@@ -40,6 +40,19 @@ def test_decides_placements_for_a_visitor(client: httpx.Client) -> None:
     assert {"placement": "home_hero", "rule": "vip_offer", "outcome": "matched"} in body["trace"]
 
 
+def test_a_visitor_in_the_lapsed_cluster_gets_the_win_back_hero(client: httpx.Client) -> None:
+    visitor = {
+        "id": "v-model-lapsed",
+        "attributes": {"orders_total": 1, "spend_total": 60.0, "last_purchase_at": "2026-07-15T12:00:00Z"},
+        "consent": {"personalization": True},
+    }
+    body = _decide(client, visitor, placements=["home_hero"], explain=True).json()
+    assert body["placements"]["home_hero"]["variant"] == "hero_winback"
+    assert body["placements"]["home_hero"]["rule"] == "win_back_predicted"
+    assert body["segments"] == ["predicted_lapsed"]
+    assert body["scores"] == {"rfm": "lapsed"}
+
+
 def test_experiment_assignment_is_reported(client: httpx.Client) -> None:
     visitor = {"id": "visitor-0", "consent": {"personalization": True}}
     hero = _decide(client, visitor, placements=["home_hero"]).json()["placements"]["home_hero"]
