@@ -32,3 +32,20 @@ def test_only_the_http_package_imports_litestar() -> None:
         if path.parent.name != "http"
     ]
     assert offenders == []
+
+
+def test_only_the_segments_package_imports_onnxruntime() -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "service").rglob("*.py")
+        if "import onnxruntime" in path.read_text() or "from onnxruntime" in path.read_text()
+        if path.relative_to(ROOT).as_posix() != "service/segments/onnx.py"
+    ]
+    assert offenders == []
+
+
+def test_serving_never_loads_the_training_stack() -> None:
+    code = "import sys, json; import service.http.app, service.cli; print(json.dumps(sorted(m for m in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(done.stdout))
+    assert {"sklearn", "skl2onnx", "matplotlib", "pandas", "service.training"} & loaded == set()

@@ -35,6 +35,12 @@ def session_options() -> ort.SessionOptions:
     return options
 
 
+def open_session(model: Path | bytes) -> ort.InferenceSession:
+    """A session with the serving options, over a file or ONNX bytes (training checks its exports with it)."""
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
+
+
 class OnnxScorer:
     """Scores one visitor's row with a checked session and reads the card's output from it."""
 
@@ -66,7 +72,7 @@ def _open(path: Path) -> ort.InferenceSession:
     if not path.is_file():
         raise ModelLoadError(f"model file {path.name} does not exist")
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
+        return open_session(path)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, Fail) derive from Exception only
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"model file {path.name} cannot be loaded: {first_line}") from None

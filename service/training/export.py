@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime as ort
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 
 from service.core.models import TensorSpec
+from service.segments.onnx import open_session
 
 INPUT_NAME = "features"
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -69,10 +69,7 @@ class Runner:
     """An onnxruntime session over ONNX bytes (single-threaded: deterministic and cheap)."""
 
     def __init__(self, data: bytes) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self._session = open_session(data)
         self.outputs: Sequence[str] = [o.name for o in self._session.get_outputs()]
 
     def run(self, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[Any]]:
