@@ -1,0 +1,59 @@
+"""The app in process (Litestar's test client): CORS, JSON logs with the decision id, settings checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from service.http.app import create_app
+from service.logs import JsonFormatter, decision_id
+from service.settings import Settings
+
+ROOT = Path(__file__).parents[1]
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(bundle=ROOT, reload_interval=0, **overrides)  # type: ignore[arg-type]
+
+
+def test_cors_allows_only_the_configured_origins() -> None:
+    app = create_app(_settings(cors_origins="https://shop.example, https://preview.shop.example"))
+    headers = {"origin": "https://shop.example", "access-control-request-method": "POST"}
+    with TestClient(app=app) as client:
+        allowed = client.options("/v1/decide", headers=headers)
+        denied = client.options("/v1/decide", headers={**headers, "origin": "https://evil.example"})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-origin" not in denied.headers
+
+
+def test_without_cors_origins_no_cors_headers_are_sent() -> None:
+    with TestClient(app=create_app(_settings())) as client:
+        response = client.post("/v1/decide", json={"visitor": {"id": "a"}}, headers={"origin": "https://shop.example"})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_json_log_lines_carry_the_decision_id() -> None:
+    record = logging.LogRecord("tailor.http", logging.ERROR, __file__, 1, "model failed: %s", ("rfm",), None)
+    token = decision_id.set("abc123")
+    try:
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        decision_id.reset(token)
+    assert line["decision_id"] == "abc123"
+    assert (line["level"], line["logger"], line["message"]) == ("ERROR", "tailor.http", "model failed: rfm")
+
+
+def test_a_decision_log_needs_a_pseudonym_key() -> None:
+    with pytest.raises(ValueError, match="TAILOR_PSEUDONYM_KEY must be at least 16 bytes"):
+        Settings.from_env({"TAILOR_DECISION_LOG": "/tmp/decisions.jsonl", "TAILOR_PSEUDONYM_KEY": "short"})
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = Settings(admin_token="s3cret-admin", pseudonym_key="s3cret-key-0123456789")
+    assert "s3cret" not in repr(settings)
