@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint types unit bench compare compare-models train schema lock clean
+.PHONY: run test lint types unit bench compare compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
 
 compare: $(VENV)/.dev  ## our core next to GrowthBook's SDK on the same 20-flag workload, one run
 	$(BIN)/python loadtests/compare_growthbook.py
+
+loadtest: $(VENV)/.run  ## HTTP load tests on 127.0.0.1: ceiling, page views, 50 reloads (installs wrk with apt-get if missing)
+	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)
 
 compare-models: $(VENV)/.dev  ## per-request cost of each segment model: serving path, bare ONNX, scikit-learn
 	$(BIN)/python loadtests/compare_models.py

@@ -255,7 +255,7 @@ def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             path = scope["path"]
             endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set
             method = str(scope.get("method", "GET"))
-            metrics.requests.labels(endpoint, method, f"{status // 100}xx").observe(perf_counter() - start)
+            metrics.observe_request(endpoint, method, f"{status // 100}xx", perf_counter() - start)
             metrics.sync()
             logs.decision_id.set(None)
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -62,6 +63,8 @@ class Metrics:
             registry=r,
         )
         self._revision: str | None = None
+        self._decision_children: dict[tuple[str, str, str], Any] = {}
+        self._request_children: dict[tuple[str, str, str], Any] = {}
         self._decision_log: DecisionLog | None = None
         self._seen = dict.fromkeys(EVENT_OUTCOMES, 0)
 
@@ -89,8 +92,19 @@ class Metrics:
                 self._seen[outcome] = now
 
     def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
-        for placement, variant, reason in decided:
-            self.decisions.labels(placement, variant, reason).inc()
+        children = self._decision_children
+        for labels in decided:
+            child = children.get(labels)
+            if child is None:  # labels() validates and locks: look each label set up once
+                child = children[labels] = self.decisions.labels(*labels)
+            child.inc()
+
+    def observe_request(self, endpoint: str, method: str, status_class: str, seconds: float) -> None:
+        key = (endpoint, method, status_class)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(*key)
+        child.observe(seconds)
 
     def timed_scorer(self, open_model: Callable[[ModelCard, Path], Scorer]) -> Callable[[ModelCard, Path], Scorer]:
         """Wrap a scorer factory so that every score is timed into ``tailor_model_seconds``."""

@@ -15,8 +15,8 @@ ROOT = Path(__file__).parents[2]
 
 
 def copy_bundle(target: Path) -> Path:
-    """rules/ and content/ of the example bundle; models/ is left out (it may be mid-write elsewhere)."""
-    for kind in ("rules", "content"):
+    """rules/, content/ and models/ of the example bundle."""
+    for kind in ("rules", "content", "models"):
         shutil.copytree(ROOT / kind, target / kind)
     return target
 

@@ -257,7 +257,7 @@ def test_something_that_is_not_a_tar_gz_is_refused(data: bytes, tmp_path: Path) 
 
 def test_limits_are_checked_from_the_manifest(packed: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(archive_module, "MAX_FILES", 1)
-    with pytest.raises(ArchiveError, match=r"manifest\.json: 3 files; the limit is 1"):
+    with pytest.raises(ArchiveError, match=r"manifest\.json: \d+ files; the limit is 1"):
         extract_archive(packed, tmp_path / "dest")
     monkeypatch.setattr(archive_module, "MAX_FILES", 100)
     monkeypatch.setattr(archive_module, "MAX_TOTAL_BYTES", 10)

@@ -130,7 +130,8 @@ def test_a_first_bundle_that_is_rejected_leaves_no_cache(origin: OriginServer, a
 def test_an_archive_that_fails_verification_is_rejected(
     origin: OriginServer, archive: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    origin.publish(archive[:-40] + bytes(40))  # damaged in transit or at rest
+    middle = len(archive) // 2
+    origin.publish(archive[:middle] + bytes(40) + archive[middle + 40 :])  # damaged in transit or at rest
     replica = Replica()
     with caplog.at_level(logging.ERROR, "tailor.origin"), _poller(origin, tmp_path / "cache", replica, []) as poller:
         result = poller.poll_once()
