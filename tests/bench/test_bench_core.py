@@ -172,6 +172,7 @@ def test_bench_compile_example_bundle(benchmark: Any) -> None:
 
     assert set(bundle.placements) == {"home_hero", "promo_banner"}
     assert set(bundle.experiments) == {"hero_layout_test", "hero_copy_test"}
-    assert len(bundle.segments) == 7
+    assert len(bundle.segments) == 10
+    assert set(bundle.models) == {"rfm", "churn", "value"}
     assert bundle.holdout is not None
     assert bundle.holdout.buckets == 500
