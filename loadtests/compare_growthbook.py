@@ -43,6 +43,8 @@ from growthbook import Feature, GrowthBook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared workload lives in tests/bench
 
+from harness import cpu_model  # loadtests/ is on the path when this runs as a script
+
 from service.bundle.loader import load_bundle
 from service.core.decide import DecisionRequest, decide
 from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20, lower_bound
@@ -146,16 +148,6 @@ def build_runners(visitors: int) -> dict[str, tuple[Callable[[], object], Callab
         "GrowthBook 4.0.0, instance per request": (run_gb_per_request, lambda: answers_gb(reuse=False)),
         "GrowthBook 4.0.0, one instance + `set_attributes`": (run_gb_reused, lambda: answers_gb(reuse=True)),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def version(package: str) -> str:

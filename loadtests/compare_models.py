@@ -32,6 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import cpu_model  # loadtests/ is on the path when this runs as a script
+
 from service.bundle.loader import load_bundle
 from service.core.conditions import Facts
 from service.core.models import compile_features
@@ -108,14 +110,7 @@ def main() -> int:
     held = [a for a, h in zip(population.attributes, population.held_out, strict=True) if h][: args.rows]
     now = epoch(cutoff)
     bundle = load_bundle(ROOT)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "?",
-    )
+    cpu = cpu_model()
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("onnxruntime", "scikit-learn", "numpy"))
     print(f"- CPU: {cpu}; Python {platform.python_version()}; {versions}")
     print(f"- {len(held)} held-out customers, one row per call, {args.rounds} rounds; µs per row (min / median)\n")

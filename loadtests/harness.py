@@ -350,7 +350,7 @@ def decide_responses(samples: dict[str, float]) -> dict[str, int]:
 def machine_facts(wrk: str) -> dict[str, str]:
     return {
         "cores": str(os.cpu_count()),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "kernel": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "granian": version("granian"),
@@ -361,7 +361,7 @@ def machine_facts(wrk: str) -> dict[str, str]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -100,25 +100,22 @@ class Settings:
         return {PREFIX + f.name.upper(): str(v) for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
+def _non_negative(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not {what}") from None
+    if value < 0:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
+    return value
+
+
 def _convert(name: str, kind: str, raw: str) -> object:
-    if kind == "int":
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a whole number") from None
-        if value < 0:
-            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
-        return value
+    if kind in ("int", "float"):
+        return _non_negative(name, raw, int if kind == "int" else float)
     if kind in ("Path", "Path | None"):
         return Path(raw)
-    if kind == "float":
-        try:
-            number = float(raw)
-        except ValueError:
-            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
-        if number < 0:
-            raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
-        return number
     if name == "log_format" and raw not in LOG_FORMATS:
         raise ValueError(f"{PREFIX}LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
     if name == "log_level":
