@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from service.http.app import create_app
+from service.http.app import create_app, decision_ids
 from service.logs import JsonFormatter, decision_id
 from service.settings import Settings
 
@@ -57,3 +57,12 @@ def test_a_decision_log_needs_a_pseudonym_key() -> None:
 def test_secrets_stay_out_of_the_settings_repr() -> None:
     settings = Settings(admin_token="s3cret-admin", pseudonym_key="s3cret-key-0123456789")
     assert "s3cret" not in repr(settings)
+
+
+def test_decision_ids_are_unique_and_ordered_within_a_worker() -> None:
+    first, second = decision_ids(), decision_ids()
+    ids = [first() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert ids == sorted(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert first()[:16] != second()[:16]  # each worker draws its own prefix

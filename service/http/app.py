@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import itertools
 import logging
+import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ def create_app(
     metrics = Metrics()
     store = store or BundleStore(functools.partial(load_bundle, open_model=metrics.timed_scorer(OnnxScorer)))
     now = clock or (lambda: datetime.now(UTC))
+    next_decision_id = decision_ids()
 
     def reloaded(report: LoadReport) -> None:
         metrics.reloads.labels("ok" if report.ok else "error").inc()
@@ -90,7 +92,7 @@ def create_app(
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
     async def decide_placements(data: JSONBody[wire.DecideRequest]) -> wire.DecideResponse:
         bundle = store.current.bundle  # one bundle for the whole request, whatever swaps meanwhile
-        decision_id = uuid.uuid4().hex
+        decision_id = next_decision_id()
         logs.decision_id.set(decision_id)
         decision = decide(bundle, to_core(data, settings, now))
         if recorder is not None:
@@ -215,6 +217,18 @@ def _origin_source(settings: Settings, store: BundleStore, reloaded: Callable[[L
     cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
     origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds)
     return _OriginSource(origin, store)
+
+
+def decision_ids() -> Callable[[], str]:
+    """Decision ids: 32 hex characters, a random 64-bit prefix per worker and a counter.
+
+    Unique across workers and replicas without coordination (2^64 prefixes), in order within a
+    worker, and cheap: a uuid4 per request (a system call for random bytes, then a UUID object)
+    cost about 6 µs here, and was the largest single item when profiling the endpoint.
+    """
+    prefix = os.urandom(8).hex()
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):016x}"
 
 
 def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
