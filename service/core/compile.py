@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-import msgspec
-
 from service.core import bucketing
 from service.core.conditions import Facts, Getter, Predicate, compile_condition, make_getter, to_epoch, walk
 from service.core.errors import BundleError, Problem
@@ -34,7 +32,6 @@ class CompiledVariant:
     key: str
     description: str
     content: Mapping[str, Any]
-    content_json: bytes  # encoded once: responses embed it as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +86,7 @@ class CompiledPlacement:
     default: str
     rules: tuple[CompiledRule, ...]
     fallback: PlacementDecision  # the default decision, built once
+    defaults: Mapping[str, PlacementDecision]  # the default for each reason that skips the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,11 +451,17 @@ def _placement(name: str, spec: Placement, experiments: Mapping[str, CompiledExp
                 served=None if rule.serve is None else PlacementDecision(rule.serve, "targeting_match", label),
             )
         )
+    skipped = {reason: PlacementDecision(spec.default, reason) for reason in ("no_consent", "no_unit_id", "holdout")}
     return CompiledPlacement(
-        name, spec.description, spec.default, tuple(rules), PlacementDecision(spec.default, "default")
+        name,
+        spec.description,
+        spec.default,
+        tuple(rules),
+        PlacementDecision(spec.default, "default"),
+        MappingProxyType(skipped),
     )
 
 
 def _variant(name: str, spec: Variant) -> CompiledVariant:
     content = dict(spec.content)
-    return CompiledVariant(name, spec.description, MappingProxyType(content), msgspec.json.encode(content))
+    return CompiledVariant(name, spec.description, MappingProxyType(content))

@@ -91,7 +91,7 @@ def _defaults(bundle: Bundle, names: Sequence[str], reason: Reason, trace: list[
     decided = {}
     for name in names:
         placement = bundle.placements.get(name)
-        decided[name] = _UNKNOWN if placement is None else PlacementDecision(placement.default, reason)
+        decided[name] = _UNKNOWN if placement is None else placement.defaults[reason]
     return Decision([], decided, trace)
 
 
