@@ -25,7 +25,7 @@ from service.core.compile import Bundle
 from service.core.decide import decide
 from service.core.errors import BundleError, Problem
 from service.core.models import ModelCard
-from service.core.spec import ContentFile, RulesFile
+from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
 from service.http.mapping import decision_response, to_core
 from service.settings import Settings
@@ -37,6 +37,7 @@ EXIT_USAGE = 2
 SCHEMAS: dict[str, type[BaseModel]] = {
     "rules.v1.schema.json": RulesFile,
     "content.v1.schema.json": ContentFile,
+    "locale.v1.schema.json": LocaleFile,
     "model-card.v1.schema.json": ModelCard,
 }
 

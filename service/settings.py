@@ -37,6 +37,12 @@ class Settings:
     """TAILOR_MAX_TEXT_LENGTH: longest text value in visitor attributes."""
     max_placements: int = 64
     """TAILOR_MAX_PLACEMENTS: most placements one request may ask for."""
+    max_batch: int = 10_000
+    """TAILOR_MAX_BATCH: most recipients one POST /v1/render may carry."""
+    max_render_body_bytes: int = 32 * 1024 * 1024
+    """TAILOR_MAX_RENDER_BODY_BYTES: larger POST /v1/render bodies get 413."""
+    render_cache_entries: int = 10_000
+    """TAILOR_RENDER_CACHE_ENTRIES: rendered blocks kept per worker (least recently used go first); 0: off."""
     log_level: str = "INFO"
     """TAILOR_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
     log_format: str = "json"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from service.http.app import create_app, decision_ids
+from service.http.app import create_app
+from service.http.decisions import decision_ids
 from service.logs import JsonFormatter, decision_id
 from service.settings import Settings
 

@@ -1,9 +1,11 @@
 """Read a bundle folder, validate every file, compile, and report ALL problems with file and line.
 
 A bundle folder holds ``rules/*.yaml`` and ``content/*.yaml`` (``.yml`` too, in
-subfolders too), and optionally ``models/``: model cards (``*.yaml``) next to their
-ONNX files. Its revision is a hash of every file's path and bytes, so two replicas
-with the same files report the same revision.
+subfolders too), templates under ``content/templates/`` (``.html``, ``.mjml``,
+``.txt``), translations in ``content/locales/<locale>.yaml``, and optionally
+``models/``: model cards (``*.yaml``) next to their ONNX files. Its revision is a
+hash of every file's path and bytes, so two replicas with the same files report
+the same revision.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
 from service.core.compile import Bundle, compile_bundle
 from service.core.errors import BundleError, Problem
 from service.core.models import LoadedModel, ModelCard, Scorer
-from service.core.spec import ContentFile, RulesFile
+from service.core.spec import ContentFile, LocaleFile, RulesFile
+from service.render.blocks import TemplateFile, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
 
 RULES_DIR = "rules"
 CONTENT_DIR = "content"
 MODELS_DIR = "models"
+TEMPLATES_DIR = "content/templates"
+LOCALES_DIR = "content/locales"
+TEMPLATE_SUFFIXES = (".html", ".mjml", ".txt")
 MODEL_SUFFIXES = (".onnx",)
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2 * 1024 * 1024  # a rule file this large is a mistake, not a campaign
@@ -44,16 +50,51 @@ def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bun
     problems: list[Problem] = []
     documents: dict[str, YamlDocument] = {}
     rule_files = _read_kind(root, RULES_DIR, RulesFile, problems, documents, required=True)
-    content_files = _read_kind(root, CONTENT_DIR, ContentFile, problems, documents, required=True)
+    content_files = _read_kind(root, CONTENT_DIR, ContentFile, problems, documents, required=True, skip=LOCALES_DIR)
+    locale_files = _read_kind(root, LOCALES_DIR, LocaleFile, problems, documents, required=False)
+    templates = _read_templates(root, problems)
     cards = _read_kind(root, MODELS_DIR, ModelCard, problems, documents, required=False)
     models = _open_models(root, cards, open_model, problems)
     if problems:
         raise BundleError(_located(problems, documents))
+    revision = revision_of(root)
     try:
-        bundle = compile_bundle(rule_files, content_files, revision_of(root), models)
+        bundle = compile_bundle(rule_files, content_files, revision, models)
     except BundleError as exc:
-        raise BundleError(_located(exc.problems, documents)) from None
-    return dataclasses.replace(bundle, warnings=tuple(_located(list(bundle.warnings), documents)))
+        problems = list(exc.problems)
+        bundle = None
+    try:
+        blocks = compile_blocks(revision, content_files, locale_files, templates)
+    except BundleError as exc:  # reported together with the rules' problems, in one pass
+        problems += exc.problems
+    if problems or bundle is None:
+        raise BundleError(_located(problems, documents))
+    return dataclasses.replace(bundle, warnings=tuple(_located(list(bundle.warnings), documents)), blocks=blocks)
+
+
+def _read_templates(root: Path, problems: list[Problem]) -> list[TemplateFile]:
+    folder = root / TEMPLATES_DIR
+    if not folder.is_dir():
+        return []
+    templates = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in TEMPLATE_SUFFIXES):
+        filename = path.relative_to(root).as_posix()
+        source = _read_text(path, filename, problems)
+        if source is not None:
+            templates.append(TemplateFile(path.relative_to(folder).as_posix(), filename, source))
+    return templates
+
+
+def _read_text(path: Path, name: str, problems: list[Problem]) -> str | None:
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        problems.append(Problem(name, (), f"the file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}", line=1))
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, (), f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", line=1))
+        return None
 
 
 def _open_models(
@@ -76,7 +117,7 @@ def bundle_files(root: Path) -> list[Path]:
     files: list[Path] = []
     for kind, suffixes in (
         (RULES_DIR, YAML_SUFFIXES),
-        (CONTENT_DIR, YAML_SUFFIXES),
+        (CONTENT_DIR, (*YAML_SUFFIXES, *TEMPLATE_SUFFIXES)),
         (MODELS_DIR, (*YAML_SUFFIXES, *MODEL_SUFFIXES)),
     ):
         folder = root / kind
@@ -102,13 +143,19 @@ def _read_kind(
     documents: dict[str, YamlDocument],
     *,
     required: bool,
+    skip: str | None = None,
 ) -> list[tuple[str, M]]:
     folder = root / kind
     if not folder.is_dir():
         if required:
             problems.append(Problem(f"{kind}/", (), f"the bundle has no '{kind}' folder (looked in {root})"))
         return []
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
+    skipped = None if skip is None else root / skip
+    paths = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in YAML_SUFFIXES and (skipped is None or not p.is_relative_to(skipped))
+    )
     if not paths and required:
         problems.append(
             Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set")
@@ -125,15 +172,11 @@ def _read_kind(
 def _read_file(
     path: Path, name: str, model: type[M], problems: list[Problem], documents: dict[str, YamlDocument]
 ) -> M | None:
-    raw = path.read_bytes()
-    if len(raw) > MAX_FILE_BYTES:
-        problems.append(Problem(name, (), f"the file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}", line=1))
+    text = _read_text(path, name, problems)
+    if text is None:
         return None
     try:
-        document = parse_yaml(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, (), f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", line=1))
-        return None
+        document = parse_yaml(text)
     except YamlError as exc:
         problems.append(Problem(name, exc.path, exc.message, line=exc.line))
         return None

@@ -20,6 +20,7 @@ from service.core.conditions import Facts, Getter, Predicate, compile_condition,
 from service.core.errors import BundleError, Problem
 from service.core.models import CompiledModel, LoadedModel, ModelCard, compile_model
 from service.core.outcome import PlacementDecision
+from service.core.rendering import Blocks
 from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
 
 Path = tuple[str | int, ...]
@@ -113,6 +114,7 @@ class Bundle:
     model_runners: Mapping[str, Callable[[Facts], str | float]] = field(default_factory=lambda: _NOTHING)
     segment_models: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NOTHING)  # through references
     warnings: tuple[Problem, ...] = ()
+    blocks: Blocks | None = None  # compiled templates, by variant; None for a bundle compiled without them
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Two kinds of files make a bundle:
 
 * rule files (``rules/*.yaml``): segments, placements, experiments and the holdout;
-* content files (``content/*.yaml``): variants and their structured content.
+* content files (``content/*.yaml``): variants and their structured content, the
+  template each variant renders with, the product catalog and localization settings;
+* locale files (``content/locales/<locale>.yaml``): translated strings for templates.
 
 Every model forbids unknown keys so that a typo is an error with a line number,
 not a silently ignored setting. The JSON Schemas in ``schema/`` are generated
@@ -296,13 +298,57 @@ class RulesFile(_Model):
     holdout: Holdout | None = None
 
 
+TemplateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*\.(html|mjml|txt)$", max_length=200)]
+"""A file under ``content/templates/``: ``hero.html``, ``email/cart.mjml``."""
+
+
+class Render(_Model):
+    """How a variant renders to HTML: a template, its parameters, and what to show if rendering fails."""
+
+    template: TemplateName = Field(description="A file under content/templates/, e.g. hero.html or email/cart.mjml.")
+    params: dict[str, JsonValue] = Field(default_factory=dict, description="Passed to the template as `params`.")
+    fallback: str = Field(
+        "", max_length=20_000, description="Static HTML served when the template fails at render time."
+    )
+
+
 class Variant(_Model):
-    """What a placement shows: structured fields the client renders."""
+    """What a placement shows: structured fields the client renders, and optionally a template."""
 
     description: str = ""
     content: dict[str, JsonValue] = Field(
         default_factory=dict, description="Headline, image, call to action, ...: passed to the client as is."
     )
+    render: Render | None = None
+
+
+class Product(_Model):
+    """One catalog entry for the recommendations block."""
+
+    name: str = Field(min_length=1, max_length=200)
+    names: dict[str, str] = Field(default_factory=dict, description="Translated names by locale: {de: ...}.")
+    category: Name
+    price: Annotated[float, Field(ge=0)]
+    url: str = Field(max_length=500)
+    image: str = Field("", max_length=500)
+    popularity: Annotated[float, Field(ge=0)] = Field(0, description="Breaks ties; ranks visitors without affinity.")
+
+
+class Recommendations(_Model):
+    """Which visitor attributes carry affinities, and how much a purchase counts against a view."""
+
+    views_attribute: AttrPath = "category_views"
+    purchases_attribute: AttrPath = "category_purchases"
+    purchased_attribute: AttrPath = "purchased_products"
+    view_weight: Annotated[float, Field(ge=0)] = 1.0
+    purchase_weight: Annotated[float, Field(ge=0)] = 3.0
+
+
+class Localization(_Model):
+    """The bundle's default language and currency; the fallback for every missing translation."""
+
+    default_locale: str = Field("en", pattern=r"^[a-z]{2,3}([_\-][A-Za-z0-9]{2,8})*$")
+    default_currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
 
 
 class ContentFile(_Model):
@@ -312,3 +358,18 @@ class ContentFile(_Model):
 
     version: Literal[1]
     variants: dict[Name, Variant] = Field(default_factory=dict)
+    products: dict[Name, Product] = Field(default_factory=dict)
+    recommendations: Recommendations | None = None
+    localization: Localization | None = None
+
+
+MessageKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$", max_length=200)]
+
+
+class LocaleFile(_Model):
+    """Translated strings: ``content/locales/<locale>.yaml``. ``{name}`` in a message is a parameter."""
+
+    model_config = ConfigDict(title="Tailor locale file, version 1")
+
+    version: Literal[1]
+    messages: dict[MessageKey, Annotated[str, Field(max_length=5_000)]] = Field(default_factory=dict)

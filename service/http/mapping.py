@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.decide import Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
 from service.core.models import ModelCard
+from service.core.rendering import Rendered
 from service.http import wire
 from service.settings import Settings
 
@@ -21,18 +22,64 @@ def to_core(data: wire.DecideRequest, settings: Settings, clock: Callable[[], da
     if data.placements is not None and len(data.placements) > settings.max_placements:
         raise RequestError(f"at most {settings.max_placements} placements per request", "$.placements")
     check_attributes(data.visitor.attributes, settings)
-    ctx = data.context
-    now = clock() if ctx.now is None else ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
-    context = {"locale": ctx.locale, "page": ctx.page}
     return DecisionRequest(
         visitor_id=data.visitor.id,
         attributes=data.visitor.attributes,
-        now=now,
-        context={k: v for k, v in context.items() if v is not None},
+        now=_now(data.context, clock),
+        context=_context(data.context),
         personalization=data.visitor.consent.personalization,
         placements=data.placements,
         explain=data.explain,
     )
+
+
+def check_batch(data: wire.RenderRequest, settings: Settings) -> None:
+    """A render request names placements or a block (not both), within the batch limit."""
+    if (data.placements is None) == (data.block is None):
+        raise RequestError("name either 'placements' to decide or one 'block' to render, not both", "$")
+    if len(data.recipients) > settings.max_batch:
+        raise RequestError(f"at most {settings.max_batch} recipients per request", "$.recipients")
+    for index, recipient in enumerate(data.recipients):  # all of them before the first result streams out
+        try:
+            check_attributes(recipient.attributes, settings)
+        except RequestError as exc:
+            raise RequestError(exc.message, exc.where.replace("$.visitor", f"$.recipients[{index}]", 1)) from None
+
+
+def recipient_to_core(data: wire.RenderRequest, index: int, clock: Callable[[], datetime]) -> DecisionRequest:
+    """One recipient of a batch (checked by ``check_batch``) as a decision request.
+
+    The recipient's context fields override the batch's.
+    """
+    recipient = data.recipients[index]
+    ctx = data.context if recipient.context is None else _merged(data.context, recipient.context)
+    return DecisionRequest(
+        visitor_id=recipient.id,
+        attributes=recipient.attributes,
+        now=_now(ctx, clock),
+        context=_context(ctx),
+        personalization=recipient.consent.personalization,
+        placements=data.placements or (),
+        explain=data.explain,
+    )
+
+
+def _merged(base: wire.Context, override: wire.Context) -> wire.Context:
+    return wire.Context(
+        locale=override.locale or base.locale,
+        page=override.page or base.page,
+        now=override.now or base.now,
+        currency=override.currency or base.currency,
+    )
+
+
+def _now(ctx: wire.Context, clock: Callable[[], datetime]) -> datetime:
+    return clock() if ctx.now is None else ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
+
+
+def _context(ctx: wire.Context) -> dict[str, Any]:
+    context = {"locale": ctx.locale, "page": ctx.page, "currency": ctx.currency}
+    return {k: v for k, v in context.items() if v is not None}
 
 
 def check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
@@ -57,25 +104,54 @@ def _check(value: Any, where: str, depth: int, budget: list[int], settings: Sett
             _check(item, here, depth + 1, budget, settings)
 
 
-def decision_response(bundle: Bundle, decision: Decision, decision_id: str) -> wire.DecideResponse:
+def decision_response(
+    bundle: Bundle,
+    decision: Decision,
+    decision_id: str,
+    rendered: Mapping[str, Rendered] | None = None,
+    explain: bool = False,
+) -> wire.DecideResponse:
+    placements = placements_out(bundle, decision, rendered or {}, explain)
+    trace = None
+    if decision.trace is not None:
+        trace = [wire.TraceOut(step.placement, step.rule, step.outcome) for step in decision.trace]
+    return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace, decision.scores)
+
+
+def placements_out(
+    bundle: Bundle, decision: Decision, rendered: Mapping[str, Rendered], explain: bool, content: bool = True
+) -> dict[str, wire.PlacementOut]:
     variants = bundle.variants
     placements = {}
     for name, placed in decision.placements.items():
         variant = placed.variant
         assignment = placed.experiment
+        block = rendered.get(name)
         placements[name] = wire.PlacementOut(
             variant=variant,
             reason=placed.reason,
-            content=None if variant is None else dict(variants[variant].content),
+            content=None if variant is None or not content else dict(variants[variant].content),
             rule=placed.rule,
             experiment=None
             if assignment is None
             else wire.ExperimentOut(assignment.key, assignment.arm, assignment.bucket),
+            **({} if block is None else _rendered_fields(block, explain)),
         )
-    trace = None
-    if decision.trace is not None:
-        trace = [wire.TraceOut(step.placement, step.rule, step.outcome) for step in decision.trace]
-    return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace, decision.scores)
+    return placements
+
+
+def block_out(variant: str, block: Rendered, explain: bool) -> wire.PlacementOut:
+    """A block rendered by name (``/v1/render`` with ``block``): no decision, so no rule or experiment."""
+    return wire.PlacementOut(variant=variant, reason="requested", **_rendered_fields(block, explain))
+
+
+def _rendered_fields(block: Rendered, explain: bool) -> dict[str, Any]:
+    return {
+        "html": block.html,
+        "render_status": block.status,
+        "render_error": block.error,
+        "render_detail": block.detail if explain else None,
+    }
 
 
 def bundle_info(loaded: Loaded, last_problems: tuple[Problem, ...]) -> wire.BundleInfo:

@@ -34,6 +34,8 @@ class Context(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     page: Annotated[str, Meta(max_length=2048)] | None = None
     now: datetime | None = None
     """Decide as of this time (previews, tests); default: the server's clock. No zone means UTC."""
+    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")] | None = None
+    """ISO 4217 code for prices in rendered blocks; default: the bundle's default currency."""
 
 
 class DecideRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -43,10 +45,20 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     context: Context = Context()
     explain: bool = False
     """Add the trace of which rules matched."""
+    render: bool = False
+    """Add each placement's rendered HTML (placements whose variant has a template)."""
 
 
 Reason = Literal[
-    "targeting_match", "experiment", "forced", "default", "no_consent", "no_unit_id", "holdout", "unknown_placement"
+    "targeting_match",
+    "experiment",
+    "forced",
+    "default",
+    "no_consent",
+    "no_unit_id",
+    "holdout",
+    "unknown_placement",
+    "requested",  # /v1/render with a block: the variant was named by the caller, not decided
 ]
 
 
@@ -62,6 +74,13 @@ class PlacementOut(msgspec.Struct, frozen=True, omit_defaults=True):
     content: dict[str, Any] | None = None
     rule: str | None = None
     experiment: ExperimentOut | None = None
+    html: str | None = None
+    """With ``render``: the block's HTML; the variant's fallback HTML when ``render_status`` is fallback."""
+    render_status: Literal["rendered", "fallback"] | None = None
+    render_error: str | None = None
+    """Why the fallback was served: the kind of failure and the template line."""
+    render_detail: str | None = None
+    """With ``explain``: the failure's message."""
 
 
 class TraceOut(msgspec.Struct, frozen=True):
@@ -78,6 +97,55 @@ class DecideResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     trace: list[TraceOut] | None = None
     scores: dict[str, str | float] | None = None
     """With ``explain``: the output of every model the decision ran (cluster label, probability, value)."""
+
+
+class Recipient(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One recipient of a batch: a visitor, with context fields that override the batch's."""
+
+    id: VisitorId | None = None
+    attributes: dict[str, Any] = {}
+    consent: Consent = Consent()
+    context: Context | None = None
+
+
+class RenderRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Render blocks for a batch of recipients: decide ``placements`` for each, or render one ``block``."""
+
+    recipients: Annotated[list[Recipient], Meta(min_length=1)]
+    placements: Annotated[list[Name], Meta(min_length=1, max_length=64)] | None = None
+    block: Name | None = None
+    """A variant to render for every recipient, without a decision."""
+    context: Context = Context()
+    explain: bool = False
+
+
+class RecipientResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    index: int
+    """The recipient's position in the request: results come back in the same order."""
+    decision_id: str
+    placements: dict[str, PlacementOut]
+    visitor_id: str | None = None
+
+
+class RenderSummary(msgspec.Struct, frozen=True):
+    revision: str
+    recipients: int
+    blocks: int
+    fallbacks: int
+    cache_hits: int
+    cache_misses: int
+
+
+class RenderResponse(msgspec.Struct, frozen=True):
+    revision: str
+    results: list[RecipientResult]
+    summary: RenderSummary
+
+
+class SummaryLine(msgspec.Struct, frozen=True):
+    """The last line of an NDJSON render stream: its presence says the stream is complete."""
+
+    summary: RenderSummary
 
 
 class RuleOut(msgspec.Struct, frozen=True, omit_defaults=True):

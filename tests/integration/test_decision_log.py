@@ -28,7 +28,10 @@ def test_decisions_are_logged_without_personal_data(tmp_path: Path) -> None:
     with running_server(**env) as base, httpx.Client(base_url=base, timeout=5) as http:
         consented = http.post(
             "/v1/decide",
-            json={"visitor": {**visitor, "consent": {"personalization": True, "analytics": True}}},
+            json={
+                "visitor": {**visitor, "consent": {"personalization": True, "analytics": True}},
+                "placements": ["home_hero", "promo_banner"],
+            },
         ).json()
         anonymous = http.post(
             "/v1/decide",

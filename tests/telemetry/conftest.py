@@ -28,12 +28,15 @@ def example_bundle() -> Bundle:
     return load_bundle(ROOT)
 
 
+PAGE = ["home_hero", "promo_banner"]  # the page placements of the example bundle
+
+
 def decision_for(
     visitor_id: str | None,
     attributes: Mapping[str, Any] | None = None,
     *,
     personalization: bool = True,
-    placements: list[str] | None = None,
+    placements: list[str] | None = PAGE,
 ) -> Decision:
     request = DecisionRequest(
         visitor_id=visitor_id,

@@ -1,0 +1,398 @@
+"""Compile a bundle's templates once, and render a variant's block for one visitor.
+
+Every template under ``content/templates/`` is parsed and compiled when the bundle
+loads, so a syntax error, an unknown filter, an include of a missing partial or a
+translation key the default language lacks is a bundle error with file and line,
+and the last good bundle keeps serving. At request time a block renders inside the
+sandbox with a fresh loop budget and a cap on its size; any failure serves the
+variant's fallback HTML and says so, and never touches the other placements.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+from jinja2 import FunctionLoader, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2.exceptions import TemplateAssertionError
+
+from service.core.compile import suggest
+from service.core.errors import BundleError, Problem
+from service.core.rendering import RenderCache, Rendered, RenderInputs
+from service.core.spec import ContentFile, LocaleFile, Localization, Product
+from service.render.catalog import Catalog
+from service.render.locales import LocaleChoice, Locales
+from service.render.mjml import compile_mjml
+from service.render.reads import Path, reads_of, simplify, value_at
+from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLimitError, TailorSandbox
+
+TEMPLATES_DIR = "content/templates"
+MAX_OUTPUT_CHARS = 256_000  # a block larger than this is a broken loop, not content
+AUTOESCAPED = (".html", ".mjml")
+DEFAULT_RECOMMENDATIONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    variant: str
+    template: Template
+    reads: tuple[Path, ...]
+    params: Mapping[str, Any]
+    content: Mapping[str, Any]
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    """The visitor a render is for, where template globals (t, recommend, price) can find it."""
+
+    visitor: Mapping[str, Any]
+    locale: LocaleChoice
+
+
+_CURRENT: ContextVar[_Current] = ContextVar("tailor_render_current")
+
+
+@dataclass
+class TemplateFile:
+    name: str  # relative to content/templates: hero.html
+    filename: str  # relative to the bundle: content/templates/hero.html
+    source: str
+
+
+@dataclass
+class _Compiling:
+    files: Mapping[str, TemplateFile]
+    locales: Locales
+    problems: list[Problem] = field(default_factory=list)
+    trees: dict[str, nodes.Template] = field(default_factory=dict)
+
+    def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
+        self.problems.append(Problem(file, path, message, line=line))
+
+
+class CompiledBlocks:
+    """A bundle's compiled templates (implements ``service.core.rendering.Blocks``)."""
+
+    def __init__(
+        self,
+        revision: str,
+        blocks: Mapping[str, Block],
+        locales: Locales,
+        catalog: Catalog,
+        filenames: Mapping[str, Template],
+        *,
+        max_output: int = MAX_OUTPUT_CHARS,
+        loop_budget: int = DEFAULT_LOOP_BUDGET,
+    ) -> None:
+        self.revision = revision
+        self.blocks = MappingProxyType(dict(blocks))
+        self.locales = locales
+        self.catalog = catalog
+        self._templates_by_file = filenames
+        self.max_output = max_output
+        self.loop_budget = loop_budget
+
+    def has_block(self, variant: str) -> bool:
+        return variant in self.blocks
+
+    def render(self, variant: str, inputs: RenderInputs, cache: RenderCache | None = None) -> Rendered:
+        block = self.blocks[variant]
+        context = inputs.context
+        choice = self.locales.choose(_text(context.get("locale")), _text(context.get("currency")))
+        roots = {
+            "visitor": inputs.attributes if inputs.personalization else _EMPTY,
+            "context": context,
+            "segments": inputs.segments,
+            "today": inputs.now.date(),
+        }
+        if cache is None:
+            return self._render(block, roots, choice)
+        key = (self.revision, variant, choice.key, _ENCODER.encode([value_at(roots, p) for p in block.reads]))
+        found = cache.get(key)
+        if found is None:
+            found = self._render(block, roots, choice)
+            cache.put(key, found)
+        return found
+
+    def _render(self, block: Block, roots: Mapping[str, Any], choice: LocaleChoice) -> Rendered:
+        current = _CURRENT.set(_Current(roots["visitor"], choice))
+        budget = BUDGET.set(Budget(self.loop_budget))
+        try:
+            variables = {
+                **roots,
+                "content": block.content,
+                "params": block.params,
+                "variant": block.variant,
+                "locale": str(choice.babel),
+                "language": choice.language,
+            }
+            return Rendered(self._generate(block.template, variables), "rendered")
+        except Exception as exc:  # noqa: BLE001 - any failure of one block serves its fallback, by design
+            return Rendered(block.fallback, "fallback", self._where(exc), f"{type(exc).__name__}: {exc}"[:500])
+        finally:
+            BUDGET.reset(budget)
+            _CURRENT.reset(current)
+
+    def _generate(self, template: Template, variables: dict[str, Any]) -> str:
+        parts = []
+        size = 0
+        for chunk in template.root_render_func(template.new_context(variables)):
+            size += len(chunk)
+            if size > self.max_output:
+                raise RenderLimitError(f"the block is larger than {self.max_output} characters")
+            parts.append(chunk)
+        return "".join(parts)
+
+    def _where(self, exc: BaseException) -> str:
+        """``SecurityError at content/templates/hero.html:12``: the kind and the template line, no values."""
+        kind = "limit" if isinstance(exc, RenderLimitError) else type(exc).__name__
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            template = self._templates_by_file.get(frame.filename)
+            if template is not None and frame.lineno is not None:
+                return f"{kind} at {frame.filename}:{template.get_corresponding_lineno(frame.lineno)}"
+        return kind
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_ENCODER = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --- template globals and filters: they read the render's visitor and locale from _CURRENT ---
+
+
+def _t(key: str, **params: Any) -> str:
+    return _CURRENT.get().locale.translate(str(key), params)
+
+
+def _price(amount: Any, currency: str | None = None) -> str:
+    return _CURRENT.get().locale.price(amount, currency)
+
+
+def _number(value: Any, digits: int | None = None) -> str:
+    return _CURRENT.get().locale.number(value, digits)
+
+
+def _percent(value: Any) -> str:
+    return _CURRENT.get().locale.percent(value)
+
+
+def _date(value: Any, style: str = "medium") -> str:
+    if style not in {"short", "medium", "long", "full", "shorttime", "mediumtime", "longtime"}:
+        raise ValueError("date styles are short, medium, long, full (add 'time' for date and time)")
+    return _CURRENT.get().locale.date(value, style)
+
+
+def _recommender(catalog: Catalog) -> Callable[..., list[dict[str, Any]]]:
+    def recommend(limit: int = DEFAULT_RECOMMENDATIONS) -> list[dict[str, Any]]:
+        current = _CURRENT.get()
+        return catalog.recommend(current.visitor, limit, current.locale.language)
+
+    return recommend
+
+
+# --- compiling ---
+
+
+def compile_blocks(
+    revision: str,
+    content_files: Sequence[tuple[str, ContentFile]],
+    locale_files: Sequence[tuple[str, LocaleFile]],
+    templates: Sequence[TemplateFile],
+    *,
+    max_output: int = MAX_OUTPUT_CHARS,
+    loop_budget: int = DEFAULT_LOOP_BUDGET,
+) -> CompiledBlocks:
+    """Compile every template and every variant's block, or raise BundleError with every problem."""
+    problems: list[Problem] = []
+    locales = _locales(content_files, locale_files, problems)
+    catalog = _catalog(content_files, problems)
+    c = _Compiling({t.name: t for t in templates}, locales, problems)
+    env = _environment(c, catalog)
+    _convert_mjml(c, env)
+    for name in sorted(c.files):
+        _parse(c, env, name)
+    compiled = _compile_templates(c, env)
+    reads = {name: _closure_reads(c, name, catalog) for name in compiled}
+    blocks = _blocks(c, content_files, compiled, reads)
+    if c.problems:
+        raise BundleError(c.problems)
+    by_file = {c.files[name].filename: template for name, template in compiled.items()}
+    return CompiledBlocks(revision, blocks, locales, catalog, by_file, max_output=max_output, loop_budget=loop_budget)
+
+
+def _locales(
+    content_files: Sequence[tuple[str, ContentFile]],
+    locale_files: Sequence[tuple[str, LocaleFile]],
+    problems: list[Problem],
+) -> Locales:
+    declared = [(file, spec.localization) for file, spec in content_files if spec.localization is not None]
+    for file, _ in declared[1:]:
+        problems.append(Problem(file, ("localization",), f"localization is already declared in {declared[0][0]}"))
+    settings = declared[0][1] if declared else Localization()
+    tables: dict[str, Mapping[str, str]] = {}
+    for file, spec in locale_files:
+        name = file.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace("-", "_")
+        tables[name] = spec.messages
+    default = settings.default_locale.replace("-", "_")
+    if tables and default not in tables:
+        where = declared[0][0] if declared else "content/locales/"
+        problems.append(
+            Problem(
+                where,
+                ("localization", "default_locale") if declared else (),
+                f"no locale file for the default "
+                f"language '{default}': add content/locales/{default}.yaml (found: {', '.join(sorted(tables))})",
+            )
+        )
+    return Locales(default, settings.default_currency, tables)
+
+
+def _catalog(content_files: Sequence[tuple[str, ContentFile]], problems: list[Problem]) -> Catalog:
+    products: dict[str, Product] = {}
+    seen: dict[str, str] = {}
+    for file, spec in content_files:
+        for pid, product in spec.products.items():
+            if pid in seen:
+                problems.append(Problem(file, ("products", pid), f"product '{pid}' is already defined in {seen[pid]}"))
+            seen.setdefault(pid, file)
+            products.setdefault(pid, product)
+    settings = [spec.recommendations for _, spec in content_files if spec.recommendations is not None]
+    return Catalog(products, settings[0] if settings else None)
+
+
+def _convert_mjml(c: _Compiling, env: TailorSandbox) -> None:
+    """Compile MJML to HTML, after checking the Jinja in it so that errors point at the MJML's own lines."""
+    for name, file in c.files.items():
+        if not name.endswith(".mjml"):
+            continue
+        try:
+            env.parse(file.source, name, file.filename)
+        except TemplateSyntaxError:
+            continue  # reported by _parse, with the line in the MJML source
+        html, found = compile_mjml(file.source)
+        for problem in found:
+            c.error(file.filename, problem.message, problem.line or 1)
+        file.source = html if not found else ""
+
+
+def _environment(c: _Compiling, catalog: Catalog) -> TailorSandbox:
+    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        found = c.files.get(name)
+        return None if found is None else (found.source, found.filename, lambda: True)
+
+    env = TailorSandbox(FunctionLoader(load), autoescape=lambda name: (name or "").endswith(AUTOESCAPED))
+    env.globals.update({"t": _t, "recommend": _recommender(catalog)})
+    env.filters.update({"price": _price, "number": _number, "percent": _percent, "date": _date})
+    return env
+
+
+def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
+    file = c.files[name]
+    try:
+        tree = env.parse(file.source, name, file.filename)
+    except TemplateSyntaxError as exc:
+        c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
+        return
+    c.trees[name] = tree
+    for ref in _references(tree):
+        if not isinstance(ref, nodes.Const) or not isinstance(ref.value, str):
+            c.error(file.filename, "write the name of an included or imported template out in quotes", ref.lineno)
+        elif ref.value not in c.files:
+            hint = suggest(ref.value, c.files)
+            c.error(file.filename, f"unknown template '{ref.value}'{hint}", ref.lineno)
+    default = c.locales.messages(c.locales.default)
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "t" and call.args:
+            key = call.args[0]
+            if isinstance(key, nodes.Const) and isinstance(key.value, str) and key.value not in default:
+                hint = suggest(key.value, default)
+                c.error(
+                    file.filename,
+                    f"no translation '{key.value}' in the default language '{c.locales.default}'{hint}",
+                    call.lineno,
+                )
+
+
+def _references(tree: nodes.Template) -> Iterator[nodes.Expr]:
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        yield node.template  # type: ignore[attr-defined]
+
+
+def _compile_templates(c: _Compiling, env: TailorSandbox) -> dict[str, Template]:
+    compiled = {}
+    for name in sorted(c.trees):
+        file = c.files[name]
+        try:
+            compiled[name] = env.get_template(name)
+        except (TemplateSyntaxError, TemplateAssertionError) as exc:
+            c.error(file.filename, f"template: {exc.message}", exc.lineno)
+        except TemplateNotFound:
+            pass  # reported by _parse with its line
+    return compiled
+
+
+def _closure_reads(c: _Compiling, name: str, catalog: Catalog) -> tuple[Path, ...]:
+    """What a template and everything it includes or imports reads."""
+    paths: set[Path] = set()
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in c.trees:
+            continue
+        seen.add(current)
+        tree = c.trees[current]
+        found, recommends = reads_of(tree)
+        paths |= found
+        if recommends:
+            paths |= {("visitor", *path) for path in catalog.reads}
+        todo += [ref.value for ref in _references(tree) if isinstance(ref, nodes.Const)]
+    return simplify(paths)
+
+
+def _blocks(
+    c: _Compiling,
+    content_files: Sequence[tuple[str, ContentFile]],
+    compiled: Mapping[str, Template],
+    reads: Mapping[str, tuple[Path, ...]],
+) -> dict[str, Block]:
+    blocks = {}
+    for file, spec in content_files:
+        for key, variant in spec.variants.items():
+            render = variant.render
+            if render is None:
+                continue
+            if render.template not in c.files:
+                hint = suggest(render.template, c.files)
+                c.error(
+                    file,
+                    f"unknown template '{render.template}' (looked in {TEMPLATES_DIR}/){hint}",
+                    path=("variants", key, "render", "template"),
+                )
+                continue
+            template = compiled.get(render.template)
+            if template is None:
+                continue  # its own problem is reported against the template file
+            blocks[key] = Block(
+                key,
+                template,
+                reads[render.template],
+                _frozen(render.params),
+                _frozen(variant.content),
+                render.fallback,
+            )
+    return blocks
+
+
+def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))

@@ -1,0 +1,164 @@
+"""Translated strings and locale-aware formats.
+
+A request names its locale in ``context.locale`` (``de-AT``, ``de_AT``, ``de``).
+Strings come from ``content/locales/<locale>.yaml``: the most specific file that
+exists (``de_AT``, then ``de``), and any key it lacks from the default language.
+Numbers, prices and dates are formatted by Babel for the requested locale itself,
+so ``de-AT`` gets Austrian formats with German strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_LOCALE_CHARS = 35  # BCP 47 tags this long are already unusual
+NEGOTIATED_LOCALES = 256  # requests name arbitrary locales; remember a bounded number
+
+
+class Message:
+    """A translated string with ``{name}`` parameters, split once so rendering only joins."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, text: str) -> None:
+        self.parts: tuple[tuple[str, str | None], ...] = tuple(_split(text))
+
+    def format(self, params: Mapping[str, Any]) -> str:
+        out = []
+        for literal, name in self.parts:
+            out.append(literal)
+            if name is not None:
+                value = params.get(name)
+                out.append("" if value is None else str(value))
+        return "".join(out)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for _, name in self.parts if name is not None)
+
+
+def _split(text: str) -> list[tuple[str, str | None]]:
+    parts: list[tuple[str, str | None]] = []
+    start = 0
+    for match in _PARAM.finditer(text):
+        parts.append((text[start : match.start()], match.group(1)))
+        start = match.end()
+    parts.append((text[start:], None))
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class LocaleChoice:
+    """What one request's locale resolved to; ``key`` is part of every render cache key."""
+
+    key: str
+    babel: Locale
+    language: str  # the locale whose strings are used
+    messages: Mapping[str, Message]
+    currency: str
+
+    def translate(self, key: str, params: Mapping[str, Any]) -> str:
+        message = self.messages.get(key)
+        return key if message is None else message.format(params)
+
+    def price(self, amount: Any, currency: str | None = None) -> str:
+        return format_currency(_number(amount), currency or self.currency, locale=self.babel)
+
+    def number(self, value: Any, digits: int | None = None) -> str:
+        pattern = None if digits is None else "#,##0." + "0" * max(0, min(digits, 6))
+        return format_decimal(_number(value), format=pattern, locale=self.babel)
+
+    def percent(self, value: Any) -> str:
+        return format_percent(_number(value), locale=self.babel)
+
+    def date(self, value: Any, style: str = "medium") -> str:
+        moment = _moment(value)
+        if isinstance(moment, datetime) and style.endswith("time"):
+            return format_datetime(moment, format=style.removesuffix("time") or "medium", locale=self.babel)
+        return format_date(moment, format=style, locale=self.babel)
+
+
+def _number(value: Any) -> Decimal | int | float:
+    if isinstance(value, bool):
+        raise TypeError("a yes/no value is not a number")
+    if isinstance(value, int | float | Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("the value is not a number") from None
+
+
+def _moment(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise TypeError("dates must be dates or ISO 8601 text")
+
+
+class Locales:
+    """Every locale of a bundle, resolved at compile time."""
+
+    def __init__(self, default: str, currency: str, files: Mapping[str, Mapping[str, str]]) -> None:
+        self.default = _normal(default)
+        self.currency = currency
+        default_strings = files.get(self.default, {})
+        self._tables: dict[str, Mapping[str, Message]] = {}
+        for name in files:
+            merged = dict(default_strings)
+            language = name.split("_")[0]
+            if language != name:
+                merged.update(files.get(language, {}))
+            merged.update(files[name])
+            self._tables[name] = MappingProxyType({k: Message(v) for k, v in merged.items()})
+        self._tables.setdefault(self.default, MappingProxyType({}))
+        self.choose = lru_cache(maxsize=NEGOTIATED_LOCALES)(self._choose)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(sorted(self._tables))
+
+    def messages(self, language: str) -> Mapping[str, Message]:
+        return self._tables[language]
+
+    def _choose(self, requested: str | None, currency: str | None) -> LocaleChoice:
+        parsed = _parse(requested) or _parse(self.default) or Locale("en")
+        language = self._language_for(parsed)
+        chosen_currency = currency if currency is not None and _CURRENCY.match(currency) else self.currency
+        return LocaleChoice(
+            f"{parsed}|{language}|{chosen_currency}", parsed, language, self._tables[language], chosen_currency
+        )
+
+    def _language_for(self, parsed: Locale) -> str:
+        for candidate in (str(parsed), f"{parsed.language}_{parsed.territory}", parsed.language):
+            if candidate in self._tables:
+                return candidate
+        return self.default
+
+
+def _normal(name: str) -> str:
+    parts = name.replace("-", "_").split("_")
+    return "_".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
+
+
+def _parse(requested: str | None) -> Locale | None:
+    if not requested or not isinstance(requested, str) or len(requested) > MAX_LOCALE_CHARS:
+        return None
+    try:
+        return Locale.parse(_normal(requested))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None

@@ -1,0 +1,51 @@
+"""MJML email blocks, compiled to email-safe HTML once per bundle with their Jinja tags kept.
+
+MJML only keeps text where its components expect text: inside ``mj-text``,
+``mj-button``, ``mj-raw`` and attribute values. A Jinja tag written between
+components would be moved or dropped, so every tag of the source must come out of
+the compiler unchanged, or the bundle is refused with the tag's line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from mjml import mjml_to_html
+
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class MjmlProblem:
+    message: str
+    line: int | None
+
+
+def compile_mjml(source: str) -> tuple[str, list[MjmlProblem]]:
+    """Email HTML for an MJML template, and what went wrong (empty when nothing did)."""
+    try:
+        result = mjml_to_html(source)
+    except Exception as exc:  # noqa: BLE001 - the compiler raises whatever its parser raises on broken markup
+        return "", [MjmlProblem(f"MJML could not be compiled: {type(exc).__name__}: {exc}", None)]
+    problems = [MjmlProblem(f"MJML: {error}", None) for error in result.errors]
+    html: str = result.html
+    kept = Counter(_normal(tag) for tag in _JINJA_TAG.findall(html))
+    for match in _JINJA_TAG.finditer(source):
+        tag = _normal(match.group())
+        if kept[tag] > 0:
+            kept[tag] -= 1
+            continue
+        problems.append(
+            MjmlProblem(
+                f"MJML dropped or changed the Jinja tag {match.group()!r}: put Jinja inside mj-text, mj-button, "
+                "mj-raw or an attribute value",
+                source.count("\n", 0, match.start()) + 1,
+            )
+        )
+    return html, problems
+
+
+def _normal(tag: str) -> str:
+    return " ".join(tag.replace("&quot;", '"').replace("&amp;", "&").replace("&#39;", "'").split())
