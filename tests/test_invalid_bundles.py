@@ -1,8 +1,9 @@
 """Broken bundles and the exact messages they get: tests/invalid/<case>/expected.txt.
 
 Each case folder holds ``rules/`` (and ``content/`` when the case is about content;
-otherwise the example bundle's content is used). ``expected.txt`` lists every problem
-as ``tailor validate`` prints it, in one pass.
+otherwise the example bundle's content is used), or ``overlay/``: files laid over a
+copy of the whole example bundle (a broken template, an extra content file).
+``expected.txt`` lists every problem as ``tailor validate`` prints it, in one pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ CASES = sorted(p for p in (TESTS / "invalid").iterdir() if p.is_dir())
 
 def _bundle_from(case: Path, tmp_path: Path) -> Path:
     target = tmp_path / case.name
+    if (case / "overlay").is_dir():
+        for part in ("rules", "content", "models"):
+            shutil.copytree(ROOT / part, target / part)
+        shutil.copytree(case / "overlay", target, dirs_exist_ok=True)
+        return target
     shutil.copytree(case, target, ignore=shutil.ignore_patterns("expected.txt"))
     if not (target / "content").exists():
         shutil.copytree(ROOT / "content", target / "content")

@@ -71,6 +71,8 @@ class _Compiling:
     locales: Locales
     problems: list[Problem] = field(default_factory=list)
     trees: dict[str, nodes.Template] = field(default_factory=dict)
+    mjml_sources: dict[str, str] = field(default_factory=dict)  # before compiling: where marketers' lines are
+    check_messages: bool = True  # off when the default language itself is missing: one problem, not hundreds
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
@@ -217,6 +219,7 @@ def compile_blocks(
     locales = _locales(content_files, locale_files, problems)
     catalog = _catalog(content_files, problems)
     c = _Compiling({t.name: t for t in templates}, locales, problems)
+    c.check_messages = not problems or all(p.path[-1:] != ("default_locale",) for p in problems)
     env = _environment(c, catalog)
     _convert_mjml(c, env)
     for name in sorted(c.files):
@@ -279,6 +282,7 @@ def _convert_mjml(c: _Compiling, env: TailorSandbox) -> None:
             env.parse(file.source, name, file.filename)
         except TemplateSyntaxError:
             continue  # reported by _parse, with the line in the MJML source
+        c.mjml_sources[name] = file.source
         html, found = compile_mjml(file.source)
         for problem in found:
             c.error(file.filename, problem.message, problem.line or 1)
@@ -300,16 +304,27 @@ def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
     file = c.files[name]
     try:
         tree = env.parse(file.source, name, file.filename)
+        written = env.parse(c.mjml_sources[name], name, file.filename) if name in c.mjml_sources else tree
     except TemplateSyntaxError as exc:
         c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
         return
     c.trees[name] = tree
+    _check_references(c, file, written)
+    if c.check_messages:
+        _check_messages(c, file, written)
+
+
+def _check_references(c: _Compiling, file: TemplateFile, tree: nodes.Template) -> None:
     for ref in _references(tree):
         if not isinstance(ref, nodes.Const) or not isinstance(ref.value, str):
             c.error(file.filename, "write the name of an included or imported template out in quotes", ref.lineno)
         elif ref.value not in c.files:
             hint = suggest(ref.value, c.files)
             c.error(file.filename, f"unknown template '{ref.value}'{hint}", ref.lineno)
+
+
+def _check_messages(c: _Compiling, file: TemplateFile, tree: nodes.Template) -> None:
+    """Every ``t("key")`` written out must exist in the default language, the fallback of all others."""
     default = c.locales.messages(c.locales.default)
     for call in tree.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == "t" and call.args:
@@ -383,6 +398,8 @@ def _blocks(
             template = compiled.get(render.template)
             if template is None:
                 continue  # its own problem is reported against the template file
+            if c.check_messages:
+                _check_param_messages(c, file, key, render.params, c.trees[render.template])
             blocks[key] = Block(
                 key,
                 template,
@@ -392,6 +409,26 @@ def _blocks(
                 render.fallback,
             )
     return blocks
+
+
+def _check_param_messages(
+    c: _Compiling, file: str, variant: str, params: Mapping[str, Any], tree: nodes.Template
+) -> None:
+    """``t(params.headline)`` needs ``params.headline`` to be a key of the default language."""
+    default = c.locales.messages(c.locales.default)
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "t" and call.args):
+            continue
+        arg = call.args[0]
+        if not (isinstance(arg, nodes.Getattr) and isinstance(arg.node, nodes.Name) and arg.node.name == "params"):
+            continue
+        where = ("variants", variant, "render", "params", arg.attr)
+        value = params.get(arg.attr)
+        if not isinstance(value, str):
+            c.error(file, f"the template translates params.{arg.attr}: give it a translation key", path=where[:-1])
+        elif value not in default:
+            hint = suggest(value, default)
+            c.error(file, f"no translation '{value}' in the default language '{c.locales.default}'{hint}", path=where)
 
 
 def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
