@@ -41,8 +41,8 @@ class Settings:
     """TAILOR_MAX_BATCH: most recipients one POST /v1/render may carry."""
     max_render_body_bytes: int = 32 * 1024 * 1024
     """TAILOR_MAX_RENDER_BODY_BYTES: larger POST /v1/render bodies get 413."""
-    render_cache_entries: int = 10_000
-    """TAILOR_RENDER_CACHE_ENTRIES: rendered blocks kept per worker (least recently used go first); 0: off."""
+    render_cache_mb: float = 32.0
+    """TAILOR_RENDER_CACHE_MB: memory for rendered blocks per worker, least recently used dropped first; 0: off."""
     log_level: str = "INFO"
     """TAILOR_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
     log_format: str = "json"

@@ -74,7 +74,7 @@ def test_render_case(case: dict[str, Any], bundle: Bundle) -> None:
 def test_a_cached_render_is_the_same_render(case: dict[str, Any], bundle: Bundle) -> None:
     """Through the cache, twice: the second is a hit and equals an uncached render."""
     assert bundle.blocks is not None
-    cache = RenderCache(100)
+    cache = RenderCache()
     first = bundle.blocks.render(case["variant"], _inputs(case), cache)
     second = bundle.blocks.render(case["variant"], _inputs(case), cache)
     assert (cache.misses, cache.hits) == (1, 1)

@@ -87,7 +87,7 @@ def create_app(
         if recorder is not None and not recorder.close(timeout=5):
             log.warning("decision log closed with %d decisions not written", recorder.log.pending)
 
-    decisions = Decisions(settings, metrics, recorder, now, RenderCache(settings.render_cache_entries))
+    decisions = Decisions(settings, metrics, recorder, now, RenderCache(int(settings.render_cache_mb * 1024 * 1024)))
 
     @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
     async def decide_placements(data: JSONBody[wire.DecideRequest]) -> Response[wire.DecideResponse]:

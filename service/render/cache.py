@@ -13,14 +13,22 @@ from cachetools import LRUCache
 
 from service.core.rendering import Rendered
 
-DEFAULT_ENTRIES = 10_000
+DEFAULT_BYTES = 32 * 1024 * 1024
+ENTRY_OVERHEAD = 400  # the key, the Rendered object and the LRU's bookkeeping, roughly
+
+
+def _size(rendered: Rendered) -> int:
+    # An email block is kilobytes and a hero a few hundred bytes: bound the cache by size, not by count.
+    return len(rendered.html) * 2 + ENTRY_OVERHEAD  # str is up to 2 bytes a character for most scripts
 
 
 class RenderCache:
-    """An LRU of rendered blocks. Used from one event loop per worker, so it needs no lock."""
+    """An LRU of rendered blocks, bounded in bytes. Used from one event loop per worker: no lock needed."""
 
-    def __init__(self, maxsize: int = DEFAULT_ENTRIES) -> None:
-        self._entries: LRUCache[tuple[Any, ...], Rendered] | None = LRUCache(maxsize) if maxsize > 0 else None
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        self._entries: LRUCache[tuple[Any, ...], Rendered] | None = (
+            LRUCache(max_bytes, getsizeof=_size) if max_bytes > 0 else None
+        )
         self.hits = 0
         self.misses = 0
 
@@ -33,8 +41,12 @@ class RenderCache:
         return found
 
     def put(self, key: tuple[Any, ...], value: Rendered) -> None:
-        if self._entries is not None:
+        if self._entries is not None and _size(value) <= self._entries.maxsize:
             self._entries[key] = value
+
+    @property
+    def size_bytes(self) -> int:
+        return 0 if self._entries is None else int(self._entries.currsize)
 
     def __len__(self) -> int:
         return 0 if self._entries is None else len(self._entries)
