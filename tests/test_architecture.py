@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 FORBIDDEN_IN_CORE = {"litestar", "granian", "jinja2", "onnxruntime", "httpx", "yaml", "service.http", "service.bundle"}
 
@@ -49,3 +51,14 @@ def test_serving_never_loads_the_training_stack() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = set(json.loads(done.stdout))
     assert {"sklearn", "skl2onnx", "matplotlib", "pandas", "service.training"} & loaded == set()
+
+
+@pytest.mark.parametrize("library", ["jinja2", "markupsafe", "babel", "mjml"])
+def test_only_the_render_package_imports_the_template_stack(library: str) -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "service").rglob("*.py")
+        if f"import {library}" in path.read_text() or f"from {library}" in path.read_text()
+        if path.parent.name != "render"
+    ]
+    assert offenders == []
