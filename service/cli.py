@@ -28,6 +28,7 @@ from service.core.models import ModelCard
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
 from service.http.mapping import decision_response, to_core
+from service.render.page import Tally, inputs_for, render_decision
 from service.settings import Settings
 from service.telemetry.metrics import MULTIPROCESS_ENV
 
@@ -83,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     decide_cmd.add_argument("--now", help="decide as of this ISO 8601 time (default: now)")
     decide_cmd.add_argument("--locale", help="request context locale")
     decide_cmd.add_argument("--page", help="request context page")
+    decide_cmd.add_argument("--currency", help="request context currency (ISO 4217) for rendered prices")
+    decide_cmd.add_argument("--render", action="store_true", help="add each placement's rendered HTML (a preview)")
     decide_cmd.set_defaults(run=_decide)
 
     commands.add_parser(
@@ -199,11 +202,15 @@ def _decide(args: argparse.Namespace) -> int:
     request = wire.DecideRequest(
         visitor=visitor,
         placements=args.placement,
-        context=wire.Context(locale=args.locale, page=args.page, now=now),
+        context=wire.Context(locale=args.locale, page=args.page, now=now, currency=args.currency),
         explain=True,
     )
-    decision = decide(bundle, to_core(request, Settings(), lambda: datetime.now(UTC)))
-    response = decision_response(bundle, decision, "offline")
+    core = to_core(request, Settings(), lambda: datetime.now(UTC))
+    decision = decide(bundle, core)
+    rendered = None
+    if args.render:
+        rendered = render_decision(bundle, decision, inputs_for(core, decision.segments), cache=None, tally=Tally())
+    response = decision_response(bundle, decision, "offline", rendered, explain=True)
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
     return EXIT_OK
 

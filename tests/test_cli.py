@@ -56,3 +56,14 @@ def test_schema_writes_every_schema(tmp_path: Path) -> None:
         "model-card.v1.schema.json",
         "rules.v1.schema.json",
     ]
+
+
+def test_decide_renders_a_preview() -> None:
+    done = _tailor(
+        "decide", "--visitor", "examples/visitors/cart-abandoner.json", "--placement", "promo_banner",
+        "--now", "2026-11-22T12:00:00+00:00", "--locale", "de-DE", "--currency", "EUR", "--render",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    banner = json.loads(done.stdout)["placements"]["promo_banner"]
+    assert banner["render_status"] == "rendered"
+    assert "Anna, Ihr Warenkorb (129,90\u00a0€) wartet" in banner["html"]
