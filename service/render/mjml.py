@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mjml import mjml_to_html
 
@@ -23,8 +24,18 @@ class MjmlProblem:
     line: int | None
 
 
-def compile_mjml(source: str) -> tuple[str, list[MjmlProblem]]:
-    """Email HTML for an MJML template, and what went wrong (empty when nothing did)."""
+@lru_cache(maxsize=64)
+def compile_mjml(source: str) -> tuple[str, tuple[MjmlProblem, ...]]:
+    """Email HTML for an MJML template, and what went wrong (empty when nothing did).
+
+    Remembered by source: compiling takes about 30 ms, and a reload recompiles every worker's
+    bundle although the email templates rarely change.
+    """
+    html, problems = _compile(source)
+    return html, tuple(problems)
+
+
+def _compile(source: str) -> tuple[str, list[MjmlProblem]]:
     try:
         result = mjml_to_html(source)
     except Exception as exc:  # noqa: BLE001 - the compiler raises whatever its parser raises on broken markup
