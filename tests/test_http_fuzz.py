@@ -41,6 +41,29 @@ requests = st.fixed_dictionaries(
             json_values,
         ),
         "explain": json_values,
+        "render": st.one_of(st.booleans(), json_values),
+    },
+)
+recipients = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.one_of(st.none(), st.text(max_size=12)),
+        "attributes": st.dictionaries(
+            st.sampled_from(["first_name", "cart", "category_views", "purchased_products", "x"]), json_values
+        ),
+        "consent": st.fixed_dictionaries({}, optional={"personalization": st.booleans()}),
+        "context": st.fixed_dictionaries(
+            {}, optional={"locale": st.text(max_size=8), "currency": st.sampled_from(["EUR", "usd", "XXX"])}
+        ),
+    },
+)
+render_requests = st.fixed_dictionaries(
+    {"recipients": st.one_of(st.lists(recipients, max_size=4), json_values)},
+    optional={
+        "placements": st.lists(st.sampled_from(["cart_email", "home_hero", "promo_banner", "recommended_products"])),
+        "block": st.sampled_from(["recs_for_you", "email_cart_discount", "hero_vip", "banner_newsletter", "nope"]),
+        "context": st.fixed_dictionaries({}, optional={"locale": st.text(max_size=8)}),
+        "explain": st.booleans(),
     },
 )
 
@@ -68,3 +91,14 @@ def test_structured_requests_get_a_decision_or_a_problem(client: TestClient[Any]
 def test_arbitrary_bytes_get_a_problem(client: TestClient[Any], body: bytes) -> None:
     response = client.post("/v1/decide", content=body, headers={"content-type": "application/json"})
     assert response.status_code in (200, 400), response.text
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(render_requests, st.booleans())
+def test_render_batches_get_results_or_a_problem(client: TestClient[Any], body: dict[str, Any], stream: bool) -> None:
+    headers = {"content-type": "application/json"} | ({"accept": "application/x-ndjson"} if stream else {})
+    response = client.post("/v1/render", content=msgspec.json.encode(body), headers=headers)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        lines = response.text.splitlines() if stream else [response.text]
+        assert "summary" in msgspec.json.decode(lines[-1])
