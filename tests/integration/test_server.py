@@ -71,7 +71,8 @@ def test_decision_ids_differ_and_attribute_types_are_kept(client: httpx.Client) 
 def test_bundle_endpoint_describes_what_is_served(client: httpx.Client) -> None:
     body = client.get("/v1/bundle").json()
     assert body["hash_version"] == 1
-    assert [p["name"] for p in body["placements"]] == ["home_hero", "promo_banner", "recommended_products", "cart_email"]
+    names = [p["name"] for p in body["placements"]]
+    assert names == ["home_hero", "promo_banner", "recommended_products", "cart_email"]
     experiment = next(e for e in body["experiments"] if e["key"] == "hero_layout_test")
     assert experiment["arms"] == [
         {"key": "control", "variant": "hero_default", "weight": 50},
