@@ -3,14 +3,19 @@
 Run from the repository root::
 
     .venv/bin/python loadtests/run.py [--duration 15] [--connections 32] [--workers 1] [--threads 2]
+        [--batch 100] [--email-connections 4]
 
 One run measures, with wrk and free ports:
 
 1. the ceiling: a Litestar hello-world and a 1 KB JSON echo (loadtests/ceiling_app.py) under
    granian with the same settings as ``tailor serve``;
 2. page views: the real server (``python -m service.cli serve``) on a copy of the example
-   bundle, under a seeded mix of 1,000 /v1/decide bodies (loadtests/pageview_mix.py);
-3. an email batch against /v1/render, or "skipped" while this build has no such endpoint;
+   bundle, under a seeded mix of 1,000 /v1/decide bodies (loadtests/pageview_mix.py), then the
+   same bodies with ``"render": true``;
+3. email batches: ``POST /v1/render`` of the cart email for --batch recipients a request
+   (tests/bench/emails.py), streamed as NDJSON (loadtests/emails.lua checks every line);
+   then a second server on the same bundle with its render cache off, under the same email
+   batches and the page views with ``"render": true``;
 4. the page-view load again while 50 rule edits (5 of them broken) are reloaded, then checks
    the final revision, the reload counters and the failed requests (the goal is zero).
 
@@ -35,7 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -64,15 +69,45 @@ from loadtests.harness import (
 )
 from loadtests.pageview_mix import PageView, describe, page_views
 from loadtests.reloads import LAND_TIMEOUT_S, RELOADS, Plan, Reloader, make_plan
+from service.settings import PREFIX, Settings
+from tests.bench import emails
 
 LUA = ROOT / "loadtests" / "pageviews.lua"
+EMAIL_LUA = ROOT / "loadtests" / "emails.lua"
+EMAIL_RECIPIENTS = 1000  # distinct recipients the email bodies cycle through: their blocks fit the default cache
 WARMUP_S = 2
 RELOAD_INTERVAL_S = 0.2
 RELOAD_SHARE = 0.9  # the edits are paced to fill 90 % of --duration; the load goes on for the other 10 %
 RELOAD_BOUND = 3  # the reload run stops at 3 x --duration + 10 s even if slow reloads kept it from finishing
 SETTLE_S = 5.0  # after the load, how long the reload counters may take to settle
 SEED = 2026
+# granian's line for a response whose client went away: wrk closes its connections when a run ends,
+# in the middle of the NDJSON streams of email batches (about 60 ms to 300 ms long) still running.
+CUT_BY_CLIENT = 'ASGI transport error: "Closed'
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class EmailCheck:
+    """What loadtests/emails.lua counted in the NDJSON responses of one wrk run."""
+
+    responses: int
+    complete: int
+    incomplete: int
+    lines: int
+    bytes: int
+    blocks: int
+    fallbacks: int
+    hits: int
+    misses: int
+    first_failure: str
+
+    @classmethod
+    def read(cls, path: Path) -> EmailCheck:
+        counts, _, failure = path.read_text().partition("first_failure=")
+        values = dict(pair.split("=", 1) for pair in counts.split())
+        names = [f.name for f in fields(cls) if f.name != "first_failure"]
+        return cls(**{name: int(values[name]) for name in names}, first_failure=failure.strip())
 
 
 @dataclass
@@ -81,6 +116,8 @@ class Row:
     request: str
     result: WrkResult | None
     note: str = ""
+    recipients: int = 0  # per request, for email batches
+    check: EmailCheck | None = None
 
 
 @dataclass
@@ -96,12 +133,25 @@ class Run:
     problems: list[str] = field(default_factory=list)  # failed checks: exit status 1
     pgids: list[int] = field(default_factory=list)
 
-    def measure(self, scenario: str, request: str, server: Started, url: str, *script_args: str) -> WrkResult:
+    def measure(
+        self,
+        scenario: str,
+        request: str,
+        server: Started,
+        url: str,
+        *script_args: str,
+        script: Path = LUA,
+        connections: int | None = None,
+    ) -> WrkResult:
         """Warm up, then one measured wrk run; the row goes into the report."""
-        load = {"connections": self.args.connections, "threads": self.args.threads, "server_pgid": server.pgid}
-        script = LUA if script_args else None
-        run_wrk(self.wrk, url, seconds=WARMUP_S, script=script, script_args=script_args, **load)
-        result = run_wrk(self.wrk, url, seconds=self.args.duration, script=script, script_args=script_args, **load)
+        load = {
+            "connections": connections or self.args.connections,
+            "threads": self.args.threads,
+            "server_pgid": server.pgid,
+        }
+        lua = script if script_args else None
+        run_wrk(self.wrk, url, seconds=WARMUP_S, script=lua, script_args=script_args, **load)
+        result = run_wrk(self.wrk, url, seconds=self.args.duration, script=lua, script_args=script_args, **load)
         self.rows.append(Row(scenario, request, result))
         _progress(f"{scenario}: {result.rps:,.0f} req/s, p99 {result.latency_ms[99]:.2f} ms, failed {result.failed}")
         return result
@@ -161,8 +211,7 @@ def measure_tailor(run: Run) -> None:
 
     port = free_port()
     base = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "service.cli", "serve", "--bundle", str(bundle), "--host", HOST]
-    command += ["--port", str(port), "--workers", str(run.args.workers)]
+    command = tailor_command(bundle, port, run.args.workers)
     env = {"TAILOR_RELOAD_INTERVAL": str(RELOAD_INTERVAL_S), "TAILOR_STATE_DIR": str(run.tmp / "state")}
     run.servers["tailor"] = f"TAILOR_RELOAD_INTERVAL={RELOAD_INTERVAL_S} " + _shown(command)
     log = run.tmp / "tailor.log"
@@ -176,6 +225,13 @@ def measure_tailor(run: Run) -> None:
         for scenario in TAILOR_SCENARIOS:
             scenario(run, tailor)
     check_log(run, log)
+
+
+def tailor_command(bundle: Path, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "service.cli", "serve", "--bundle", str(bundle), "--host", HOST,
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
 
 
 def _bundle_copy(target: Path) -> Path:
@@ -225,19 +281,168 @@ def page_view_load(run: Run, tailor: Tailor) -> None:
         run.problems.append(f"page views: {result.failed} failed requests")
 
 
-def email_batch(run: Run, tailor: Tailor) -> None:
-    """Emails rendered in batches through POST /v1/render, once the endpoint exists.
+def page_view_render_load(run: Run, tailor: Tailor, scenario: str = "Tailor: page views, render: true") -> None:
+    """The same page views with ``"render": true``: what rendering the blocks adds to a decision."""
+    bodies = run.tmp / "pageviews-render.jsonl"
+    if not bodies.exists():
+        with tailor.bodies.open() as source, bodies.open("w") as target:
+            for line in source:
+                target.write(json.dumps({**json.loads(line), "render": True}, separators=(",", ":")) + "\n")
+    with httpx.Client(base_url=tailor.base, timeout=5.0) as client:
+        before = scrape(client)
+    result = run.measure(scenario, "POST /v1/decide (mix, render)", tailor.server, tailor.base, str(bodies))
+    with httpx.Client(base_url=tailor.base, timeout=5.0) as client:
+        after = scrape(client)
+    hits, misses, fallbacks = (a - b for a, b in zip(render_counts(after), render_counts(before), strict=True))
+    answered = decide_responses(after).get("2xx", 0) - decide_responses(before).get("2xx", 0)
+    blocks = hits + misses
+    plain = next((row.result for row in run.rows if row.scenario == "Tailor: page views" and row.result), None)
+    ratio = f"; {result.rps / plain.rps:.0%} of the page views' requests/s without render" if plain else ""
+    run.facts.append(
+        f"{scenario} (warm-up and measured run, from /metrics): {answered:,} requests, {blocks:,} blocks "
+        f"({blocks / max(1, answered):.2f} a request), render cache hits {hits:,}, misses {misses:,} "
+        f"({hits / max(1, blocks):.1%} hits), fallbacks {fallbacks}{ratio}."
+    )
+    if result.failed or fallbacks:
+        run.problems.append(f"{scenario}: {result.failed} failed requests, {fallbacks} fallback blocks")
+    if scenario.endswith("cache off") and hits:
+        run.problems.append(f"{scenario}: {hits} render cache hits on a server without a render cache")
 
-    To add it: generate the batch bodies as in ``measure_tailor`` and call
-    ``run.measure("Tailor: email batch", "POST /v1/render", tailor.server, tailor.base, str(bodies), "/v1/render")``.
+
+def render_counts(samples: dict[str, float]) -> tuple[int, int, int]:
+    """(cache hits, cache misses, fallbacks) of the blocks a server rendered, summed over the workers."""
+    hits = samples.get('tailor_render_seconds_count{cache="hit"}', 0.0)
+    misses = samples.get('tailor_render_seconds_count{cache="miss"}', 0.0)
+    fallbacks = sum(
+        value
+        for key, value in samples.items()
+        if key.startswith("tailor_rendered_blocks_total{") and 'status="fallback"' in key
+    )
+    return int(hits), int(misses), int(fallbacks)
+
+
+def email_batch(run: Run, tailor: Tailor) -> None:
+    """Cart emails rendered in batches through POST /v1/render, with the server's render cache.
+
+    The bodies cycle through EMAIL_RECIPIENTS different recipients, so after the warm-up every
+    block is a hit: a re-send to the same people, the best case. ``without_render_cache`` measures
+    the same bodies on a server whose render cache is off, as for a campaign to new recipients.
     """
-    status = httpx.post(tailor.base + "/v1/render", json={}, timeout=5.0).status_code
-    if status in (404, 405):
-        note = "skipped (no /v1/render in this build)"
-    else:
-        note = f"skipped (/v1/render answers {status}, but its load is not written yet: see email_batch in run.py)"
-    run.rows.append(Row("Tailor: email batch", "POST /v1/render", None, note))
-    _progress(f"email batch: {note}")
+    bodies, sample = write_email_bodies(run, run.args.batch)
+    check_email_sample(run, tailor.base, sample)
+    measure_emails(run, "Tailor: email batch, cache on", tailor, bodies)
+    run.facts.append(f"Server memory after the cached email batches: {group_rss_mb(tailor.server.pgid):.0f} MB RSS.")
+
+
+def without_render_cache(run: Run, tailor: Tailor) -> None:
+    """A second server on the same bundle with its render cache off: every block is rendered."""
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    command = tailor_command(tailor.bundle, port, run.args.workers)
+    cache_off = {PREFIX + f.name.upper(): "0" for f in fields(Settings) if f.name.startswith("render_cache")}
+    env = {
+        "TAILOR_RELOAD_INTERVAL": str(RELOAD_INTERVAL_S),
+        "TAILOR_STATE_DIR": str(run.tmp / "state-uncached"),
+        **cache_off,
+    }
+    shown_env = " ".join(f"{k}={v}" for k, v in env.items() if k != "TAILOR_STATE_DIR")
+    run.servers["tailor, render cache off"] = f"{shown_env} {_shown(command)}"
+    log = run.tmp / "tailor-uncached.log"
+    with process_group(command, log=log, env=env) as server:
+        run.pgids.append(server.pgid)
+        wait_ready(base, "/readyz", server, workers=run.args.workers)
+        uncached = Tailor(base, server, tailor.bundle, tailor.bodies, tailor.plan)
+        measure_emails(run, "Tailor: email batch, cache off", uncached, email_bodies(run))
+        page_view_render_load(run, uncached, "Tailor: page views, render: true, cache off")
+    check_log(run, log, "Server log (render cache off)")
+
+
+def email_bodies(run: Run) -> Path:
+    return run.tmp / "emails.jsonl"
+
+
+def write_email_bodies(run: Run, batch: int) -> tuple[Path, dict[str, object]]:
+    """The batch bodies, one a line, all with ``batch`` recipients; and the first of them."""
+    count = max(1, EMAIL_RECIPIENTS // batch)
+    bodies = emails.batches(count, batch, SEED, datetime.now(UTC))
+    path = email_bodies(run)
+    path.write_text("".join(json.dumps(body, separators=(",", ":")) + "\n" for body in bodies))
+    everyone = [r for body in bodies for r in body["recipients"]]
+    languages = Counter(emails.context_of(r)["locale"] + "/" + emails.context_of(r)["currency"] for r in everyone)
+    consent = sum(r["consent"]["personalization"] for r in everyone) / len(everyone)
+    run.facts.append(
+        f"Email batches (tests/bench/emails.py, seed {SEED}): {count} bodies of {batch} recipients, "
+        f"{len(everyone):,} recipients in all, all different, cycled by wrk; placement {emails.PLACEMENT} "
+        f"(experiment cart_email_test); mean body {path.stat().st_size // count:,} B; "
+        f"locale/currency {', '.join(f'{k} {v / len(everyone):.0%}' for k, v in languages.most_common())}; "
+        f"personalization consent {consent:.0%}."
+    )
+    return path, bodies[0]
+
+
+def check_email_sample(run: Run, base: str, body: dict[str, object]) -> None:
+    """One batch before the load, read in Python: lines in order, one per recipient, each rendered for them."""
+    recipients = body["recipients"]
+    assert isinstance(recipients, list)
+    headers = {"accept": "application/x-ndjson"}
+    response = httpx.post(base + "/v1/render", json=body, headers=headers, timeout=30.0)
+    lines = [json.loads(line) for line in response.text.splitlines() if line]
+    problems = []
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith("application/x-ndjson"):
+        problems.append(f"answered {response.status_code} {response.headers.get('content-type')}")
+    if len(lines) != len(recipients) + 1 or "summary" not in lines[-1]:
+        problems.append(f"{len(lines)} lines for {len(recipients)} recipients")
+    variants: Counter[str] = Counter()
+    for index, (line, recipient) in enumerate(zip(lines, recipients, strict=False)):
+        placed = line.get("placements", {}).get(emails.PLACEMENT, {})
+        variants[f"{placed.get('variant')} ({placed.get('reason')})"] += 1
+        name = recipient["attributes"].get("first_name") if recipient["consent"]["personalization"] else None
+        wrong = (
+            line.get("index") != index
+            or line.get("visitor_id") != recipient["id"]
+            or placed.get("render_status") != "rendered"
+            or (name is not None and name not in placed.get("html", ""))
+        )
+        if wrong:
+            problems.append(f"recipient {index}: {json.dumps(line)[:200]}")
+    run.facts.append(
+        f"Email check (the first body once, before the load, read line by line): {len(lines)} lines, "
+        f"{response.headers.get('content-length') or len(response.content):,} B; variants: "
+        f"{', '.join(f'{k} {v}' for k, v in variants.most_common())}; "
+        f"{'every recipient rendered, in order, with their name' if not problems else problems[0]}."
+    )
+    if problems:
+        run.problems.append(f"email check: {len(problems)} problem(s), first: {problems[0]}")
+
+
+def measure_emails(run: Run, scenario: str, tailor: Tailor, bodies: Path) -> None:
+    """One email-batch row: wrk through loadtests/emails.lua, which checks every NDJSON response."""
+    batch = run.args.batch
+    check_file = run.tmp / "emails-check.txt"
+    request = f"POST /v1/render ({batch} recipients, NDJSON)"
+    url, path = tailor.base, "/v1/render"
+    result = run.measure(
+        scenario, request, tailor.server, url, str(bodies), str(batch), str(check_file), path,
+        script=EMAIL_LUA, connections=run.args.email_connections,
+    )  # fmt: skip
+    check = EmailCheck.read(check_file)  # the measured run's: the warm-up's file was overwritten
+    row = run.rows[-1]
+    row.recipients, row.check = batch, check
+    _progress(f"{scenario}: {result.rps * batch:,.0f} recipients/s, {check.incomplete} incomplete responses")
+    checks = {
+        "incomplete responses": (check.incomplete, 0),
+        "responses checked, against wrk's count": (check.responses, result.requests),
+        "recipient lines": (check.lines, check.complete * batch),
+        "fallback blocks": (check.fallbacks, 0),
+    }
+    if scenario.endswith("cache off"):
+        checks["render cache hits"] = (check.hits, 0)
+    for name, (got, want) in checks.items():
+        if got != want:
+            detail = f" (first: {check.first_failure})" if check.first_failure else ""
+            run.problems.append(f"{scenario}: {name}: {got}, expected {want}{detail}")
+    if result.failed:
+        run.problems.append(f"{scenario}: {result.failed} failed requests")
 
 
 def reloads_under_load(run: Run, tailor: Tailor) -> None:
@@ -278,7 +483,13 @@ def reload_bound(duration: int) -> int:
     return RELOAD_BOUND * duration + 10
 
 
-TAILOR_SCENARIOS: tuple[Callable[[Run, Tailor], None], ...] = (page_view_load, email_batch, reloads_under_load)
+TAILOR_SCENARIOS: tuple[Callable[[Run, Tailor], None], ...] = (
+    page_view_load,
+    page_view_render_load,
+    email_batch,
+    without_render_cache,
+    reloads_under_load,
+)
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -366,15 +577,18 @@ def _vip_hero(base: str) -> str:
     return heroes.pop() if len(heroes) == 1 else f"mixed {sorted(heroes)}"
 
 
-def check_log(run: Run, log: Path) -> None:
+def check_log(run: Run, log: Path, label: str = "Server log") -> None:
     """Count the server's log lines by level; errors other than the broken edits' are problems."""
     levels: Counter[str] = Counter()
     unexpected = []
+    cut = 0
     for line in log.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:  # granian's own lines are text
-            if "Traceback" in line or "error" in line.lower():
+            if CUT_BY_CLIENT in line:
+                cut += 1
+            elif "Traceback" in line or "error" in line.lower():
                 unexpected.append(line)
             continue
         level = str(entry.get("level", "?"))
@@ -382,11 +596,11 @@ def check_log(run: Run, log: Path) -> None:
         if level in ("ERROR", "CRITICAL") and not str(entry.get("message", "")).startswith("bundle not reloaded"):
             unexpected.append(line)
     run.facts.append(
-        f"Server log: {dict(levels)} JSON lines; ERROR lines other than 'bundle not reloaded' (the broken edits): "
-        f"{len(unexpected)}."
+        f"{label}: {dict(levels)} JSON lines; ERROR lines other than 'bundle not reloaded' (the broken edits): "
+        f"{len(unexpected)}; responses cut when wrk stopped ({CUT_BY_CLIENT}): {cut}."
     )
     if unexpected:
-        run.problems.append(f"server log: {len(unexpected)} unexpected error line(s), first: {unexpected[0][:300]}")
+        run.problems.append(f"{label}: {len(unexpected)} unexpected error line(s), first: {unexpected[0][:300]}")
 
 
 def _plain(value: object) -> str:
@@ -411,6 +625,7 @@ def render(run: Run, machine: dict[str, str], command: str, leftovers: list[int]
         "",
         *_table(run.rows),
         "",
+        *_email_table(run.rows),
         "Shares are of the requests/s measured in this run. Server CPU: the user + system time of all the",
         "server's processes during the measured run, per request answered. Cores: CPU seconds per second of",
         "the run used by the server's processes, by wrk, by every other process (this runner included), and",
@@ -453,6 +668,32 @@ def _table(rows: list[Row]) -> list[str]:
             f"{r.server_cpu_us_per_request:.0f} | {cores} |"
         )
     return out
+
+
+def _email_table(rows: list[Row]) -> list[str]:
+    """Email batches per recipient: what a sender plans with. Empty when the run had none."""
+    columns = ["Scenario", "recipients/request", "recipients/s", "batches/s", "p50 ms", "p90 ms", "p99 ms"]
+    columns += ["responses checked", "incomplete", "cache hits / misses", "MB/s sent", "server CPU µs/recipient"]
+    out = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    for row in rows:
+        r, c = row.result, row.check
+        if r is None or c is None or not row.recipients:
+            continue
+        p = r.latency_ms
+        out.append(
+            f"| {row.scenario} | {row.recipients} | {r.rps * row.recipients:,.0f} | {r.rps:,.1f} | {p[50]:.1f} | "
+            f"{p[90]:.1f} | {p[99]:.1f} | {c.responses:,} | {c.incomplete} | {c.hits:,} / {c.misses:,} | "
+            f"{c.bytes / r.seconds / 1e6:.1f} | {r.server_cpu_us_per_request / row.recipients:.0f} |"
+        )
+    if len(out) == 2:
+        return []
+    return [
+        *out,
+        "",
+        "Email batches: recipients/s is requests/s times the recipients of a request; a response is complete when",
+        "it has one line per recipient in order and the summary line (loadtests/emails.lua reads every response).",
+        "",
+    ]
 
 
 def _share(rps: float, of: float | None) -> str:
@@ -498,10 +739,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--workers", type=int, default=1, help="granian workers of both servers (default 1)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--batch", type=int, default=100, help="recipients per email batch request (default 100)")
+    parser.add_argument(
+        "--email-connections", type=int, default=4, help="wrk connections of the email batches (default 4)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "results" / "latest.md", help="report file")
     args = parser.parse_args(argv)
-    if args.duration < 1 or args.workers < 1 or args.threads < 1 or args.connections < args.threads:
-        parser.error("duration, workers and threads must be at least 1, and connections at least threads")
+    if args.duration < 1 or args.workers < 1 or args.threads < 1 or args.batch < 1:
+        parser.error("duration, workers, threads and batch must be at least 1")
+    if min(args.connections, args.email_connections) < args.threads:
+        parser.error("connections and email connections must be at least threads")
     return args
 
 
@@ -512,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_facts(wrk)
     for sig in STOP_SIGNALS:  # also SIGINT: a shell may have started us with it ignored
         signal.signal(sig, _stop_on_signal)
-    measured = 3 * (args.duration + WARMUP_S) + 40  # three runs with warm-ups, start-ups and checks
+    measured = 7 * (args.duration + WARMUP_S) + 60  # seven runs with warm-ups, three start-ups and checks
     usual, bound = measured + args.duration, measured + reload_bound(args.duration)
     _progress(f"{args.workers} worker(s): about {usual} s, at most {bound} s")
     with tempfile.TemporaryDirectory(prefix="tailor-loadtest-") as folder:
