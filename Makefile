@@ -40,7 +40,7 @@ bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
 compare: $(VENV)/.dev  ## our core next to GrowthBook's SDK on the same 20-flag workload, one run
 	$(BIN)/python loadtests/compare_growthbook.py
 
-loadtest: $(VENV)/.run  ## HTTP load tests on 127.0.0.1: ceiling, page views, 50 reloads (installs wrk with apt-get if missing)
+loadtest: $(VENV)/.run  ## HTTP load tests on 127.0.0.1: ceiling, page views, rendered blocks and email batches, 50 reloads (installs wrk with apt-get if missing)
 	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)
 
 compare-models: $(VENV)/.dev  ## per-request cost of each segment model: serving path, bare ONNX, scikit-learn
