@@ -81,12 +81,21 @@ def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
     for litestar_kind, code in _LITESTAR_EXCEPTIONS:
         if isinstance(exc, litestar_kind):
             return code, str(exc.detail), []
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
-        # Litestar raises a plain ClientException for JSON it cannot parse.
-        message = str(exc.detail)
-        return "invalid-request", message, [ErrorItem("$", message)]
+    unreadable = _unreadable_body(exc)
+    if unreadable is not None:
+        return "invalid-request", unreadable, [ErrorItem("$", unreadable)]
     log.error("unhandled error", exc_info=exc)
     return "internal", "an unexpected error; it has been logged", []
+
+
+def _unreadable_body(exc: Exception) -> str | None:
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec gives up on JSON nested thousands deep before any limit of ours can look at it.
+        return "the JSON nests too deeply"
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        # Litestar raises a plain ClientException for JSON it cannot parse.
+        return str(exc.detail)
+    return None
 
 
 def _validation_items(exc: ValidationException) -> list[ErrorItem]:
