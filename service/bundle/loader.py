@@ -24,13 +24,12 @@ from service.core.compile import Bundle, compile_bundle
 from service.core.errors import BundleError, Problem
 from service.core.models import LoadedModel, ModelCard, Scorer
 from service.core.spec import ContentFile, LocaleFile, RulesFile
-from service.render.blocks import TemplateFile, compile_blocks
+from service.render.blocks import TEMPLATES_DIR, TemplateFile, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
 
 RULES_DIR = "rules"
 CONTENT_DIR = "content"
 MODELS_DIR = "models"
-TEMPLATES_DIR = "content/templates"
 LOCALES_DIR = "content/locales"
 TEMPLATE_SUFFIXES = (".html", ".mjml", ".txt")
 MODEL_SUFFIXES = (".onnx",)

@@ -72,7 +72,6 @@ class _Compiling:
     problems: list[Problem] = field(default_factory=list)
     trees: dict[str, nodes.Template] = field(default_factory=dict)
     mjml_sources: dict[str, str] = field(default_factory=dict)  # before compiling: where marketers' lines are
-    check_messages: bool = True  # off when the default language itself is missing: one problem, not hundreds
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
@@ -131,7 +130,7 @@ class CompiledBlocks:
                 "content": block.content,
                 "params": block.params,
                 "variant": block.variant,
-                "locale": str(choice.babel),
+                "locale": choice.name,
                 "language": choice.language,
             }
             return Rendered(self._generate(block.template, variables), "rendered")
@@ -219,7 +218,6 @@ def compile_blocks(
     locales = _locales(content_files, locale_files, problems)
     catalog = _catalog(content_files, problems)
     c = _Compiling({t.name: t for t in templates}, locales, problems)
-    c.check_messages = not problems or all(p.path[-1:] != ("default_locale",) for p in problems)
     env = _environment(c, catalog)
     _convert_mjml(c, env)
     for name in sorted(c.files):
@@ -310,7 +308,7 @@ def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
         return
     c.trees[name] = tree
     _check_references(c, file, written)
-    if c.check_messages:
+    if not c.locales.default_missing:  # else one problem, not one per key
         _check_messages(c, file, written)
 
 
@@ -325,17 +323,26 @@ def _check_references(c: _Compiling, file: TemplateFile, tree: nodes.Template) -
 
 def _check_messages(c: _Compiling, file: TemplateFile, tree: nodes.Template) -> None:
     """Every ``t("key")`` written out must exist in the default language, the fallback of all others."""
-    default = c.locales.messages(c.locales.default)
+    for call in _translations(tree):
+        key = call.args[0]
+        if isinstance(key, nodes.Const) and isinstance(key.value, str):
+            missing = _missing_message(c.locales, key.value)
+            if missing:
+                c.error(file.filename, missing, call.lineno)
+
+
+def _translations(tree: nodes.Template) -> Iterator[nodes.Call]:
+    """The ``t(...)`` calls of a template."""
     for call in tree.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == "t" and call.args:
-            key = call.args[0]
-            if isinstance(key, nodes.Const) and isinstance(key.value, str) and key.value not in default:
-                hint = suggest(key.value, default)
-                c.error(
-                    file.filename,
-                    f"no translation '{key.value}' in the default language '{c.locales.default}'{hint}",
-                    call.lineno,
-                )
+            yield call
+
+
+def _missing_message(locales: Locales, key: str) -> str | None:
+    default = locales.messages(locales.default)
+    if key in default:
+        return None
+    return f"no translation '{key}' in the default language '{locales.default}'{suggest(key, default)}"
 
 
 def _references(tree: nodes.Template) -> Iterator[nodes.Expr]:
@@ -398,7 +405,7 @@ def _blocks(
             template = compiled.get(render.template)
             if template is None:
                 continue  # its own problem is reported against the template file
-            if c.check_messages:
+            if not c.locales.default_missing:
                 _check_param_messages(c, file, key, render.params, c.trees[render.template])
             blocks[key] = Block(
                 key,
@@ -415,10 +422,7 @@ def _check_param_messages(
     c: _Compiling, file: str, variant: str, params: Mapping[str, Any], tree: nodes.Template
 ) -> None:
     """``t(params.headline)`` needs ``params.headline`` to be a key of the default language."""
-    default = c.locales.messages(c.locales.default)
-    for call in tree.find_all(nodes.Call):
-        if not (isinstance(call.node, nodes.Name) and call.node.name == "t" and call.args):
-            continue
+    for call in _translations(tree):
         arg = call.args[0]
         if not (isinstance(arg, nodes.Getattr) and isinstance(arg.node, nodes.Name) and arg.node.name == "params"):
             continue
@@ -426,9 +430,10 @@ def _check_param_messages(
         value = params.get(arg.attr)
         if not isinstance(value, str):
             c.error(file, f"the template translates params.{arg.attr}: give it a translation key", path=where[:-1])
-        elif value not in default:
-            hint = suggest(value, default)
-            c.error(file, f"no translation '{value}' in the default language '{c.locales.default}'{hint}", path=where)
+        else:
+            missing = _missing_message(c.locales, value)
+            if missing:
+                c.error(file, missing, path=where)
 
 
 def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:

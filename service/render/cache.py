@@ -44,14 +44,5 @@ class RenderCache:
         if self._entries is not None and _size(value) <= self._entries.maxsize:
             self._entries[key] = value
 
-    @property
-    def size_bytes(self) -> int:
-        return 0 if self._entries is None else int(self._entries.currsize)
-
     def __len__(self) -> int:
         return 0 if self._entries is None else len(self._entries)
-
-    @property
-    def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0

@@ -46,9 +46,6 @@ class Catalog:
             )
         )
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def recommend(self, attributes: Mapping[str, Any], limit: int, language: str) -> list[dict[str, Any]]:
         """The ``limit`` best products for this visitor, as plain dicts for templates."""
         limit = max(0, min(int(limit), MAX_RECOMMENDATIONS))

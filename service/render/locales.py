@@ -46,10 +46,6 @@ class Message:
                 out.append("" if value is None else str(value))
         return "".join(out)
 
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(name for _, name in self.parts if name is not None)
-
 
 def _split(text: str) -> list[tuple[str, str | None]]:
     parts: list[tuple[str, str | None]] = []
@@ -67,6 +63,7 @@ class LocaleChoice:
 
     key: str
     babel: Locale
+    name: str  # the formats' locale as templates see it: de_AT
     language: str  # the locale whose strings are used
     messages: Mapping[str, Message]
     currency: str
@@ -133,12 +130,10 @@ class Locales:
                 merged.update(files.get(language, {}))
             merged.update(files[name])
             self._tables[name] = MappingProxyType({k: Message(v) for k, v in merged.items()})
+        # Locale files without the default language: every other check of keys would fail too.
+        self.default_missing = bool(files) and self.default not in files
         self._tables.setdefault(self.default, MappingProxyType({}))
         self.choose = lru_cache(maxsize=NEGOTIATED_LOCALES)(self._choose)
-
-    @property
-    def languages(self) -> tuple[str, ...]:
-        return tuple(sorted(self._tables))
 
     def messages(self, language: str) -> Mapping[str, Message]:
         return self._tables[language]
@@ -148,7 +143,12 @@ class Locales:
         language = self._language_for(parsed)
         chosen_currency = currency if currency is not None and _CURRENCY.match(currency) else self.currency
         return LocaleChoice(
-            f"{parsed}|{language}|{chosen_currency}", parsed, language, self._tables[language], chosen_currency
+            f"{parsed}|{language}|{chosen_currency}",
+            parsed,
+            str(parsed),
+            language,
+            self._tables[language],
+            chosen_currency,
         )
 
     def _language_for(self, parsed: Locale) -> str:

@@ -576,9 +576,8 @@ def _wrap_widths(name: str, *positions: int) -> Callable[..., Any]:
         return _check_size(original(*args, **kwargs))
 
     checked.__name__ = original.__name__
-    for attr in ("jinja_pass_arg",):  # keep pass_environment / pass_eval_context markers
-        if hasattr(original, attr):
-            setattr(checked, attr, getattr(original, attr))
+    if skip:  # keep the pass_environment / pass_eval_context marker
+        checked.jinja_pass_arg = original.jinja_pass_arg  # type: ignore[attr-defined]
     return checked
 
 

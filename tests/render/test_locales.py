@@ -50,7 +50,6 @@ def test_a_missing_translation_falls_back_to_the_default_language() -> None:
 def test_message_parameters_are_plain_substitution() -> None:
     message = Message("{name} has {count} items; {missing} and {0} and {a.b} stay literal-ish")
     assert message.format({"name": "Anna", "count": 3}) == "Anna has 3 items;  and {0} and {a.b} stay literal-ish"
-    assert message.names == {"name", "count", "missing"}
     # A parameter value is never formatted again: no format-string tricks through values.
     assert Message("{x}").format({"x": "{x.__class__}"}) == "{x.__class__}"
 
