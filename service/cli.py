@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
+from service.bundle.watcher import LastGood
 from service.core.compile import Bundle
 from service.core.decide import decide
 from service.core.errors import BundleError, Problem
@@ -114,7 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"tailor: serving the bundle of {settings.bundle_url} on {settings.host}:{settings.port}", file=sys.stderr
         )
     else:
-        bundle = _load_or_report(settings.bundle)
+        kept = None if settings.state_dir is None else LastGood.in_state_dir(settings.state_dir).path()
+        bundle = _load_or_report(settings.bundle, kept)
         if bundle is None:
             return EXIT_PROBLEMS
         print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
@@ -180,12 +182,22 @@ def _print_problems(root: Path, problems: list[Problem]) -> None:
         print(shown.render())
 
 
-def _load_or_report(root: Path) -> Bundle | None:
+def _load_or_report(root: Path, last_good: Path | None = None) -> Bundle | None:
+    """The bundle in ``root``; if it is broken, the last good copy a server kept (workers start from it too)."""
     try:
         return load_bundle(root)
     except BundleError as exc:
         _print_problems(root, exc.problems)
-        print(f"tailor: the bundle in {root} has {len(exc.problems)} error(s); nothing was served", file=sys.stderr)
+        kept = _load_kept(last_good)
+        outcome = "nothing was served" if kept is None else f"starting from the last good bundle {kept.revision}"
+        print(f"tailor: the bundle in {root} has {len(exc.problems)} error(s); {outcome}", file=sys.stderr)
+        return kept
+
+
+def _load_kept(folder: Path | None) -> Bundle | None:
+    try:
+        return None if folder is None else load_bundle(folder)
+    except BundleError:
         return None
 
 

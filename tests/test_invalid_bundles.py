@@ -76,9 +76,8 @@ def test_missing_rules_folder_is_an_error(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "content", tmp_path / "content")
     with pytest.raises(BundleError) as caught:
         load_bundle(tmp_path)
-    assert [p.render() for p in caught.value.problems] == [
-        f"rules/: the bundle has no 'rules' folder (looked in {tmp_path})"
-    ]
+    # No server path in the message: /v1/bundle shows it to anyone; the CLI prefixes the bundle folder itself.
+    assert [p.render() for p in caught.value.problems] == ["rules/: the bundle has no 'rules' folder"]
 
 
 def test_a_broken_bundle_never_replaces_the_working_one(tmp_path: Path) -> None:

@@ -29,8 +29,9 @@ from typing import IO, Annotated
 
 import msgspec
 
-from service.bundle.loader import bundle_files, load_bundle, revision_of
-from service.core.errors import BundleError, Problem, TailorError
+from service.bundle.loader import load_snapshot
+from service.bundle.snapshot import bundle_files, read_snapshot
+from service.core.errors import TailorError
 
 FORMAT = "tailor-bundle"
 FORMAT_VERSION = 1
@@ -82,27 +83,13 @@ _ENCODER = msgspec.json.Encoder(order="deterministic")
 
 def build_archive(root: Path, out: Path) -> Manifest:
     """Validate the bundle in ``root`` and write its archive to ``out``; raise BundleError or ArchiveError."""
-    root = Path(root)
-    bundle = load_bundle(root)
-    files = {path.relative_to(root).as_posix(): path.read_bytes() for path in bundle_files(root)}
-    manifest = Manifest(FORMAT, FORMAT_VERSION, _revision_of_snapshot(files), _entries(files))
-    if manifest.revision != bundle.revision:
-        # The files were read twice (to load, then to pack); packing what was not validated is the bug to avoid.
-        problem = Problem(root.as_posix(), (), "the bundle changed while it was being packed; build again")
-        raise BundleError([problem])
+    snapshot = read_snapshot(Path(root))
+    load_snapshot(snapshot)  # the bytes packed are the bytes validated: both come from one read
+    files = dict(snapshot.files)
+    manifest = Manifest(FORMAT, FORMAT_VERSION, snapshot.revision, _entries(files))
     _check_limits(manifest)
     _write_atomically(Path(out), _pack(manifest, files))
     return manifest
-
-
-def _revision_of_snapshot(files: dict[str, bytes]) -> str:
-    """The revision of exactly these bytes, computed by the loader's own definition."""
-    with tempfile.TemporaryDirectory(prefix="tailor-pack-") as staging:
-        for name, data in files.items():
-            target = Path(staging, name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        return revision_of(Path(staging))
 
 
 def _entries(files: dict[str, bytes]) -> dict[str, FileEntry]:
@@ -309,7 +296,7 @@ def _check_bundle_listing(manifest: Manifest, staging: Path) -> None:
     stray = sorted(set(manifest.files) - listed)
     if stray:
         raise ArchiveError("is not a bundle file (rules/, content/ or models/ with a known suffix)", stray[0])
-    revision = revision_of(staging)
+    revision = read_snapshot(staging).revision
     if revision != manifest.revision:
         raise ArchiveError(f"revision is '{manifest.revision}' but the files give '{revision}'", MANIFEST_NAME)
     (staging / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))

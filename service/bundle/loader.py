@@ -1,24 +1,33 @@
-"""Read a bundle folder, validate every file, compile, and report ALL problems with file and line.
+"""Read a bundle, validate every file, compile, and report ALL problems with file and line.
 
 A bundle folder holds ``rules/*.yaml`` and ``content/*.yaml`` (``.yml`` too, in
 subfolders too), templates under ``content/templates/`` (``.html``, ``.mjml``,
 ``.txt``), translations in ``content/locales/<locale>.yaml``, and optionally
-``models/``: model cards (``*.yaml``) next to their ONNX files. Its revision is a
-hash of every file's path and bytes, so two replicas with the same files report
-the same revision.
+``models/``: model cards (``*.yaml``) next to their ONNX files. A load reads the
+folder once into a ``Snapshot`` (service/bundle/snapshot.py) and works from those
+bytes only, so the revision it reports is the hash of exactly what it compiled.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from service.bundle.schema_errors import schema_problems
+from service.bundle.snapshot import (
+    CONTENT_DIR,
+    MODELS_DIR,
+    RULES_DIR,
+    TEMPLATE_SUFFIXES,
+    YAML_SUFFIXES,
+    Snapshot,
+    bundle_files,
+    read_snapshot,
+)
 from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
 from service.core.compile import Bundle, compile_bundle
 from service.core.errors import BundleError, Problem
@@ -27,36 +36,35 @@ from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.render.blocks import TEMPLATES_DIR, TemplateFile, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
 
-RULES_DIR = "rules"
-CONTENT_DIR = "content"
-MODELS_DIR = "models"
+__all__ = ["Bundle", "ScorerFactory", "bundle_files", "load_bundle", "load_snapshot", "revision_of"]
+
 LOCALES_DIR = "content/locales"
-TEMPLATE_SUFFIXES = (".html", ".mjml", ".txt")
-MODEL_SUFFIXES = (".onnx",)
-YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 2 * 1024 * 1024  # a rule file this large is a mistake, not a campaign
-REVISION_CHARS = 16
 
 M = TypeVar("M", bound=BaseModel)
 
 
-ScorerFactory = Callable[[ModelCard, Path], Scorer]
+ScorerFactory = Callable[[ModelCard, bytes], Scorer]
 
 
 def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bundle:
     """Load and compile the bundle in ``root``; raise BundleError with every problem found."""
-    root = Path(root)
-    problems: list[Problem] = []
+    return load_snapshot(read_snapshot(Path(root)), open_model)
+
+
+def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer) -> Bundle:
+    """Compile exactly these bytes; the bundle's revision is the snapshot's."""
+    problems = [Problem(name, (), why, line=1) for name, why in snapshot.unreadable.items()]
     documents: dict[str, YamlDocument] = {}
-    rule_files = _read_kind(root, RULES_DIR, RulesFile, problems, documents, required=True)
-    content_files = _read_kind(root, CONTENT_DIR, ContentFile, problems, documents, required=True, skip=LOCALES_DIR)
-    locale_files = _read_kind(root, LOCALES_DIR, LocaleFile, problems, documents, required=False)
-    templates = _read_templates(root, problems)
-    cards = _read_kind(root, MODELS_DIR, ModelCard, problems, documents, required=False)
-    models = _open_models(root, cards, open_model, problems)
+    rule_files = _read_kind(snapshot, RULES_DIR, RulesFile, problems, documents, required=True)
+    content_files = _read_kind(snapshot, CONTENT_DIR, ContentFile, problems, documents, required=True, skip=LOCALES_DIR)
+    locale_files = _read_kind(snapshot, LOCALES_DIR, LocaleFile, problems, documents, required=False)
+    templates = _read_templates(snapshot, problems)
+    cards = _read_kind(snapshot, MODELS_DIR, ModelCard, problems, documents, required=False)
+    models = _open_models(snapshot, cards, open_model, problems)
     if problems:
         raise BundleError(_located(problems, documents))
-    revision = revision_of(root)
+    revision = snapshot.revision
     try:
         bundle = compile_bundle(rule_files, content_files, revision, models)
     except BundleError as exc:
@@ -71,21 +79,22 @@ def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bun
     return dataclasses.replace(bundle, warnings=tuple(_located(list(bundle.warnings), documents)), blocks=blocks)
 
 
-def _read_templates(root: Path, problems: list[Problem]) -> list[TemplateFile]:
-    folder = root / TEMPLATES_DIR
-    if not folder.is_dir():
-        return []
+def revision_of(root: Path) -> str:
+    """The content hash of the bundle in ``root``: the same files give the same revision on every replica."""
+    return read_snapshot(root).revision
+
+
+def _read_templates(snapshot: Snapshot, problems: list[Problem]) -> list[TemplateFile]:
     templates = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in TEMPLATE_SUFFIXES):
-        filename = path.relative_to(root).as_posix()
-        source = _read_text(path, filename, problems)
+    for filename in snapshot.under(TEMPLATES_DIR, TEMPLATE_SUFFIXES):
+        source = _text(snapshot, filename, problems)
         if source is not None:
-            templates.append(TemplateFile(path.relative_to(folder).as_posix(), filename, source))
+            templates.append(TemplateFile(filename.removeprefix(f"{TEMPLATES_DIR}/"), filename, source))
     return templates
 
 
-def _read_text(path: Path, name: str, problems: list[Problem]) -> str | None:
-    raw = path.read_bytes()
+def _text(snapshot: Snapshot, name: str, problems: list[Problem]) -> str | None:
+    raw = snapshot.files[name]
     if len(raw) > MAX_FILE_BYTES:
         problems.append(Problem(name, (), f"the file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}", line=1))
         return None
@@ -97,13 +106,17 @@ def _read_text(path: Path, name: str, problems: list[Problem]) -> str | None:
 
 
 def _open_models(
-    root: Path, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory, problems: list[Problem]
+    snapshot: Snapshot, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory, problems: list[Problem]
 ) -> list[LoadedModel]:
     """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
     models = []
     for name, card in cards:
+        data = snapshot.files.get(PurePosixPath(MODELS_DIR, card.file).as_posix())
+        if data is None:
+            problems.append(Problem(name, ("file",), f"model file {PurePosixPath(card.file).name} does not exist"))
+            continue
         try:
-            scorer = open_model(card, root / MODELS_DIR / card.file)
+            scorer = open_model(card, data)
         except ModelLoadError as exc:
             problems.append(Problem(name, ("file",), str(exc)))
             continue
@@ -111,31 +124,8 @@ def _open_models(
     return models
 
 
-def bundle_files(root: Path) -> list[Path]:
-    """Every file that makes up the bundle, in a stable order."""
-    files: list[Path] = []
-    for kind, suffixes in (
-        (RULES_DIR, YAML_SUFFIXES),
-        (CONTENT_DIR, (*YAML_SUFFIXES, *TEMPLATE_SUFFIXES)),
-        (MODELS_DIR, (*YAML_SUFFIXES, *MODEL_SUFFIXES)),
-    ):
-        folder = root / kind
-        if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes)
-    return files
-
-
-def revision_of(root: Path) -> str:
-    """A content hash of the bundle: the same files give the same revision on every replica."""
-    digest = hashlib.sha256()
-    for path in bundle_files(root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:REVISION_CHARS]
-
-
 def _read_kind(
-    root: Path,
+    snapshot: Snapshot,
     kind: str,
     model: type[M],
     problems: list[Problem],
@@ -144,34 +134,27 @@ def _read_kind(
     required: bool,
     skip: str | None = None,
 ) -> list[tuple[str, M]]:
-    folder = root / kind
-    if not folder.is_dir():
+    if kind not in snapshot.folders:
         if required:
-            problems.append(Problem(f"{kind}/", (), f"the bundle has no '{kind}' folder (looked in {root})"))
+            problems.append(Problem(f"{kind}/", (), f"the bundle has no '{kind}' folder"))
         return []
-    skipped = None if skip is None else root / skip
-    paths = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix in YAML_SUFFIXES and (skipped is None or not p.is_relative_to(skipped))
-    )
-    if not paths and required:
+    names = [n for n in snapshot.under(kind, YAML_SUFFIXES) if skip is None or not n.startswith(f"{skip}/")]
+    if not names and required:
         problems.append(
             Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set")
         )
     parsed = []
-    for path in paths:
-        name = path.relative_to(root).as_posix()
-        spec = _read_file(path, name, model, problems, documents)
+    for name in names:
+        spec = _read_file(snapshot, name, model, problems, documents)
         if spec is not None:
             parsed.append((name, spec))
     return parsed
 
 
 def _read_file(
-    path: Path, name: str, model: type[M], problems: list[Problem], documents: dict[str, YamlDocument]
+    snapshot: Snapshot, name: str, model: type[M], problems: list[Problem], documents: dict[str, YamlDocument]
 ) -> M | None:
-    text = _read_text(path, name, problems)
+    text = _text(snapshot, name, problems)
     if text is None:
         return None
     try:

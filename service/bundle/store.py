@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.bundle.loader import load_bundle, revision_of
+from service.bundle.loader import load_snapshot
+from service.bundle.snapshot import Snapshot, read_snapshot
 from service.core.compile import Bundle
 from service.core.errors import BundleError, Problem, TailorError
 
@@ -33,12 +34,13 @@ class LoadReport:
     ok: bool
     revision: str | None
     problems: tuple[Problem, ...]
+    snapshot: Snapshot | None = None  # the bytes that compiled, for the last-good copy; None after a failure
 
 
 class BundleStore:
     """Holds the current bundle and the problems of the last failed load."""
 
-    def __init__(self, load: Callable[[Path], Bundle] = load_bundle, clock: Callable[[], datetime] | None = None):
+    def __init__(self, load: Callable[[Snapshot], Bundle] = load_snapshot, clock: Callable[[], datetime] | None = None):
         self._load = load
         self._clock = clock or (lambda: datetime.now(UTC))
         self._current: Loaded | None = None
@@ -66,17 +68,21 @@ class BundleStore:
         self._last_problems = problems
 
     def load(self, source: Path) -> LoadReport:
-        """Load ``source``; on success swap it in, on failure keep serving what was there."""
+        """Read ``source`` once and load those bytes; on success swap them in, on failure keep serving."""
         with self._lock:
-            current = self._current
-            if current is not None and current.source == source and revision_of(source) == current.bundle.revision:
-                self._last_problems = ()
-                return LoadReport(True, current.bundle.revision, ())  # same files: nothing to compile
-            try:
-                bundle = self._load(source)
-            except BundleError as exc:
-                self._last_problems = tuple(exc.problems)
-                return LoadReport(False, None, self._last_problems)
-            self._current = Loaded(bundle, self._clock(), source)
+            return self._load_locked(read_snapshot(source), source)
+
+    def _load_locked(self, snapshot: Snapshot, source: Path) -> LoadReport:
+        current = self._current
+        if current is not None and snapshot.revision == current.bundle.revision:
+            # The revision hashes the very bytes that compiled, so equal revisions are equal bundles.
             self._last_problems = ()
-            return LoadReport(True, bundle.revision, ())
+            return LoadReport(True, snapshot.revision, (), snapshot)
+        try:
+            bundle = self._load(snapshot)
+        except BundleError as exc:
+            self._last_problems = tuple(exc.problems)
+            return LoadReport(False, None, self._last_problems)
+        self._current = Loaded(bundle, self._clock(), source)
+        self._last_problems = ()
+        return LoadReport(True, bundle.revision, (), snapshot)

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bundle.loader import bundle_files
+from service.bundle.snapshot import Snapshot, bundle_files, write_snapshot
 from service.bundle.store import BundleStore, LoadReport
 
 log = logging.getLogger("tailor.reload")
 
 TRIGGER_FILE = "reload-trigger"
+LAST_GOOD_DIR = "last-good"
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
@@ -52,27 +51,24 @@ def fingerprint(source: Path, trigger: Path | None = None) -> Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class LastGood:
-    """A copy of the last bundle that compiled, in ``folder``; one pointer file names the current copy."""
+    """Copies of bundles that compiled, in ``folder``; one pointer file, ``current``, names the newest.
+
+    Copies are written from the snapshot that compiled, never copied from the live folder (which
+    may already hold the next edit), and ``current`` moves only once the copy is complete.
+    """
 
     folder: Path
 
-    def save(self, source: Path, revision: str) -> None:
-        """Copy the bundle's files; several workers may do this at once, so every step is atomic."""
-        target = self.folder / revision
-        if not target.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.folder))
-            for path in bundle_files(source):
-                copy = staging / path.relative_to(source)
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, copy)
-            try:
-                staging.rename(target)
-            except OSError:  # another worker saved the same revision first
-                shutil.rmtree(staging, ignore_errors=True)
+    def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` (which compiled); several workers may do this at once, so every step is atomic."""
+        write_snapshot(snapshot, self.folder / snapshot.revision)
         pointer = self.folder / f".current-{os.getpid()}"
-        pointer.write_text(revision)
+        pointer.write_text(snapshot.revision)
         pointer.replace(self.folder / "current")
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> LastGood:
+        return cls(state_dir / LAST_GOOD_DIR)
 
     def path(self) -> Path | None:
         try:
@@ -99,7 +95,7 @@ class BundleWatcher:
         self.source = source
         self.interval = interval
         self.trigger = None if state_dir is None else state_dir / TRIGGER_FILE
-        self.last_good = None if state_dir is None else LastGood(state_dir / "last-good")
+        self.last_good = None if state_dir is None else LastGood.in_state_dir(state_dir)
         self._on_reload = on_reload or (lambda _report: None)
         self._seen: Fingerprint = ()
         self._stop = threading.Event()
@@ -135,8 +131,8 @@ class BundleWatcher:
         report = self.store.load(self.source)
         if report.ok:
             log.info("bundle %s loaded from %s", report.revision, self.source)
-            if self.last_good is not None and report.revision is not None:
-                self.last_good.save(self.source, report.revision)
+            if self.last_good is not None and report.snapshot is not None:
+                self.last_good.save(report.snapshot)
         else:
             for problem in report.problems:
                 log.error("bundle not reloaded: %s", problem.render())

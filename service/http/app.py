@@ -28,7 +28,7 @@ from litestar.params import JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
-from service.bundle.loader import load_bundle
+from service.bundle.loader import load_snapshot
 from service.bundle.origin import BundleOrigin, Outcome
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
@@ -58,7 +58,7 @@ def create_app(
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level, settings.log_format)
     metrics = Metrics()
-    store = store or BundleStore(functools.partial(load_bundle, open_model=metrics.timed_scorer(OnnxScorer)))
+    store = store or BundleStore(functools.partial(load_snapshot, open_model=metrics.timed_scorer(OnnxScorer)))
     now = clock or (lambda: datetime.now(UTC))
 
     def reloaded(report: LoadReport) -> None:

@@ -44,9 +44,9 @@ def open_session(model: Path | bytes) -> ort.InferenceSession:
 class OnnxScorer:
     """Scores one visitor's row with a checked session and reads the card's output from it."""
 
-    def __init__(self, card: ModelCard, model_path: Path) -> None:
+    def __init__(self, card: ModelCard, model: Path | bytes) -> None:
         self.card = card
-        self._session = _open(model_path)
+        self._session = _open(model, card.file)
         _check(card, self._session)
         self._input = card.onnx_input.name
         self._outputs = [card.output.tensor]
@@ -73,14 +73,16 @@ class OnnxScorer:
         return self._session.run(self._outputs, {self._input: rows.astype(np.float32)})[0]  # type: ignore[no-any-return]
 
 
-def _open(path: Path) -> ort.InferenceSession:
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path.name} does not exist")
+def _open(model: Path | bytes, file: str) -> ort.InferenceSession:
+    """A session over the file, or over the bytes a bundle load read (so the model is the one its revision names)."""
+    name = Path(file).name
+    if isinstance(model, Path) and not model.is_file():
+        raise ModelLoadError(f"model file {name} does not exist")
     try:
-        return open_session(path)
+        return open_session(model)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, Fail) derive from Exception only
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"model file {path.name} cannot be loaded: {first_line}") from None
+        raise ModelLoadError(f"model file {name} cannot be loaded: {first_line}") from None
 
 
 def _check(card: ModelCard, session: ort.InferenceSession) -> None:

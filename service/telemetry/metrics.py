@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -130,11 +129,11 @@ class Metrics:
             child = self._request_children[key] = self.requests.labels(*key)
         child.observe(seconds)
 
-    def timed_scorer(self, open_model: Callable[[ModelCard, Path], Scorer]) -> Callable[[ModelCard, Path], Scorer]:
+    def timed_scorer(self, open_model: Callable[[ModelCard, bytes], Scorer]) -> Callable[[ModelCard, bytes], Scorer]:
         """Wrap a scorer factory so that every score is timed into ``tailor_model_seconds``."""
 
-        def open_timed(card: ModelCard, path: Path) -> Scorer:
-            return _TimedScorer(open_model(card, path), self.model_seconds.labels(card.name))
+        def open_timed(card: ModelCard, model: bytes) -> Scorer:
+            return _TimedScorer(open_model(card, model), self.model_seconds.labels(card.name))
 
         return open_timed
 

@@ -1,0 +1,191 @@
+"""A load reads the bundle once: what compiles is what the revision names and what the last-good copy holds."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.bundle.loader import ScorerFactory, load_bundle, load_snapshot, revision_of
+from service.bundle.snapshot import Snapshot, read_snapshot, write_snapshot
+from service.bundle.store import BundleStore
+from service.bundle.watcher import BundleWatcher, LastGood
+from service.core.errors import BundleError
+from service.core.models import ModelCard, Scorer
+from service.segments.onnx import OnnxScorer
+
+ROOT = Path(__file__).parents[1]
+GOOD_EDIT = ("serve: hero_vip }", "serve: hero_bold }")
+BROKEN_EDIT = ("segment: vip,", "segment: vipp,")
+
+
+def _copy(target: Path) -> Path:
+    for kind in ("rules", "content", "models"):
+        shutil.copytree(ROOT / kind, target / kind)
+    return target
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _editing_mid_load(path: Path, old: str, new: str) -> ScorerFactory:
+    """A scorer factory that edits a rule file the first time a model is opened: after the rules were read."""
+    done: list[bool] = []
+
+    def open_model(card: ModelCard, model: bytes) -> Scorer:
+        if not done:
+            _edit(path, old, new)
+            done.append(True)
+        return OnnxScorer(card, model)
+
+    return open_model
+
+
+def _old_revision(root: Path) -> str:
+    """The revision as the loader has always computed it, written out here so that it cannot drift."""
+    digest = hashlib.sha256()
+    for kind, suffixes in (
+        ("rules", (".yaml", ".yml")),
+        ("content", (".yaml", ".yml", ".html", ".mjml", ".txt")),
+        ("models", (".yaml", ".yml", ".onnx")),
+    ):
+        if (root / kind).is_dir():
+            for path in sorted(p for p in (root / kind).rglob("*") if p.is_file() and p.suffix in suffixes):
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def test_a_load_labels_a_bundle_with_the_revision_of_the_bytes_it_compiled(tmp_path: Path) -> None:
+    bundle = _copy(tmp_path / "bundle")
+    placements = bundle / "rules" / "placements.yaml"
+    good = revision_of(bundle)
+    compiled = load_bundle(bundle, open_model=_editing_mid_load(placements, *BROKEN_EDIT))
+    assert compiled.revision == good  # not the revision of the broken edit made mid-load
+    assert revision_of(bundle) != good
+
+
+def test_an_edit_during_a_load_is_neither_labelled_good_nor_kept_as_last_good(tmp_path: Path) -> None:
+    bundle = _copy(tmp_path / "bundle")
+    placements = bundle / "rules" / "placements.yaml"
+    good = revision_of(bundle)
+    store = BundleStore(functools.partial(load_snapshot, open_model=_editing_mid_load(placements, *BROKEN_EDIT)))
+    watcher = BundleWatcher(store, bundle, state_dir=tmp_path / "state")
+    first = watcher.reload()
+    assert (first.ok, first.revision, store.current.bundle.revision) == (True, good, good)
+    kept = LastGood(tmp_path / "state" / "last-good").path()
+    assert kept is not None
+    assert (kept.name, load_bundle(kept).revision) == (good, good)  # the copy holds what compiled
+    second = watcher.reload()  # the folder now holds the broken edit: it must be compiled, not skipped
+    assert not second.ok
+    assert second.problems[0].message.startswith("unknown segment 'vipp'")
+    assert store.current.bundle.revision == good
+
+
+def test_loads_racing_a_stream_of_edits_only_ever_serve_good_revisions(tmp_path: Path) -> None:
+    bundle = _copy(tmp_path / "bundle")
+    placements = bundle / "rules" / "placements.yaml"
+    texts = {"good": placements.read_text()}
+    texts["bold"] = texts["good"].replace(*GOOD_EDIT)
+    texts["broken"] = texts["good"].replace(*BROKEN_EDIT)
+    verdicts = {}
+    for name, text in texts.items():
+        placements.write_text(text)
+        verdicts[revision_of(bundle)] = name != "broken"
+    stop = threading.Event()
+
+    def edit() -> None:
+        order = ["broken", "bold", "broken", "good"]
+        i = 0
+        while not stop.is_set():
+            placements.write_text(texts[order[i % len(order)]])  # not atomic: a load may see half a file
+            i += 1
+
+    store = BundleStore()
+    editor = threading.Thread(target=edit)
+    editor.start()
+    try:
+        reports = [store.load(bundle) for _ in range(12)]
+    finally:
+        stop.set()
+        editor.join()
+    for report in reports:
+        if report.ok:
+            assert report.snapshot is not None
+            assert report.revision == report.snapshot.revision
+            assert verdicts.get(report.revision, True)  # a half-written file is a state of its own
+            load_snapshot(report.snapshot)  # the bytes labelled with that revision compile
+
+
+def test_a_last_good_copy_is_written_from_the_snapshot_whatever_the_folder_holds_now(tmp_path: Path) -> None:
+    bundle = _copy(tmp_path / "bundle")
+    snapshot = read_snapshot(bundle)
+    _edit(bundle / "rules" / "placements.yaml", *BROKEN_EDIT)
+    last_good = LastGood(tmp_path / "last-good")
+    last_good.save(snapshot)
+    last_good.save(snapshot)  # a second worker saving the same revision changes nothing
+    kept = last_good.path()
+    assert kept is not None
+    assert read_snapshot(kept).files == snapshot.files
+    assert load_bundle(kept).revision == snapshot.revision
+    assert sorted(p.name for p in kept.parent.iterdir()) == sorted(["current", snapshot.revision])  # no staging
+
+
+def test_a_damaged_last_good_copy_is_replaced_not_trusted(tmp_path: Path) -> None:
+    snapshot = read_snapshot(_copy(tmp_path / "bundle"))
+    dest = tmp_path / "last-good" / snapshot.revision
+    write_snapshot(snapshot, dest)
+    (dest / "rules" / "placements.yaml").write_text("version: 1\nplacements: [broken\n")  # e.g. an older version
+    write_snapshot(snapshot, dest)
+    assert read_snapshot(dest).files == snapshot.files
+
+
+def test_the_revision_of_the_example_bundle_is_computed_as_it_always_was() -> None:
+    assert revision_of(ROOT) == _old_revision(ROOT) == load_bundle(ROOT).revision
+
+
+NAMES = st.lists(
+    st.tuples(
+        st.sampled_from(["rules", "content", "models", "content/templates", "content/a-b", "rules/a.b"]),
+        st.sampled_from(["a", "a-b", "a.b", "b", "Z", "a_b", "é"]),
+        st.sampled_from([".yaml", ".yml", ".html", ".onnx", ".txt", ".json"]),
+    ),
+    min_size=1,
+    max_size=8,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=NAMES, data=st.binary(max_size=8))
+def test_the_revision_formula_is_unchanged_for_any_tree_of_files(tmp_path: Path, names: list, data: bytes) -> None:  # type: ignore[type-arg]
+    root = tmp_path / hashlib.sha256(repr((names, data)).encode()).hexdigest()[:12]
+    for i, (folder, stem, suffix) in enumerate(names):
+        path = root / folder / f"{stem}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data + bytes([i]))
+    snapshot = read_snapshot(root)
+    assert snapshot.revision == _old_revision(root)
+    assert Snapshot(dict(reversed(list(snapshot.files.items())))).revision == snapshot.revision  # order-free
+    copy = tmp_path / f"{root.name}-copy"
+    write_snapshot(snapshot, copy)
+    assert _old_revision(copy) == snapshot.revision
+    shutil.rmtree(root)
+    shutil.rmtree(copy)
+
+
+def test_a_bundle_that_does_not_compile_raises_from_its_snapshot(tmp_path: Path) -> None:
+    bundle = _copy(tmp_path / "bundle")
+    _edit(bundle / "rules" / "placements.yaml", *BROKEN_EDIT)
+    with pytest.raises(BundleError) as caught:
+        load_snapshot(read_snapshot(bundle))
+    assert caught.value.problems[0].file == "rules/placements.yaml"
