@@ -2,7 +2,7 @@
 
 ``create_app()`` with no arguments reads Settings from the environment; that is
 how ``tailor serve`` starts it in every granian worker. Each worker loads and
-compiles the bundle at start-up and then watches it (service/bundle/watcher.py).
+compiles the bundle at start-up and then follows its source (service/bundle/source.py).
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ import asyncio
 import functools
 import hmac
 import logging
-import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
@@ -29,10 +26,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
 from service.bundle.loader import load_snapshot
-from service.bundle.origin import BundleOrigin, Outcome
+from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
-from service.bundle.watcher import BundleWatcher
-from service.core.errors import Problem
 from service.http import wire
 from service.http.decisions import NDJSON, Decisions
 from service.http.mapping import bundle_info, problem_out
@@ -66,10 +61,7 @@ def create_app(
         if store.ready:
             metrics.serving(store.current.bundle.revision)
 
-    watcher = BundleWatcher(
-        store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=reloaded
-    )
-    source = _origin_source(settings, store, reloaded) if settings.bundle_url else _folder_source(settings, watcher)
+    source = open_source(settings, store, reloaded)
     recorder = open_recorder(
         path=None if settings.decision_log == "off" else Path(settings.decision_log),
         url=settings.decision_log_url or None,
@@ -147,77 +139,6 @@ def create_app(
         openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
         debug=False,
     )
-
-
-class _Source(Protocol):
-    """Where a worker's bundle comes from: the folder (watched) or an HTTP origin (polled)."""
-
-    def start(self) -> None: ...
-    def reload(self) -> LoadReport: ...
-    def stop(self) -> None: ...
-
-
-@dataclass
-class _FolderSource:
-    watcher: BundleWatcher
-    watch: bool
-
-    def start(self) -> None:
-        if self.watch:
-            self.watcher.start()
-        elif not self.watcher.store.ready:
-            self.watcher.reload()
-
-    def reload(self) -> LoadReport:
-        return self.watcher.request_reload()
-
-    def stop(self) -> None:
-        self.watcher.stop()
-
-
-def _folder_source(settings: Settings, watcher: BundleWatcher) -> _FolderSource:
-    return _FolderSource(watcher, watch=settings.reload_interval > 0)
-
-
-@dataclass
-class _OriginSource:
-    origin: BundleOrigin
-    store: BundleStore
-    stopping: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.origin.start_from_cache()  # serve the last good archive at once if the origin is down
-        self.thread = threading.Thread(
-            target=self.origin.run, args=(self.stopping,), name="tailor-bundle-origin", daemon=True
-        )
-        self.thread.start()
-
-    def reload(self) -> LoadReport:
-        result = self.origin.poll_once()
-        if result.outcome is Outcome.FAILED:
-            return LoadReport(False, None, (Problem(self.origin.url, (), f"origin: {result.detail}"),))
-        revision = self.store.current.bundle.revision if self.store.ready else None
-        return LoadReport(result.outcome is not Outcome.REJECTED, revision, self.store.last_problems)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
-        self.origin.close()
-
-
-def _origin_source(settings: Settings, store: BundleStore, reloaded: Callable[[LoadReport], None]) -> _OriginSource:
-    def accept(path: Path) -> bool:
-        report = store.load(path)
-        for problem in report.problems:
-            log.error("bundle from the origin not applied: %s", problem.render())
-        reloaded(report)
-        return report.ok
-
-    cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
-    origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds)
-    return _OriginSource(origin, store)
 
 
 def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:

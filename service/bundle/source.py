@@ -1,0 +1,103 @@
+"""Where a worker's bundle comes from: the folder (watched) or an HTTP origin (polled).
+
+``open_source(settings, store, on_reload)`` picks one from the settings; the app only starts,
+reloads and stops it. Both report every load, good or bad, to ``on_reload`` (the reload metric)
+and leave the problems of the last failed one in the store (``/v1/bundle``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from service.bundle.origin import BundleOrigin, Outcome
+from service.bundle.store import BundleStore, LoadReport
+from service.bundle.watcher import BundleWatcher
+from service.core.errors import Problem
+from service.settings import Settings
+
+log = logging.getLogger("tailor.http")
+
+OnReload = Callable[[LoadReport], None]
+
+
+class Source(Protocol):
+    """A bundle source: ``start`` loads the first bundle and keeps following; ``reload`` loads now."""
+
+    def start(self) -> None: ...
+    def reload(self) -> LoadReport: ...
+    def stop(self) -> None: ...
+
+
+def open_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> Source:
+    """The origin when ``TAILOR_BUNDLE_URL`` is set, else the folder."""
+    if settings.bundle_url:
+        return _origin_source(settings, store, on_reload)
+    watcher = BundleWatcher(
+        store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=on_reload
+    )
+    return FolderSource(watcher, watch=settings.reload_interval > 0)
+
+
+@dataclass
+class FolderSource:
+    watcher: BundleWatcher
+    watch: bool
+
+    def start(self) -> None:
+        if self.watch:
+            self.watcher.start()
+        elif not self.watcher.store.ready:
+            self.watcher.reload()
+
+    def reload(self) -> LoadReport:
+        return self.watcher.request_reload()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+
+@dataclass
+class OriginSource:
+    origin: BundleOrigin
+    store: BundleStore
+    stopping: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.origin.start_from_cache()  # serve the last good archive at once if the origin is down
+        self.thread = threading.Thread(
+            target=self.origin.run, args=(self.stopping,), name="tailor-bundle-origin", daemon=True
+        )
+        self.thread.start()
+
+    def reload(self) -> LoadReport:
+        result = self.origin.poll_once()
+        if result.outcome is Outcome.FAILED:
+            return LoadReport(False, None, (Problem(self.origin.url, (), f"origin: {result.detail}"),))
+        revision = self.store.current.bundle.revision if self.store.ready else None
+        return LoadReport(result.outcome is not Outcome.REJECTED, revision, self.store.last_problems)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.origin.close()
+
+
+def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> OriginSource:
+    def accept(path: Path) -> bool:
+        report = store.load(path)
+        for problem in report.problems:
+            log.error("bundle from the origin not applied: %s", problem.render())
+        on_reload(report)
+        return report.ok
+
+    cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
+    origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds)
+    return OriginSource(origin, store)
