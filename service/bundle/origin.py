@@ -19,6 +19,7 @@ Cache layout (one per replica; the worker processes of one replica may share it)
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -38,7 +39,8 @@ from types import TracebackType
 import httpx
 import msgspec
 
-from service.bundle.archive import MAX_TOTAL_BYTES, ArchiveError, extract_archive
+from service.bundle.archive import MANIFEST_NAME, MAX_TOTAL_BYTES, ArchiveError, extract_archive
+from service.core.errors import Problem
 
 log = logging.getLogger("tailor.origin")
 
@@ -58,6 +60,7 @@ DIR_NAME_CHARS = 16
 CHUNK_BYTES = 1024 * 1024
 
 OnBundle = Callable[[Path], bool]
+OnPoll = Callable[["PollResult"], None]
 
 
 class Outcome(StrEnum):
@@ -74,6 +77,7 @@ class PollResult:
     revision: str | None = None
     path: Path | None = None
     detail: str = ""
+    problems: tuple[Problem, ...] = ()  # an archive that failed verification, as bundle problems
 
 
 class _State(msgspec.Struct, frozen=True):
@@ -118,10 +122,12 @@ class BundleOrigin:
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_poll: OnPoll | None = None,
     ) -> None:
         self.url = url
         self._cache = Path(cache_dir)
         self._on_bundle = on_bundle
+        self._on_poll = on_poll or (lambda _result: None)
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=DEFAULT_TIMEOUT_S, follow_redirects=True)
         self._interval_s = interval_s
@@ -201,7 +207,9 @@ class BundleOrigin:
     def poll_once(self) -> PollResult:
         """Ask the origin once (with bounded retries) and apply a new archive if there is one."""
         with self._polling:
-            return self._poll()
+            result = self._poll()
+        self._on_poll(result)
+        return result
 
     def _poll(self) -> PollResult:
         try:
@@ -298,7 +306,8 @@ class BundleOrigin:
         try:
             manifest = extract_archive(download.path, dest)
         except ArchiveError as exc:
-            return self._reject(download, attempts, f"the archive failed verification: {exc}")
+            rejected = self._reject(download, attempts, f"the archive failed verification: {exc}")
+            return dataclasses.replace(rejected, problems=(archive_problem(exc),))
         if not self._offer(dest):
             shutil.rmtree(dest, ignore_errors=True)
             return self._reject(download, attempts, f"bundle {manifest.revision} was not accepted")
@@ -363,6 +372,11 @@ class BundleOrigin:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def archive_problem(error: ArchiveError) -> Problem:
+    """A verification failure located like a compile error: the member of the archive it is about."""
+    return Problem(error.file or MANIFEST_NAME, (), f"the archive from the origin failed verification: {error.message}")
 
 
 def _sha256_of(path: Path) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from service.bundle.origin import BundleOrigin, Outcome
+from service.bundle.origin import BundleOrigin, Outcome, PollResult
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
@@ -77,11 +77,13 @@ class OriginSource:
         self.thread.start()
 
     def reload(self) -> LoadReport:
+        """Poll now; whatever happens, the report names the revision this worker serves (not None while serving)."""
         result = self.origin.poll_once()
         if result.outcome is Outcome.FAILED:
-            return LoadReport(False, None, (Problem(self.origin.url, (), f"origin: {result.detail}"),))
-        revision = self.store.current.bundle.revision if self.store.ready else None
-        return LoadReport(result.outcome is not Outcome.REJECTED, revision, self.store.last_problems)
+            problem = Problem(self.origin.url, (), f"origin: {result.detail}")
+            return LoadReport(False, self.store.revision, (problem,))
+        problems = result.problems or self.store.last_problems
+        return LoadReport(result.outcome is not Outcome.REJECTED, self.store.revision, problems)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -98,6 +100,13 @@ def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) 
         on_reload(report)
         return report.ok
 
+    def polled(result: PollResult) -> None:
+        if result.problems:  # the archive failed verification: reported like a bundle that does not compile
+            store.keep_problems(result.problems)  # the poller has logged them
+            on_reload(LoadReport(False, store.revision, result.problems))
+        elif result.outcome is Outcome.UNCHANGED:  # the origin is back to the bundle served: nothing is wrong
+            store.keep_problems(())
+
     cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
-    origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds)
+    origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds, on_poll=polled)
     return OriginSource(origin, store)

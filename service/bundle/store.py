@@ -32,7 +32,7 @@ class Loaded:
 @dataclass(frozen=True, slots=True)
 class LoadReport:
     ok: bool
-    revision: str | None
+    revision: str | None  # the revision served after this load: unchanged when it failed, None before any
     problems: tuple[Problem, ...]
     snapshot: Snapshot | None = None  # the bytes that compiled, for the last-good copy; None after a failure
 
@@ -63,6 +63,12 @@ class BundleStore:
         """Problems of the most recent load if it failed; empty after a success."""
         return self._last_problems
 
+    @property
+    def revision(self) -> str | None:
+        """The revision being served, if any."""
+        loaded = self._current
+        return None if loaded is None else loaded.bundle.revision
+
     def keep_problems(self, problems: tuple[Problem, ...]) -> None:
         """Report problems of a source that could not be loaded while another bundle serves."""
         self._last_problems = problems
@@ -82,7 +88,7 @@ class BundleStore:
             bundle = self._load(snapshot)
         except BundleError as exc:
             self._last_problems = tuple(exc.problems)
-            return LoadReport(False, None, self._last_problems)
+            return LoadReport(False, None if current is None else current.bundle.revision, self._last_problems)
         self._current = Loaded(bundle, self._clock(), source)
         self._last_problems = ()
         return LoadReport(True, bundle.revision, (), snapshot)

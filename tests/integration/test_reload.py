@@ -137,3 +137,13 @@ def test_metrics_report_requests_decisions_and_the_bundle(server: tuple[Server, 
     assert 'tailor_http_request_duration_seconds_count{endpoint="/v1/decide",method="POST",status="4xx"}' in text
     assert 'tailor_decisions_total{placement="home_hero",reason="targeting_match",variant="hero_vip"} 10.0' in text
     assert "tailor_bundle_info{" in text
+
+
+def test_admin_reload_of_a_broken_folder_names_the_revision_still_served(server: tuple[Server, Path]) -> None:
+    base, bundle = server
+    with httpx.Client(base_url=base, timeout=10) as http:
+        revision = http.get("/v1/bundle").json()["revision"]
+        _edit(bundle / "rules" / "placements.yaml", "segment: vip,", "segment: vipp,")
+        done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"}).json()
+        assert (done["ok"], done["revision"]) == (False, revision)
+        assert done["problems"][0]["message"].startswith("unknown segment 'vipp'")

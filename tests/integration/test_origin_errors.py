@@ -1,0 +1,110 @@
+"""An origin archive that fails verification is reported like a bundle that does not compile; a down origin
+does not hide the revision being served."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.bundle.archive import build_archive
+from tests.fleet.conftest import OriginServer, copy_bundle
+from tests.fleet.test_archive import _flip_a_byte, _grow_a_file, _repack, _wrong_revision
+from tests.integration.server import running_server
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-admin-token-0123456789"
+WAIT_S = 15.0
+ERRORS = 'tailor_bundle_reloads_total{result="error"}'
+TAMPERED = [  # (how, the start of the message /v1/bundle shows; the file is the member at fault)
+    (_flip_a_byte, "the archive from the origin failed verification: sha256 is "),
+    (_grow_a_file, "the archive from the origin failed verification: size is "),
+    (_wrong_revision, "the archive from the origin failed verification: revision is '0123456789abcdef'"),
+]
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {WAIT_S}s")
+
+
+def _errors_counted(http: httpx.Client) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(ERRORS):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_tampered_archive_shows_in_last_load_errors_and_the_metric(tmp_path: Path) -> None:
+    source = copy_bundle(tmp_path / "bundle")
+    good = build_archive(source, tmp_path / "good.tar.gz")
+    packed = (tmp_path / "good.tar.gz").read_bytes()
+    origin = OriginServer()
+    origin.publish(packed)
+    env = {
+        "TAILOR_BUNDLE_URL": origin.url,
+        "TAILOR_BUNDLE_CACHE": str(tmp_path / "cache"),
+        "TAILOR_BUNDLE_POLL_SECONDS": "0.3",
+        "TAILOR_ADMIN_TOKEN": TOKEN,
+    }
+    try:
+        with (
+            running_server(tmp_path / "no-such-folder", **env) as base,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):
+            assert http.get("/v1/bundle").json().get("last_load_errors", []) == []
+            for tamper, message in TAMPERED:
+                counted = _errors_counted(http)
+                origin.publish(_repack(packed, tamper))
+
+                def reported(message: str = message) -> bool:
+                    errors = http.get("/v1/bundle").json().get("last_load_errors", [])
+                    return bool(errors) and errors[0]["message"].startswith(message)
+
+                _until(reported)
+                info = http.get("/v1/bundle").json()
+                assert info["revision"] == good.revision  # still serving the good one
+                error = info.get("last_load_errors", [{}])[0]
+                assert error["file"].startswith(("rules/", "content/", "models/", "manifest.json"))
+                assert _errors_counted(http) > counted
+            origin.publish(packed)  # the good archive again: the problems go
+            _until(lambda: http.get("/v1/bundle").json().get("last_load_errors", []) == [])
+    finally:
+        origin.stop()
+
+
+def test_admin_reload_with_the_origin_down_reports_the_revision_served(tmp_path: Path) -> None:
+    source = copy_bundle(tmp_path / "bundle")
+    good = build_archive(source, tmp_path / "good.tar.gz")
+    origin = OriginServer()
+    origin.publish((tmp_path / "good.tar.gz").read_bytes())
+    env = {
+        "TAILOR_BUNDLE_URL": origin.url,
+        "TAILOR_BUNDLE_CACHE": str(tmp_path / "cache"),
+        "TAILOR_BUNDLE_POLL_SECONDS": "30",
+        "TAILOR_ADMIN_TOKEN": TOKEN,
+    }
+    try:
+        with (
+            running_server(tmp_path / "no-such-folder", **env) as base,
+            httpx.Client(base_url=base, timeout=60) as http,
+        ):
+            origin.fail_always = True
+            done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"})
+            assert done.status_code == 200
+            body = done.json()
+            assert (body["ok"], body["revision"]) == (False, good.revision)
+            assert "HTTP 503" in body["problems"][0]["message"]
+            origin.fail_always = False
+            done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"}).json()
+            assert (done["ok"], done["revision"], done["problems"]) == (True, good.revision, [])
+    finally:
+        origin.stop()
