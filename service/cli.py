@@ -29,6 +29,7 @@ from service.core.models import ModelCard
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
 from service.http.mapping import decision_response, to_core
+from service.redaction import redact_url
 from service.render.page import Tally, inputs_for, render_decision
 from service.settings import Settings
 from service.telemetry.metrics import MULTIPROCESS_ENV
@@ -112,7 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = replace(settings, **overrides)
     if settings.bundle_url:
         print(
-            f"tailor: serving the bundle of {settings.bundle_url} on {settings.host}:{settings.port}", file=sys.stderr
+            f"tailor: serving the bundle of {redact_url(settings.bundle_url)} on {settings.host}:{settings.port}",
+            file=sys.stderr,
         )
     else:
         kept = None if settings.state_dir is None else LastGood.in_state_dir(settings.state_dir).path()

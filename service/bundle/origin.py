@@ -41,6 +41,7 @@ import msgspec
 
 from service.bundle.archive import MANIFEST_NAME, MAX_TOTAL_BYTES, ArchiveError, extract_archive
 from service.core.errors import Problem
+from service.redaction import ScrubFilter, redact_url, scrub
 
 log = logging.getLogger("tailor.origin")
 
@@ -125,6 +126,10 @@ class BundleOrigin:
         on_poll: OnPoll | None = None,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url)  # for logs and answers: the URL may carry credentials
+        self._scrubbing = ScrubFilter(url)  # in case an exception's text quotes the URL
+        log.addFilter(self._scrubbing)
+        logging.getLogger("httpx").addFilter(_REQUEST_URLS)  # httpx logs every URL it requests, redirects too
         self._cache = Path(cache_dir)
         self._on_bundle = on_bundle
         self._on_poll = on_poll or (lambda _result: None)
@@ -151,6 +156,7 @@ class BundleOrigin:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+        log.removeFilter(self._scrubbing)
 
     def __enter__(self) -> BundleOrigin:
         return self
@@ -198,7 +204,7 @@ class BundleOrigin:
             try:
                 self.poll_once()
             except Exception:
-                log.exception("unexpected error while polling %s", self.url)
+                log.exception("unexpected error while polling %s", self.shown_url)
             stop.wait(self.next_delay())
 
     def next_delay(self) -> float:
@@ -215,10 +221,10 @@ class BundleOrigin:
         try:
             download, attempts = self._fetch_with_retries()
         except _FetchError as exc:
-            log.warning("bundle origin %s: %s", self.url, exc)
+            log.warning("bundle origin %s: %s", self.shown_url, exc)
             return PollResult(Outcome.FAILED, exc.attempts, detail=str(exc))
         if download.path is None:
-            log.debug("bundle origin %s: not modified", self.url)
+            log.debug("bundle origin %s: not modified", self.shown_url)
             return PollResult(Outcome.UNCHANGED, attempts, path=self._current)
         try:
             return self._apply_download(download, attempts)
@@ -237,7 +243,7 @@ class BundleOrigin:
                 if attempt > self._retries:
                     raise _FetchError(f"gave up after {attempt} attempts: {exc}", attempt) from None
                 delay = self._backoff(attempt)
-                log.info("bundle origin %s: %s; retrying in %.2fs", self.url, exc, delay)
+                log.info("bundle origin %s: %s; retrying in %.2fs", self.shown_url, exc, delay)
                 self._sleep(delay)
                 attempt += 1
 
@@ -259,7 +265,7 @@ class BundleOrigin:
                     raise _FetchError(f"HTTP {status}")
                 return self._save(response)
         except httpx.TransportError as exc:
-            raise _RetryableError(f"{type(exc).__name__}: {exc}") from None
+            raise _RetryableError(scrub(f"{type(exc).__name__}: {exc}", self.url)) from None
 
     def _save(self, response: httpx.Response) -> _Download:
         """Stream the body to a temporary file in the cache (same disk, so accepting it is a rename)."""
@@ -297,7 +303,7 @@ class BundleOrigin:
             with self._locked():
                 return self._apply_locked(download, attempts)
         except OSError as exc:
-            log.error("bundle origin %s: cannot write the cache in %s: %s", self.url, self._cache, exc)
+            log.error("bundle origin %s: cannot write the cache in %s: %s", self.shown_url, self._cache, exc)
             return PollResult(Outcome.FAILED, attempts, detail=str(exc))
 
     def _apply_locked(self, download: _Download, attempts: int) -> PollResult:
@@ -314,12 +320,12 @@ class BundleOrigin:
         os.replace(download.path, self._cache / ARCHIVE_NAME)
         self._write_state(_State(download.sha256, manifest.revision, download.etag))
         self._adopt(download.sha256, download.etag, dest)
-        log.info("bundle %s from %s applied (%s)", manifest.revision, self.url, dest)
+        log.info("bundle %s from %s applied (%s)", manifest.revision, self.shown_url, dest)
         return PollResult(Outcome.APPLIED, attempts, manifest.revision, dest)
 
     def _reject(self, download: _Download, attempts: int, detail: str) -> PollResult:
         self._rejected_sha = download.sha256
-        log.error("bundle origin %s: %s; keeping the current bundle", self.url, detail)
+        log.error("bundle origin %s: %s; keeping the current bundle", self.shown_url, detail)
         return PollResult(Outcome.REJECTED, attempts, detail=detail)
 
     def _offer(self, dest: Path) -> bool:
@@ -372,6 +378,18 @@ class BundleOrigin:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx's request lines show URLs redacted: a presigned redirect target is as secret as the origin's URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+_REQUEST_URLS = _RedactRequestUrls()
 
 
 def archive_problem(error: ArchiveError) -> Problem:

@@ -80,7 +80,7 @@ class OriginSource:
         """Poll now; whatever happens, the report names the revision this worker serves (not None while serving)."""
         result = self.origin.poll_once()
         if result.outcome is Outcome.FAILED:
-            problem = Problem(self.origin.url, (), f"origin: {result.detail}")
+            problem = Problem(self.origin.shown_url, (), f"origin: {result.detail}")
             return LoadReport(False, self.store.revision, (problem,))
         problems = result.problems or self.store.last_problems
         return LoadReport(result.outcome is not Outcome.REJECTED, self.store.revision, problems)

@@ -7,8 +7,8 @@ so a swap in the middle of a request never mixes two revisions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,26 @@ class LoadReport:
     revision: str | None  # the revision served after this load: unchanged when it failed, None before any
     problems: tuple[Problem, ...]
     snapshot: Snapshot | None = None  # the bytes that compiled, for the last-good copy; None after a failure
+
+
+def relative_to(root: Path, problems: Iterable[Problem]) -> tuple[Problem, ...]:
+    """Problems that name files inside the bundle only: ``/v1/bundle`` shows them to anyone, no server paths.
+
+    The loader already names files relative to the bundle; this also catches a message that quotes a
+    path (a library's error text, say).
+    """
+    prefixes = {f"{folder}/" for folder in (root.as_posix(), root.resolve().as_posix()) if folder not in ("", ".")}
+    out = []
+    for problem in problems:
+        file, message = problem.file, problem.message
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            file, message = file.removeprefix(prefix), message.replace(prefix, "")
+        out.append(
+            problem
+            if (file, message) == (problem.file, problem.message)
+            else replace(problem, file=file, message=message)
+        )
+    return tuple(out)
 
 
 class BundleStore:
@@ -87,7 +107,7 @@ class BundleStore:
         try:
             bundle = self._load(snapshot)
         except BundleError as exc:
-            self._last_problems = tuple(exc.problems)
+            self._last_problems = relative_to(source, exc.problems)
             return LoadReport(False, None if current is None else current.bundle.revision, self._last_problems)
         self._current = Loaded(bundle, self._clock(), source)
         self._last_problems = ()

@@ -32,19 +32,23 @@ class Server(str):
 
 
 @contextmanager
-def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterator[Server]:
-    """Start the server, wait until it is ready, yield its base URL, and always stop it."""
+def running_server(bundle: Path = ROOT, workers: int = 1, log_file: Path | None = None, **env: str) -> Iterator[Server]:
+    """Start the server, wait until it is ready, yield its base URL, and always stop it.
+
+    With ``log_file``, the server's stderr (its log) goes there, for tests that read what was logged.
+    """
     port = free_port()
     command = [
         sys.executable, "-m", "service.cli", "serve",
         "--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
+    log = None if log_file is None else log_file.open("ab")
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if log is None else log,
         start_new_session=True,
     )
     base = Server(f"http://127.0.0.1:{port}")
@@ -54,6 +58,8 @@ def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterato
         yield base
     finally:
         _stop(process)
+        if log is not None:
+            log.close()
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
