@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from service.core.compile import Bundle, compile_bundle
 from service.core.decide import Decision, DecisionRequest, decide
 from service.core.errors import BundleError
 from service.core.spec import ContentFile, RulesFile
+from service.render.blocks import compile_blocks
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -208,7 +209,9 @@ def _arm_specs(prefix: str, weights: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def _compile(rules: dict[str, Any]) -> Bundle:
-    return compile_bundle([("rules/test.yaml", RulesFile.model_validate(rules))], [("content/test.yaml", CONTENT)], "t")
+    content = [("content/test.yaml", CONTENT)]
+    blocks = partial(compile_blocks, content_files=content, locale_files=[], templates=[])
+    return compile_bundle([("rules/test.yaml", RulesFile.model_validate(rules))], content, "t", blocks=blocks)
 
 
 def _experiment_bundle(traffic: float | None = None, salt: str | None = None, **extra: Any) -> Bundle:

@@ -91,3 +91,32 @@ def test_a_broken_bundle_never_replaces_the_working_one(tmp_path: Path) -> None:
     assert store.last_problems == report.problems
     assert store.load(ROOT).ok
     assert store.last_problems == ()
+
+
+HINT = "in { … } and [ … ] a comma ends unquoted text, so quote text that holds commas"
+NULL_CONTENT = {  # content file text → the warnings it gets (unquoted text with a comma in a flow mapping, mostly)
+    "    content: { headline: Sun, sand and 20% off }\n": [
+        (
+            "content/offers.yaml:4: variants.summer.content.sand and 20% off: warning: "
+            f"'sand and 20% off' has no value (null); {HINT}"
+        )
+    ],
+    "    content:\n      cta: { text: Buy, url: }\n      tags: [a, null]\n": [
+        f"content/offers.yaml:5: variants.summer.content.cta.url: warning: 'url' has no value (null); {HINT}",
+        f"content/offers.yaml:6: variants.summer.content.tags[1]: warning: item [1] has no value (null); {HINT}",
+    ],
+    "    content: { headline: 'Sun, sand and 20% off' }\n"
+    "    render: { template: hero.html, params: { headline: hero.default.headline, cta: hero.default.cta, a: } }\n": [
+        f"content/offers.yaml:5: variants.summer.render.params.a: warning: 'a' has no value (null); {HINT}"
+    ],
+}
+
+
+@pytest.mark.parametrize("text", NULL_CONTENT, ids=["flow mapping", "nested", "params"])
+def test_a_content_field_without_a_value_gets_a_warning_with_its_line(text: str, tmp_path: Path) -> None:
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "content" / "offers.yaml").write_text(f"version: 1\nvariants:\n  summer:\n{text}")
+    bundle = load_bundle(tmp_path)
+    warnings = [p.render() for p in bundle.warnings if "has no value" in p.message]
+    assert warnings == NULL_CONTENT[text]

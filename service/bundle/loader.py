@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
@@ -29,9 +30,10 @@ from service.bundle.snapshot import (
     read_snapshot,
 )
 from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
-from service.core.compile import Bundle, compile_bundle
+from service.core.compile import BlockCompiler, Bundle, NameKind, Unresolved, compile_bundle
 from service.core.errors import BundleError, Problem
 from service.core.models import LoadedModel, ModelCard, Scorer
+from service.core.rendering import Blocks
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.render.blocks import TEMPLATES_DIR, TemplateFile, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
@@ -40,6 +42,15 @@ __all__ = ["Bundle", "ScorerFactory", "bundle_files", "load_bundle", "load_snaps
 
 LOCALES_DIR = "content/locales"
 MAX_FILE_BYTES = 2 * 1024 * 1024  # a rule file this large is a mistake, not a campaign
+# What each kind of YAML file defines, by section: a file that fails leaves these names unresolved.
+DEFINES: dict[str, tuple[tuple[str, NameKind], ...]] = {
+    RULES_DIR: (("segments", "segment"), ("placements", "placement"), ("experiments", "experiment")),
+    CONTENT_DIR: (("variants", "variant"),),
+    LOCALES_DIR: (),
+    MODELS_DIR: (),
+}
+# Messages of the template compiler that only repeat another file's failure (see _Reading.follows_failure).
+TRANSLATION_FOLLOW_ONS = ("no translation '", "no locale file for the default language")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,30 +64,29 @@ def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bun
 
 
 def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer) -> Bundle:
-    """Compile exactly these bytes; the bundle's revision is the snapshot's."""
-    problems = [Problem(name, (), why, line=1) for name, why in snapshot.unreadable.items()]
-    documents: dict[str, YamlDocument] = {}
-    rule_files = _read_kind(snapshot, RULES_DIR, RulesFile, problems, documents, required=True)
-    content_files = _read_kind(snapshot, CONTENT_DIR, ContentFile, problems, documents, required=True, skip=LOCALES_DIR)
-    locale_files = _read_kind(snapshot, LOCALES_DIR, LocaleFile, problems, documents, required=False)
-    templates = _read_templates(snapshot, problems)
-    cards = _read_kind(snapshot, MODELS_DIR, ModelCard, problems, documents, required=False)
-    models = _open_models(snapshot, cards, open_model, problems)
-    if problems:
-        raise BundleError(_located(problems, documents))
-    revision = snapshot.revision
+    """Compile exactly these bytes; the bundle's revision is the snapshot's.
+
+    Every stage that can still run does: the files that parsed are compiled even when others did
+    not, so one pass reports every problem. References to names a failed file may define are not
+    reported (its own error says what is wrong), and neither are template messages that only
+    repeat a failed content, locale or template file.
+    """
+    reading = _Reading(snapshot)
+    rule_files = reading.kind(RULES_DIR, RulesFile, required=True)
+    content_files = reading.kind(CONTENT_DIR, ContentFile, required=True, skip=LOCALES_DIR)
+    locale_files = reading.kind(LOCALES_DIR, LocaleFile, required=False)
+    templates = reading.templates()
+    models = reading.models(reading.kind(MODELS_DIR, ModelCard, required=False), open_model)
+    blocks = reading.block_compiler(content_files, locale_files, templates)
     try:
-        bundle = compile_bundle(rule_files, content_files, revision, models)
+        bundle = compile_bundle(
+            rule_files, content_files, snapshot.revision, models, blocks=blocks, unresolved=reading.unresolved()
+        )
     except BundleError as exc:
-        problems = list(exc.problems)
-        bundle = None
-    try:
-        blocks = compile_blocks(revision, content_files, locale_files, templates)
-    except BundleError as exc:  # reported together with the rules' problems, in one pass
-        problems += exc.problems
-    if problems or bundle is None:
-        raise BundleError(_located(problems, documents))
-    return dataclasses.replace(bundle, warnings=tuple(_located(list(bundle.warnings), documents)), blocks=blocks)
+        raise BundleError(reading.located([*reading.problems, *exc.problems])) from None
+    if reading.problems:
+        raise BundleError(reading.located(reading.problems))
+    return dataclasses.replace(bundle, warnings=tuple(reading.located(bundle.warnings)))
 
 
 def revision_of(root: Path) -> str:
@@ -84,102 +94,164 @@ def revision_of(root: Path) -> str:
     return read_snapshot(root).revision
 
 
-def _read_templates(snapshot: Snapshot, problems: list[Problem]) -> list[TemplateFile]:
-    templates = []
-    for filename in snapshot.under(TEMPLATES_DIR, TEMPLATE_SUFFIXES):
-        source = _text(snapshot, filename, problems)
-        if source is not None:
-            templates.append(TemplateFile(filename.removeprefix(f"{TEMPLATES_DIR}/"), filename, source))
-    return templates
+@dataclass
+class _Reading:
+    """One load's parsing: the problems found, the documents (for lines), and what failed files leave open."""
 
+    snapshot: Snapshot
+    problems: list[Problem] = field(default_factory=list)
+    documents: dict[str, YamlDocument] = field(default_factory=dict)
+    names: dict[NameKind, set[str]] = field(default_factory=dict)
+    any_of: set[NameKind] = field(default_factory=set)
+    translations_failed: bool = False  # a content or locale file failed: the languages known are incomplete
+    failed_templates: set[str] = field(default_factory=set)
 
-def _text(snapshot: Snapshot, name: str, problems: list[Problem]) -> str | None:
-    raw = snapshot.files[name]
-    if len(raw) > MAX_FILE_BYTES:
-        problems.append(Problem(name, (), f"the file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}", line=1))
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, (), f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", line=1))
-        return None
+    def __post_init__(self) -> None:
+        for name, why in self.snapshot.unreadable.items():
+            self.problems.append(Problem(name, (), why, line=1))
+            self.failed(name, None)
 
+    def unresolved(self) -> Unresolved:
+        return Unresolved({kind: frozenset(names) for kind, names in self.names.items()}, frozenset(self.any_of))
 
-def _open_models(
-    snapshot: Snapshot, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory, problems: list[Problem]
-) -> list[LoadedModel]:
-    """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
-    models = []
-    for name, card in cards:
-        data = snapshot.files.get(PurePosixPath(MODELS_DIR, card.file).as_posix())
-        if data is None:
-            problems.append(Problem(name, ("file",), f"model file {PurePosixPath(card.file).name} does not exist"))
-            continue
-        try:
-            scorer = open_model(card, data)
-        except ModelLoadError as exc:
-            problems.append(Problem(name, ("file",), str(exc)))
-            continue
-        models.append(LoadedModel(name, card, scorer))
-    return models
+    def located(self, problems: Iterable[Problem]) -> list[Problem]:
+        """Fill in the line of each problem from the file it points into."""
+        out = []
+        for problem in problems:
+            document = self.documents.get(problem.file)
+            if problem.line is None and document is not None:
+                out.append(dataclasses.replace(problem, line=document.line_of(problem.path)))
+            else:
+                out.append(problem)
+        return out
 
+    def failed(self, name: str, data: object) -> None:
+        """Note what the file ``name`` would have defined; ``data`` is its YAML if that much parsed."""
+        if name.startswith(f"{TEMPLATES_DIR}/") and not name.endswith(YAML_SUFFIXES):
+            self.failed_templates.add(name.removeprefix(f"{TEMPLATES_DIR}/"))
+            return
+        kind = _kind_of(name)
+        if kind in (CONTENT_DIR, LOCALES_DIR):
+            self.translations_failed = True
+        if kind == MODELS_DIR:
+            model = data.get("name") if isinstance(data, dict) else None
+            self._defines("model", [model] if isinstance(model, str) else None)
+        for section, defined in DEFINES.get(kind, ()):
+            names = data.get(section, {}) if isinstance(data, dict) else None
+            self._defines(defined, names if isinstance(names, dict) else None)
 
-def _read_kind(
-    snapshot: Snapshot,
-    kind: str,
-    model: type[M],
-    problems: list[Problem],
-    documents: dict[str, YamlDocument],
-    *,
-    required: bool,
-    skip: str | None = None,
-) -> list[tuple[str, M]]:
-    if kind not in snapshot.folders:
-        if required:
-            problems.append(Problem(f"{kind}/", (), f"the bundle has no '{kind}' folder"))
-        return []
-    names = [n for n in snapshot.under(kind, YAML_SUFFIXES) if skip is None or not n.startswith(f"{skip}/")]
-    if not names and required:
-        problems.append(
-            Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set")
-        )
-    parsed = []
-    for name in names:
-        spec = _read_file(snapshot, name, model, problems, documents)
-        if spec is not None:
-            parsed.append((name, spec))
-    return parsed
-
-
-def _read_file(
-    snapshot: Snapshot, name: str, model: type[M], problems: list[Problem], documents: dict[str, YamlDocument]
-) -> M | None:
-    text = _text(snapshot, name, problems)
-    if text is None:
-        return None
-    try:
-        document = parse_yaml(text)
-    except YamlError as exc:
-        problems.append(Problem(name, exc.path, exc.message, line=exc.line))
-        return None
-    documents[name] = document
-    if not isinstance(document.data, dict):
-        problems.append(Problem(name, (), "the file must be a mapping with a 'version' key at the top", line=1))
-        return None
-    try:
-        return model.model_validate(document.data)
-    except ValidationError as exc:
-        problems.extend(schema_problems(name, model, document.data, exc))
-        return None
-
-
-def _located(problems: Iterable[Problem], documents: dict[str, YamlDocument]) -> list[Problem]:
-    """Fill in the line of each problem from the file it points into."""
-    out = []
-    for problem in problems:
-        document = documents.get(problem.file)
-        if problem.line is None and document is not None:
-            out.append(dataclasses.replace(problem, line=document.line_of(problem.path)))
+    def _defines(self, kind: NameKind, names: Iterable[object] | None) -> None:
+        if names is None:
+            self.any_of.add(kind)
         else:
-            out.append(problem)
-    return out
+            self.names.setdefault(kind, set()).update(str(name) for name in names)
+
+    def kind(self, kind: str, model: type[M], *, required: bool, skip: str | None = None) -> list[tuple[str, M]]:
+        if kind not in self.snapshot.folders:
+            if required:
+                self.problems.append(Problem(f"{kind}/", (), f"the bundle has no '{kind}' folder"))
+                self._all_missing(kind)
+            return []
+        names = [n for n in self.snapshot.under(kind, YAML_SUFFIXES) if skip is None or not n.startswith(f"{skip}/")]
+        if not names and required:
+            self.problems.append(
+                Problem(f"{kind}/", (), f"no .yaml files in '{kind}': an empty folder is an error, not an empty set")
+            )
+            self._all_missing(kind)
+        parsed = []
+        for name in names:
+            spec = self._file(name, model)
+            if spec is not None:
+                parsed.append((name, spec))
+        return parsed
+
+    def _all_missing(self, kind: str) -> None:
+        for _, defined in DEFINES[kind]:
+            self.any_of.add(defined)
+        self.translations_failed |= kind == CONTENT_DIR
+
+    def _file(self, name: str, model: type[M]) -> M | None:
+        text = self.text(name)
+        if text is None:
+            return None
+        try:
+            document = parse_yaml(text)
+        except YamlError as exc:
+            self.problems.append(Problem(name, exc.path, exc.message, line=exc.line))
+            self.failed(name, None)
+            return None
+        self.documents[name] = document
+        if not isinstance(document.data, dict):
+            self.problems.append(
+                Problem(name, (), "the file must be a mapping with a 'version' key at the top", line=1)
+            )
+            self.failed(name, None)
+            return None
+        try:
+            return model.model_validate(document.data)
+        except ValidationError as exc:
+            self.problems.extend(schema_problems(name, model, document.data, exc))
+            self.failed(name, document.data)
+            return None
+
+    def text(self, name: str) -> str | None:
+        raw = self.snapshot.files[name]
+        problem = None
+        if len(raw) > MAX_FILE_BYTES:
+            problem = f"the file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}"
+        else:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        self.problems.append(Problem(name, (), problem, line=1))
+        self.failed(name, None)
+        return None
+
+    def templates(self) -> list[TemplateFile]:
+        templates = []
+        for filename in self.snapshot.under(TEMPLATES_DIR, TEMPLATE_SUFFIXES):
+            source = self.text(filename)
+            if source is not None:
+                templates.append(TemplateFile(filename.removeprefix(f"{TEMPLATES_DIR}/"), filename, source))
+        return templates
+
+    def models(self, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory) -> list[LoadedModel]:
+        """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
+        models = []
+        for name, card in cards:
+            data = self.snapshot.files.get(PurePosixPath(MODELS_DIR, card.file).as_posix())
+            try:
+                if data is None:
+                    raise ModelLoadError(f"model file {PurePosixPath(card.file).name} does not exist")
+                models.append(LoadedModel(name, card, open_model(card, data)))
+            except ModelLoadError as exc:
+                self.problems.append(Problem(name, ("file",), str(exc)))
+                self._defines("model", [card.name])
+        return models
+
+    def block_compiler(
+        self,
+        content_files: list[tuple[str, ContentFile]],
+        locale_files: list[tuple[str, LocaleFile]],
+        templates: list[TemplateFile],
+    ) -> BlockCompiler:
+        def compile_templates(revision: str) -> Blocks:
+            try:
+                return compile_blocks(revision, content_files, locale_files, templates)
+            except BundleError as exc:
+                raise BundleError([p for p in exc.problems if not self.follows_failure(p)]) from None
+
+        return compile_templates
+
+    def follows_failure(self, problem: Problem) -> bool:
+        """A template message that only repeats the failure of a file reported already."""
+        if self.translations_failed and problem.message.startswith(TRANSLATION_FOLLOW_ONS):
+            return True
+        return any(problem.message.startswith(f"unknown template '{name}'") for name in self.failed_templates)
+
+
+def _kind_of(name: str) -> str:
+    if name.startswith(f"{LOCALES_DIR}/"):
+        return LOCALES_DIR
+    return name.split("/", 1)[0]

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from service.core import bucketing
 from service.core.conditions import Facts, Getter, Predicate, compile_condition, make_getter, to_epoch, walk
@@ -110,11 +110,39 @@ class Bundle:
     variants: Mapping[str, CompiledVariant]
     holdout: CompiledHoldout | None
     qa_ids: frozenset[str]  # visitors with forced arms skip the holdout so QA sees what they test
+    blocks: Blocks  # compiled templates, by variant
     models: Mapping[str, CompiledModel] = field(default_factory=lambda: _NOTHING)
     model_runners: Mapping[str, Callable[[Facts], str | float]] = field(default_factory=lambda: _NOTHING)
     segment_models: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NOTHING)  # through references
     warnings: tuple[Problem, ...] = ()
-    blocks: Blocks | None = None  # compiled templates, by variant; None for a bundle compiled without them
+
+
+BlockCompiler = Callable[[str], Blocks]  # revision → the bundle's compiled templates, or BundleError
+NameKind = Literal["segment", "placement", "experiment", "variant", "model"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """Names that files which failed to load may define, so that a reference to one is not called unknown.
+
+    ``tailor validate`` reports every problem in one pass: the files that loaded are compiled even
+    when others did not, and this keeps a file's own error from reappearing as bogus "unknown
+    segment" messages wherever its names are used.
+    """
+
+    names: Mapping[NameKind, frozenset[str]] = field(default_factory=dict)
+    any_of: frozenset[NameKind] = frozenset()  # kinds of which a failed file may define any name
+
+    def covers(self, kind: NameKind | Literal["arm"], name: str) -> bool:
+        if kind == "arm":
+            return False  # arms are declared next to the references to them
+        return kind in self.any_of or name in self.names.get(kind, frozenset())
+
+    def may_define(self, kind: NameKind) -> bool:
+        return kind in self.any_of or bool(self.names.get(kind))
+
+
+NOTHING_UNRESOLVED = Unresolved()
 
 
 @dataclass
@@ -129,6 +157,8 @@ class _Compiler:
     rule_files: Sequence[tuple[str, RulesFile]]
     content_files: Sequence[tuple[str, ContentFile]]
     models: dict[str, LoadedModel] = field(default_factory=dict)
+    unresolved: Unresolved = NOTHING_UNRESOLVED
+    incomplete: bool = False  # a reference was left unresolved: the bundle cannot be built
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -149,10 +179,15 @@ class _Compiler:
                 merged[name] = _Defined(file, (section, name), spec)
         return merged
 
-    def check_name(self, file: str, path: Path, name: str, known: Mapping[str, object], kind: str) -> bool:
+    def check_name(
+        self, file: str, path: Path, name: str, known: Mapping[str, object], kind: NameKind | Literal["arm"]
+    ) -> bool:
         if name in known:
             return True
-        self.error(file, path, f"unknown {kind} '{name}'{suggest(name, known)}")
+        if self.unresolved.covers(kind, name):
+            self.incomplete = True  # a file that failed to load may define it: its own problem is reported
+        else:
+            self.error(file, path, f"unknown {kind} '{name}'{suggest(name, known)}")
         return False
 
 
@@ -167,9 +202,16 @@ def compile_bundle(
     content_files: Sequence[tuple[str, ContentFile]],
     revision: str,
     models: Sequence[LoadedModel] = (),
+    *,
+    blocks: BlockCompiler,
+    unresolved: Unresolved = NOTHING_UNRESOLVED,
 ) -> Bundle:
-    """Compile validated files into a Bundle, or raise BundleError listing every problem."""
-    c = _Compiler(rule_files, content_files)
+    """Compile validated files, templates included, into a Bundle, or raise BundleError listing every problem.
+
+    ``blocks`` compiles the templates (``service.render`` does, the core never imports Jinja); its
+    problems are reported with the rules' own, in one pass.
+    """
+    c = _Compiler(rule_files, content_files, unresolved=unresolved)
     for loaded in models:
         if loaded.card.name in c.models:
             c.error(
@@ -183,20 +225,22 @@ def compile_bundle(
     experiments = c.collect("experiments", ((f, s.experiments) for f, s in rule_files), "experiment")
     variants = c.collect("variants", ((f, s.variants) for f, s in content_files), "variant")
     holdout = _holdout(c)
-    if not placements and not c.problems:
+    if not placements and not c.problems and not unresolved.may_define("placement"):
         c.error(rule_files[0][0] if rule_files else "rules", (), "the bundle declares no placements")
 
     _check_segments(c, segments)
     _check_experiments(c, experiments, variants)
     _check_draws(c, experiments)
     _check_placements(c, placements, segments, experiments, variants)
-    if c.problems:
-        raise BundleError(c.problems)
+    compiled_blocks = _compile_blocks(c, blocks, revision)
+    if c.problems or c.incomplete or compiled_blocks is None:
+        raise BundleError(c.problems)  # with incomplete files, maybe no problem of its own: the loader has them
 
     compiled_models = {name: compile_model(loaded) for name, loaded in c.models.items()}
     compiled_experiments = {name: _experiment(name, d.spec) for name, d in experiments.items()}
     compiled_placements = {name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()}
     _warn_unused(c, placements, experiments, variants)
+    _warn_null_content(c, variants)
     return Bundle(
         revision=revision,
         placements=MappingProxyType(compiled_placements),
@@ -206,11 +250,20 @@ def compile_bundle(
         variants=MappingProxyType({name: _variant(name, d.spec) for name, d in variants.items()}),
         holdout=holdout,
         qa_ids=frozenset(vid for e in compiled_experiments.values() for vid in e.forced),
+        blocks=compiled_blocks,
         models=MappingProxyType(compiled_models),
         model_runners=MappingProxyType({name: m.run for name, m in compiled_models.items()}),
         segment_models=MappingProxyType(_segment_models(segments)),
         warnings=tuple(c.warnings),
     )
+
+
+def _compile_blocks(c: _Compiler, blocks: BlockCompiler, revision: str) -> Blocks | None:
+    try:
+        return blocks(revision)
+    except BundleError as exc:
+        c.problems.extend(exc.problems)
+        return None
 
 
 def _holdout(c: _Compiler) -> CompiledHoldout | None:
@@ -367,6 +420,7 @@ def _check_placements(
 ) -> None:
     for d in placements.values():
         c.check_name(d.file, (*d.path, "default"), d.spec.default, variants, "variant")
+        _check_rule_names(c, d)
         for i, rule in enumerate(d.spec.rules):
             where = (*d.path, "rules", i)
             if rule.segment is not None:
@@ -379,6 +433,48 @@ def _check_placements(
                 c.check_name(d.file, (*where, "experiment"), rule.experiment, experiments, "experiment")
             if rule.segment is None and rule.when is None and i < len(d.spec.rules) - 1 and rule.serve:
                 c.warn(d.file, where, "this rule targets every visitor, so the rules after it never apply")
+
+
+def _check_rule_names(c: _Compiler, d: _Defined[Placement]) -> None:
+    """Traces, events and /v1/bundle name a rule by its name: two rules of one placement cannot share one."""
+    first: dict[str, int] = {}
+    for i, rule in enumerate(d.spec.rules):
+        if rule.name is None:
+            continue
+        if rule.name in first:
+            c.error(
+                d.file,
+                (*d.path, "rules", i, "name"),
+                f"rule name '{rule.name}' is already used by rules[{first[rule.name]}] of placement '{d.path[-1]}'",
+            )
+        first.setdefault(rule.name, i)
+
+
+NULL_HINT = "in { … } and [ … ] a comma ends unquoted text, so quote text that holds commas"
+
+
+def _warn_null_content(c: _Compiler, variants: Mapping[str, _Defined[Variant]]) -> None:
+    """An empty (null) value is almost always unquoted text in a flow mapping: the comma ended it."""
+    for d in variants.values():
+        spec = d.spec
+        fields: list[tuple[Path, Mapping[str, Any]]] = [(("content",), spec.content)]
+        if spec.render is not None:
+            fields.append((("render", "params"), spec.render.params))
+        for where, values in fields:
+            for path in _nulls(values, (*d.path, *where)):
+                what = f"item [{path[-1]}]" if isinstance(path[-1], int) else f"'{path[-1]}'"
+                c.warn(d.file, path, f"{what} has no value (null); {NULL_HINT}")
+
+
+def _nulls(value: object, path: Path) -> Iterable[Path]:
+    if value is None:
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _nulls(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _nulls(item, (*path, i))
 
 
 def _warn_unused(

@@ -78,7 +78,7 @@ class Decisions:
     def render_batch(self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool) -> Response[Any]:
         """Every recipient's result in order: one JSON document, or NDJSON lines and a summary line."""
         check_batch(data, self.settings)
-        if data.block is not None and (bundle.blocks is None or not bundle.blocks.has_block(data.block)):
+        if data.block is not None and not bundle.blocks.has_block(data.block):
             raise RequestError(f"no variant '{data.block}' with a template in bundle {bundle.revision}", "$.block")
         tally = Tally()
         results = (self._recipient(bundle, data, index, tally) for index in range(len(data.recipients)))

@@ -39,7 +39,6 @@ def render_variant(
 ) -> Rendered:
     """Render one variant's block, counting it into ``tally``; the bundle must have the block."""
     blocks = bundle.blocks
-    assert blocks is not None
     hits_before = tally.hits
     start = perf_counter()
     rendered = blocks.render(variant, inputs, _Counting(cache, tally) if cache is not None else None)
@@ -64,8 +63,6 @@ def render_decision(
 ) -> Mapping[str, Rendered]:
     """The rendered block of every placement whose variant has one."""
     blocks = bundle.blocks
-    if blocks is None:
-        return {}
     out = {}
     for name, placed in decision.placements.items():
         variant = placed.variant

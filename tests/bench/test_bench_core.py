@@ -171,7 +171,6 @@ def test_bench_compile_example_bundle(benchmark: Any) -> None:
     bundle = benchmark(load_bundle, ROOT)
 
     assert set(bundle.placements) == {"home_hero", "promo_banner", "recommended_products", "cart_email"}
-    assert bundle.blocks is not None
     assert set(bundle.experiments) == {"hero_layout_test", "hero_copy_test", "cart_email_test"}
     assert len(bundle.segments) == 10
     assert set(bundle.models) == {"rfm", "churn", "value"}

@@ -70,7 +70,6 @@ def prepared(bundle: Bundle) -> list[Prepared]:
         request = emails.to_request(recipient, NOW)
         out.append((recipient, inputs_for(request, decide(bundle, request).segments)))
     blocks = bundle.blocks
-    assert blocks is not None
     for _, inputs in out[:20]:  # the first render in a locale loads Babel's data: not part of any timing
         for variant in (v for v in bundle.variants if blocks.has_block(v)):
             render_variant(bundle, variant, inputs, cache=None, tally=Tally())
@@ -243,7 +242,6 @@ def page_requests(prepared: list[Prepared]) -> list[PageView]:
 
 
 def check_page(bundle: Bundle, recipient: Recipient, decision: Decision, blocks: Mapping[str, Rendered]) -> None:
-    assert bundle.blocks is not None
     with_template = {
         name
         for name, placed in decision.placements.items()

@@ -70,7 +70,6 @@ def bundle() -> Bundle:
 
 
 def _render(bundle: Bundle, cache: RenderCache, variant: str, attributes: dict[str, Any], **context: Any) -> str:
-    assert bundle.blocks is not None
     inputs = RenderInputs(attributes, context, [], NOW, personalization=True)
     return bundle.blocks.render(variant, inputs, cache).html
 
@@ -120,7 +119,6 @@ def test_the_revision_is_part_of_the_key(bundle: Bundle, tmp_path: Path) -> None
 
 
 def test_without_consent_attributes_are_not_read(bundle: Bundle) -> None:
-    assert bundle.blocks is not None
     cache = RenderCache()
     inputs = RenderInputs({"first_name": "Anna"}, {}, [], NOW, personalization=False)
     assert "Hi there" in bundle.blocks.render("hero_default", inputs, cache).html

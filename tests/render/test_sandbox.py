@@ -151,7 +151,6 @@ def _write_bundle(root: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
 
 
 def _render(bundle: Bundle, variant: str, entry: Mapping[str, Any]) -> Rendered:
-    assert bundle.blocks is not None
     inputs = RenderInputs(_attributes(entry), {}, [], NOW, personalization=True)
     return bundle.blocks.render(variant, inputs)
 
