@@ -146,7 +146,7 @@ class Variant:
 PROBE_LOG = "TAILOR_PROBE_GC_LOG"
 VARIANTS = {
     "gc-stats": Variant("probe factory, GC pauses recorded, nothing changed", probe=True),
-    "gc-freeze": Variant("probe factory: gc.freeze() once the bundle is loaded", probe=True,
+    "gc-freeze": Variant("probe factory: service.runtime.freeze_heap() before the bundle loads", probe=True,
                          env=(("TAILOR_PROBE_GC_FREEZE", "1"),)),
     "no-watcher": Variant("TAILOR_RELOAD_INTERVAL=0: no watcher thread", env=(("TAILOR_RELOAD_INTERVAL", "0"),)),
     "runtime-threads-2": Variant("granian --runtime-threads 2", options=("--runtime-threads", "2")),

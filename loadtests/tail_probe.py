@@ -5,8 +5,9 @@
 
 * TAILOR_PROBE_GC_LOG=FILE: every collection is timed (``gc.callbacks``), and at shutdown FILE gets
   the count and pause times per generation, and the objects the collector tracked at start;
-* TAILOR_PROBE_GC_FREEZE=1: ``gc.freeze()`` right after the first bundle load, so that the
-  collector no longer walks the objects alive then (the compiled bundle, the framework, modules).
+* TAILOR_PROBE_GC_FREEZE=1: ``service.runtime.freeze_heap()`` as the first start-up hook, before
+  the bundle loads (where docs/adr/0005-lean-decide-path.md proposes to call it), so that the
+  collector no longer walks the objects alive then (modules, the framework, the app).
 
 Nothing here is part of the service: it measures whether a change there would pay.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from litestar import Litestar
 
 from service.http.app import create_app as create_service_app
+from service.runtime import freeze_heap
 
 LOG_ENV = "TAILOR_PROBE_GC_LOG"
 FREEZE_ENV = "TAILOR_PROBE_GC_FREEZE"
@@ -66,12 +68,11 @@ def create_app() -> Litestar:
     pauses = Pauses()
     freeze = os.environ.get(FREEZE_ENV) == "1"
 
+    def frozen(_: Litestar) -> None:
+        pauses.frozen = freeze_heap()
+
     def loaded(_: Litestar) -> None:  # runs after the app's own start-up hook: the bundle is loaded
-        pauses.tracked_at_start = len(gc.get_objects())
-        if freeze:
-            gc.collect()
-            gc.freeze()
-            pauses.frozen = gc.get_freeze_count()
+        pauses.tracked_at_start = len(gc.get_objects()) + gc.get_freeze_count()
         gc.callbacks.append(pauses)
 
     def write(_: Litestar) -> None:
@@ -79,6 +80,8 @@ def create_app() -> Litestar:
         if path := os.environ.get(LOG_ENV):
             Path(path).write_text(json.dumps({"ms": pauses.ms, "summary": pauses.summary()}))
 
+    if freeze:
+        app.on_startup.insert(0, frozen)
     app.on_startup.append(loaded)
     app.on_shutdown.append(write)
     return app
