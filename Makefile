@@ -40,7 +40,7 @@ bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
 compare: $(VENV)/.dev  ## our core next to GrowthBook's SDK on the same 20-flag workload, one run
 	$(BIN)/python loadtests/compare_growthbook.py
 
-compare-http: $(VENV)/.run  ## Tailor's HTTP API next to GrowthBook's proxy-eval on node, 1 worker each, wrk on 127.0.0.1 (about 5 minutes)
+compare-http: $(VENV)/.run  ## Tailor's HTTP API next to GrowthBook's proxy-eval on node, 1 worker each, wrk on 127.0.0.1 (about 4 minutes)
 	cd loadtests/growthbook && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/python loadtests/compare_http.py $(COMPARE_ARGS)
 
