@@ -30,7 +30,7 @@ the median of the runs for req/s, p50, p90 and p99, and each server's ratio to G
 
 ``--variant`` adds Tailor on flags20 with one change (a granian option, a setting, or the probe
 factory of loadtests/tail_probe.py), measured in the same rounds: the before/after of the tail
-study in docs/adr/0005-lean-decide-path.md. ``--only`` keeps the named servers only.
+study in docs/adr/0005-lean-decide-path.md. ``--only`` keeps the named servers only (and the variants).
 
 Every process runs in its own process group and is stopped on every exit path, Ctrl-C included.
 The exit status is 1 when a check fails (a wrong answer, a failed request).

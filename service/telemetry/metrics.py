@@ -6,12 +6,11 @@ before this module is imported), so a scrape that lands on any worker reports th
 In a single process (tests, ``create_app`` used directly) samples stay in memory.
 
 The request path does not touch those values. A file-backed increment takes a lock, checks
-the process id and packs a float into the memory-mapped file; a page view made about 20 of
-them (one per placement decided, one per block rendered, one per model score, two for the
-request's latency). Instead each count goes into a plain integer behind one lock, and
-``flush()`` folds what gathered into the Prometheus values: on every scrape (so the scraped
-worker is exact) and once a FLUSH_INTERVAL_S in every worker from one daemon thread (so the
-others are at most that late).
+the process id and packs a float into the memory-mapped file; a request made one per placement
+decided and per block rendered, and two per model score and for its latency (22 for 20 flags).
+Instead each count goes into a plain integer behind one lock, and ``flush()`` folds what
+gathered into the Prometheus values: on every scrape (so the scraped worker is exact) and once
+a FLUSH_INTERVAL_S in every worker from one daemon thread (so the others are at most that late).
 """
 
 from __future__ import annotations
