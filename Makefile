@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint types unit bench compare compare-models loadtest train schema lock clean
+.PHONY: run test lint types unit bench compare compare-http compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
 
 compare: $(VENV)/.dev  ## our core next to GrowthBook's SDK on the same 20-flag workload, one run
 	$(BIN)/python loadtests/compare_growthbook.py
+
+compare-http: $(VENV)/.run  ## Tailor's HTTP API next to GrowthBook's proxy-eval on node, 1 worker each, wrk on 127.0.0.1 (about 4 minutes)
+	cd loadtests/growthbook && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python loadtests/compare_http.py $(COMPARE_ARGS)
 
 loadtest: $(VENV)/.run  ## HTTP load tests on 127.0.0.1: ceiling, page views, rendered blocks and email batches, 50 reloads (installs wrk with apt-get if missing)
 	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)

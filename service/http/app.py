@@ -33,6 +33,7 @@ from service.http.decisions import NDJSON, Decisions
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
+from service.runtime import freeze_heap
 from service.segments.onnx import OnnxScorer
 from service.settings import Settings
 from service.telemetry.metrics import CONTENT_TYPE, Metrics
@@ -130,7 +131,7 @@ def create_app(
             metrics_endpoint,
             admin_reload,
         ],
-        on_startup=[lambda _: source.start()],
+        on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
         middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
@@ -180,7 +181,6 @@ def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:
             endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set
             method = str(scope.get("method", "GET"))
             metrics.observe_request(endpoint, method, f"{status // 100}xx", perf_counter() - start)
-            metrics.sync()
             logs.decision_id.set(None)
 
     return middleware

@@ -4,11 +4,22 @@ Under ``tailor serve`` every worker writes its samples to files in a folder shar
 the workers (prometheus_client's multiprocess mode, turned on by PROMETHEUS_MULTIPROC_DIR
 before this module is imported), so a scrape that lands on any worker reports them all.
 In a single process (tests, ``create_app`` used directly) samples stay in memory.
+
+The request path does not touch those values. A file-backed increment takes a lock, checks
+the process id and packs a float into the memory-mapped file; a request made one per placement
+decided and per block rendered, and two per model score and for its latency (22 for 20 flags).
+Instead each count goes into a plain integer behind one lock, and ``flush()`` folds what
+gathered into the Prometheus values: on every scrape (so the scraped worker is exact) and once
+a FLUSH_INTERVAL_S in every worker from one daemon thread (so the others are at most that late).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
+import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
@@ -27,6 +38,77 @@ REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05
 MODEL_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005)
 # A cached block takes microseconds, a Jinja render tens of microseconds, a large email block a millisecond.
 RENDER_BUCKETS = (0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.02)
+# Prometheus scrapes every 15 s or more: a second late is invisible there, and a flush a second is
+# a few dozen file writes however busy the worker is.
+FLUSH_INTERVAL_S = 1.0
+
+Labels = tuple[str, ...]
+
+
+class _Counts:
+    """Increments of one labelled Counter since the last flush."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.pending: dict[Labels, int] = {}
+        self.children: dict[Labels, Any] = {}
+
+    def take(self) -> dict[Labels, int]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+    def fold(self, taken: dict[Labels, int]) -> None:
+        for labels, amount in taken.items():
+            child = self.children.get(labels)
+            if child is None:  # labels() validates and locks: look each label set up once
+                child = self.children[labels] = self.counter.labels(*labels)
+            child.inc(amount)
+
+
+class _Observations:
+    """Observations of one labelled Histogram since the last flush: a count per bucket and the sum."""
+
+    def __init__(self, histogram: Histogram, buckets: Sequence[float]) -> None:
+        self.histogram = histogram
+        self.bounds = (*buckets, float("inf"))
+        self.pending: dict[Labels, list[float]] = {}  # per label set: a count per bound, then the sum
+        self.children: dict[Labels, Any] = {}
+
+    def add(self, labels: Labels, seconds: float) -> None:
+        """Count one observation; the caller holds the lock. A value on a bound goes into that bound's bucket."""
+        slot = self.pending.get(labels)
+        if slot is None:
+            slot = self.pending[labels] = [0] * (len(self.bounds) + 1)
+        slot[bisect_left(self.bounds, seconds)] += 1
+        slot[-1] += seconds
+
+    def take(self) -> dict[Labels, list[float]]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+    def child(self, labels: Labels) -> Any:
+        """The Histogram's child for ``labels``; making it shows the label set (with zeros) in /metrics."""
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children[labels] = self.histogram.labels(*labels)
+        return child
+
+    def fold(self, taken: dict[Labels, list[float]]) -> None:
+        for labels, slot in taken.items():
+            _add_to_histogram(self.child(labels), slot)
+
+
+def _add_to_histogram(child: Any, slot: list[float]) -> None:
+    """Add bucket counts and a sum to a Histogram child in one write each.
+
+    prometheus_client only offers ``observe(value)``, one value at a time; its child keeps a
+    value per bucket (``_buckets``, not cumulative) and ``_sum``, which ``observe`` increments.
+    tests/telemetry/test_metrics.py checks the result against ``observe`` for every bucket.
+    """
+    for index, count in enumerate(slot[:-1]):
+        if count:
+            child._buckets[index].inc(count)
+    child._sum.inc(slot[-1])
 
 
 class Metrics:
@@ -74,13 +156,19 @@ class Metrics:
             "tailor_rendered_blocks", "Rendered blocks by variant and status (rendered, fallback).",
             ["variant", "status"], registry=r,
         )  # fmt: skip
-        self._render_children: dict[tuple[str, str], Any] = {}
-        self._render_time = {True: self.render_seconds.labels("hit"), False: self.render_seconds.labels("miss")}
+        self._lock = threading.Lock()  # the request path's: held for a few dictionary updates
+        self._flushing = threading.Lock()  # one flush at a time, so a scrape waits for a timer's flush to land
+        self._decided = _Counts(self.decisions)
+        self._rendered = _Counts(self.renders)
+        self._request_time = _Observations(self.requests, REQUEST_BUCKETS)
+        self._render_time = _Observations(self.render_seconds, RENDER_BUCKETS)
+        self._model_time = _Observations(self.model_seconds, MODEL_BUCKETS)
+        for cache in (_HIT, _MISS):  # both show from the start, as the request and model series do once seen
+            self._render_time.child(cache)
         self._revision: str | None = None
-        self._decision_children: dict[tuple[str, str, str], Any] = {}
-        self._request_children: dict[tuple[str, str, str], Any] = {}
         self._decision_log: DecisionLog | None = None
         self._seen = dict.fromkeys(EVENT_OUTCOMES, 0)
+        _flusher.register(self)
 
     def serving(self, revision: str) -> None:
         """Record the revision this worker now serves."""
@@ -94,8 +182,45 @@ class Metrics:
     def watch_decision_log(self, decision_log: DecisionLog) -> None:
         self._decision_log = decision_log
 
-    def sync(self) -> None:
-        """Carry the decision log's counters into the metrics; cheap enough to do after every request."""
+    def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
+        with self._lock:
+            pending = self._decided.pending
+            for labels in decided:
+                pending[labels] = pending.get(labels, 0) + 1
+
+    def observe_render(self, variant: str, status: str, hit: bool, seconds: float) -> None:
+        """One rendered block: its time, by cache hit or miss, and its status. Fits ``render.page.Observer``."""
+        with self._lock:
+            self._render_time.add(_HIT if hit else _MISS, seconds)
+            pending = self._rendered.pending
+            key = (variant, status)
+            pending[key] = pending.get(key, 0) + 1
+
+    def observe_request(self, endpoint: str, method: str, status_class: str, seconds: float) -> None:
+        with self._lock:
+            self._request_time.add((endpoint, method, status_class), seconds)
+
+    def observe_model(self, model: str, seconds: float) -> None:
+        with self._lock:
+            self._model_time.add((model,), seconds)
+
+    def flush(self) -> None:
+        """Fold what the request path counted since the last flush into the Prometheus values."""
+        with self._flushing:
+            counts, observations = (
+                (self._decided, self._rendered),
+                (self._request_time, self._render_time, self._model_time),
+            )
+            with self._lock:
+                counted = [(tally, tally.take()) for tally in counts]
+                observed = [(tally, tally.take()) for tally in observations]
+            for count, taken in counted:
+                count.fold(taken)
+            for observation, seen in observed:
+                observation.fold(seen)
+            self._fold_decision_log()
+
+    def _fold_decision_log(self) -> None:
         decision_log = self._decision_log
         if decision_log is None:
             return
@@ -105,40 +230,19 @@ class Metrics:
                 self.events.labels(outcome).inc(now - self._seen[outcome])
                 self._seen[outcome] = now
 
-    def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
-        children = self._decision_children
-        for labels in decided:
-            child = children.get(labels)
-            if child is None:  # labels() validates and locks: look each label set up once
-                child = children[labels] = self.decisions.labels(*labels)
-            child.inc()
-
-    def observe_render(self, variant: str, status: str, hit: bool, seconds: float) -> None:
-        """One rendered block: its time, by cache hit or miss, and its status. Fits ``render.page.Observer``."""
-        self._render_time[hit].observe(seconds)
-        key = (variant, status)
-        child = self._render_children.get(key)
-        if child is None:
-            child = self._render_children[key] = self.renders.labels(*key)
-        child.inc()
-
-    def observe_request(self, endpoint: str, method: str, status_class: str, seconds: float) -> None:
-        key = (endpoint, method, status_class)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self.requests.labels(*key)
-        child.observe(seconds)
-
     def timed_scorer(self, open_model: Callable[[ModelCard, bytes], Scorer]) -> Callable[[ModelCard, bytes], Scorer]:
         """Wrap a scorer factory so that every score is timed into ``tailor_model_seconds``."""
 
         def open_timed(card: ModelCard, model: bytes) -> Scorer:
-            return _TimedScorer(open_model(card, model), self.model_seconds.labels(card.name))
+            scorer = _TimedScorer(open_model(card, model), card.name, self.observe_model)
+            with self._flushing:  # flush() reads the children from another thread
+                self._model_time.child((card.name,))
+            return scorer
 
         return open_timed
 
     def exposition(self) -> bytes:
-        self.sync()
+        self.flush()
         folder = os.environ.get(MULTIPROCESS_ENV)
         if not folder:
             return generate_latest(self.registry)
@@ -148,13 +252,58 @@ class Metrics:
 
 
 class _TimedScorer:
-    def __init__(self, scorer: Scorer, histogram: Histogram) -> None:
+    def __init__(self, scorer: Scorer, name: str, observe: Callable[[str, float], None]) -> None:
         self._score = scorer.score
-        self._observe = histogram.observe
+        self._name = name
+        self._observe = observe
 
     def score(self, row: Sequence[float]) -> str | float:
         start = perf_counter()
         try:
             return self._score(row)
         finally:
-            self._observe(perf_counter() - start)
+            self._observe(self._name, perf_counter() - start)
+
+
+_HIT, _MISS = ("hit",), ("miss",)
+
+
+class _Flusher:
+    """One daemon thread a process that flushes every live Metrics once a FLUSH_INTERVAL_S.
+
+    It holds the instances weakly (an app that is gone stops being flushed), starts with the
+    first one, and starts again in a forked child, which keeps none of its parent's instances:
+    their counts are the parent's to report.
+    """
+
+    def __init__(self) -> None:
+        self.live: weakref.WeakSet[Metrics] = weakref.WeakSet()
+        self.thread: threading.Thread | None = None
+        self.guard = threading.Lock()
+
+    def register(self, metrics: Metrics) -> None:
+        with self.guard:
+            self.live.add(metrics)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="tailor-metrics-flush", daemon=True)
+                self.thread.start()
+
+    def flush_all(self) -> None:
+        for metrics in list(self.live):
+            metrics.flush()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's thread and instances did not come along."""
+        self.live = weakref.WeakSet()
+        self.thread = None
+        self.guard = threading.Lock()
+
+    def _run(self) -> None:
+        stop = threading.Event()  # never set: the thread ends with the process
+        while not stop.wait(FLUSH_INTERVAL_S):
+            self.flush_all()
+
+
+_flusher = _Flusher()
+os.register_at_fork(after_in_child=_flusher.forget)
+atexit.register(_flusher.flush_all)  # a worker that stops cleanly reports its last second too
