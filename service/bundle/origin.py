@@ -39,6 +39,7 @@ import httpx
 import msgspec
 
 from service.bundle.archive import MAX_TOTAL_BYTES, ArchiveError, extract_archive
+from service.core.errors import TailorError
 
 log = logging.getLogger("tailor.origin")
 
@@ -89,11 +90,11 @@ class _Download:
     etag: str | None = None
 
 
-class _RetryableError(Exception):
+class _RetryableError(TailorError):
     pass
 
 
-class _FetchError(Exception):
+class _FetchError(TailorError):
     def __init__(self, message: str, attempts: int = 0) -> None:
         super().__init__(message)
         self.attempts = attempts
