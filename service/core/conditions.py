@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-import semver
+from service.core.spec import Condition, Ref
+from service.core.values import parse_duration, parse_semver, to_epoch
 
-from service.core.spec import Condition, Ref, parse_duration
+__all__ = ["Facts", "Getter", "Predicate", "compile_condition", "make_getter", "subject", "to_epoch", "walk"]
 
 Getter = Callable[["Facts"], Any]
 Predicate = Callable[["Facts"], bool]
@@ -30,7 +29,6 @@ Test2 = Callable[[Any, Any], bool]
 
 _NUMBER = (int, float)
 _NO_MODELS: Mapping[str, Callable[[Facts], str | float]] = {}
-SEMVER_CACHE_SIZE = 4096  # app versions have few distinct values; parsing them once pays
 
 
 class Facts:
@@ -272,18 +270,11 @@ def _exists(flag: bool) -> Test:
     return (lambda v: v is not None) if flag else (lambda v: v is None)
 
 
-@lru_cache(maxsize=SEMVER_CACHE_SIZE)
-def parse_semver(text: str) -> semver.Version | None:
-    """``"v2.3"`` → Version(2, 3, 0); None for text that is no version."""
-    try:
-        return semver.Version.parse(text.removeprefix("v"), optional_minor_and_patch=True)
-    except ValueError:
-        return None
-
-
 def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
     def build(const: Any) -> Test:
         wanted = parse_semver(str(const))
+        if wanted is None:  # the spec checks operands with this parser; a bundle built otherwise is refused here
+            raise ValueError(f"'{const}' is not a semantic version")
 
         def test(v: Any) -> bool:
             have = parse_semver(v) if type(v) is str else None
@@ -294,30 +285,11 @@ def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
     return build
 
 
-def to_epoch(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 text or a number; None for anything else."""
-    kind = type(value)
-    if kind is int or kind is float:
-        return float(value)
-    if kind is str:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return _aware(moment).timestamp()
-    if kind is datetime:
-        return _aware(value).timestamp()
-    return None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _time(compare: Callable[[float, float], bool]) -> Callable[[Any], Test]:
     def build(const: Any) -> Test:
         limit = to_epoch(const)
-        assert limit is not None  # the spec parsed it as a datetime
+        if limit is None:  # the spec parsed it as a datetime
+            raise ValueError(f"'{const}' is not a time")
 
         def test(v: Any) -> bool:
             t = to_epoch(v)

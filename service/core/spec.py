@@ -17,7 +17,7 @@ by the compiler, which sees every file at once.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.core.values import MAX_VERSION_CHARS, parse_duration, parse_semver
+
 SPEC_VERSION = 1
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
@@ -43,18 +45,9 @@ PATH_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 AttrPath = Annotated[str, Field(pattern=PATH_PATTERN, max_length=200)]
 """A dotted path into nested attributes: ``cart.items``, ``views.electronics_7d``."""
 
-Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
-
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"30d"`` → 30 days. Units: s, m, h, d, w (seconds to weeks)."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"'{text}' is not a duration; write a number and a unit, e.g. 30d, 24h, 15m, 2w")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""An operand number: a test against NaN could never be true, one against infinity never false."""
+Scalar = StrictStr | Number | StrictBool
 
 
 def _check_duration(text: str) -> str:
@@ -70,9 +63,32 @@ def _check_regex(text: str) -> str:
     return text
 
 
+def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+    if bounds[0] > bounds[1]:
+        low, high = bounds[1], bounds[0]
+        raise ValueError(f"write the lower bound first: [{low:g}, {high:g}], not [{high:g}, {low:g}]")
+    return bounds
+
+
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
-SemVerText = Annotated[str, Field(pattern=r"^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.\-]+)?(\+[0-9A-Za-z.\-]+)?$")]
+_SEMVER_NUMBER = r"(0|[1-9][0-9]*)"
+_SEMVER_PRE = r"(0|[1-9][0-9]*|[0-9]*[A-Za-z\-][0-9A-Za-z\-]*)"
+_SEMVER_BUILD = r"[0-9A-Za-z\-]+"
+SEMVER_PATTERN = (
+    rf"^v?{_SEMVER_NUMBER}(\.{_SEMVER_NUMBER}){{0,2}}"
+    rf"(-{_SEMVER_PRE}(\.{_SEMVER_PRE})*)?(\+{_SEMVER_BUILD}(\.{_SEMVER_BUILD})*)?$"
+)
+"""Semantic versions as ``parse_semver`` reads them, for editors; the parser itself has the last word."""
+
+
+def _check_semver(text: str) -> str:
+    if parse_semver(text) is None:
+        raise ValueError(f"'{text}' is not a semantic version such as 2.3.1 or 2.3.1-beta.1")
+    return text
+
+
+SemVerText = Annotated[str, Field(pattern=SEMVER_PATTERN, max_length=MAX_VERSION_CHARS), AfterValidator(_check_semver)]
 
 
 class _Model(BaseModel):
@@ -92,7 +108,8 @@ class Ref(_Model):
         return self
 
 
-Comparable = StrictInt | StrictFloat | StrictStr | Ref
+Comparable = Number | StrictStr | Ref
+Bounds = Annotated[tuple[Number, Number], AfterValidator(_check_bounds)]
 TimePoint = datetime | Ref
 
 OPERATORS: tuple[str, ...] = (
@@ -134,9 +151,7 @@ class Condition(_Model):
     gte: Comparable | None = Field(None, description="Greater than or equal.")
     lt: Comparable | None = Field(None, description="Less than.")
     lte: Comparable | None = Field(None, description="Less than or equal.")
-    between: tuple[StrictInt | StrictFloat, StrictInt | StrictFloat] | None = Field(
-        None, description="A number within [low, high], both ends included."
-    )
+    between: Bounds | None = Field(None, description="A number within [low, high], both ends included.")
     contains: Scalar | None = Field(None, description="Text containing this text, or a list containing this item.")
     starts_with: StrictStr | None = Field(None, description="Text starting with this text.")
     ends_with: StrictStr | None = Field(None, description="Text ending with this text.")
