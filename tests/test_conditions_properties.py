@@ -132,3 +132,45 @@ def test_the_schema_pattern_of_versions_agrees_with_the_parser(text: str) -> Non
     """Editors check versions with the schema's pattern; it must accept exactly what the parser reads."""
     schema_accepts = re.fullmatch(SEMVER_PATTERN, text) is not None and len(text) <= MAX_VERSION_CHARS
     assert schema_accepts == (parse_semver(text) is not None)
+
+
+# -- negated tests (docs/adr/0004-negated-tests-and-lists.md) -----------------------------
+# A negated test is true only for a value of the operand's type, like every other test:
+# within that type eq and ne (in and not_in) split the values; outside it both are false.
+
+scalars = st.text(max_size=4) | st.integers(-3, 3) | st.floats(-3, 3, allow_nan=False) | st.booleans()
+
+
+def _kind(value: Any) -> str:
+    return "number" if type(value) in (int, float) else type(value).__name__
+
+
+def _holds(condition: dict[str, Any], value: Any) -> bool:
+    bundle = _bundle_of(condition)
+    assert bundle is not None, condition
+    return Facts({SUBJECT: value}, {}, NOW.timestamp(), bundle.segments).segment("s")
+
+
+@settings(max_examples=300, deadline=None)
+@given(scalars, odd_values | scalars)
+def test_eq_and_ne_split_the_values_of_one_type_and_refuse_the_rest(const: Any, value: Any) -> None:
+    eq, ne = _holds({"attr": SUBJECT, "eq": const}, value), _holds({"attr": SUBJECT, "ne": const}, value)
+    if _kind(value) == _kind(const) and value == value:  # NaN equals nothing, itself included
+        assert eq != ne
+    else:
+        assert not ne
+        assert not eq
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(scalars, min_size=1, max_size=4), odd_values | scalars)
+def test_in_and_not_in_split_the_values_of_the_operands_types_and_refuse_the_rest(
+    values: list[Any], value: Any
+) -> None:
+    inside = _holds({"attr": SUBJECT, "in": values}, value)
+    outside = _holds({"attr": SUBJECT, "not_in": values}, value)
+    if _kind(value) in {_kind(v) for v in values}:
+        assert inside != outside
+    else:
+        assert not inside
+        assert not outside

@@ -8,6 +8,8 @@ Semantics, in one place:
 * a value that is absent or null fails every test except ``exists: false``;
 * types are kept: numbers compare with numbers, text with text, and ``true`` is
   not the number 1;
+* a value of the wrong type fails every test, the negated ones too: ``ne`` and
+  ``not_in`` are true only for a value of the operands' type (docs/adr/0004);
 * times are ISO 8601 text (no zone means UTC) or epoch seconds.
 """
 
@@ -205,8 +207,9 @@ def _eq(const: Any) -> Test:
 
 
 def _ne(const: Any) -> Test:
-    eq = _eq(const)
-    return lambda v: v is not None and not eq(v)
+    """A value of the operand's type that differs: ``ne: pro`` is false for 5 or [pro] (docs/adr/0004)."""
+    kinds = _same_kind(const)
+    return lambda v: type(v) in kinds and v != const
 
 
 def _typed_sets(values: list[Any]) -> dict[type, frozenset[Any]]:
@@ -229,8 +232,14 @@ def _in(values: list[Any]) -> Test:
 
 
 def _not_in(values: list[Any]) -> Test:
-    inside = _in(values)
-    return lambda v: v is not None and not inside(v)
+    """A value of one of the operands' types that is none of them; a list is no such value (docs/adr/0004)."""
+    sets = _typed_sets(values)
+
+    def test(v: Any) -> bool:
+        same_kind = sets.get(type(v))
+        return same_kind is not None and v not in same_kind
+
+    return test
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
@@ -391,9 +400,15 @@ def _ref_eq(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+def _ref_ne(a: Any, b: Any) -> bool:
+    if type(a) in _NUMBER and type(b) in _NUMBER:
+        return bool(a != b)
+    return a is not None and type(a) is type(b) and bool(a != b)
+
+
 _REF_TESTS: dict[str, Test2] = {
     "eq": _ref_eq,
-    "ne": lambda a, b: a is not None and b is not None and not _ref_eq(a, b),
+    "ne": _ref_ne,
     "gt": _ref_compare(_gt),
     "gte": _ref_compare(_gte),
     "lt": _ref_compare(_lt),
