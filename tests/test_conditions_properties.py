@@ -92,8 +92,46 @@ versions = st.from_regex(r"v?\d{1,3}(\.\d{1,3}){0,3}(-[0-9A-Za-z.\-]{1,6})?(\+[0
 durations = st.from_regex(r"\d{1,25} ?[smhdw]", fullmatch=True)
 times = st.datetimes(timezones=st.none() | st.timezones()).map(lambda t: t.isoformat()) | st.integers() | st.floats()
 references = st.sampled_from([{"attr": OTHER}, {"context": OTHER}, {"attr": f"{OTHER}.inner"}])
-operands = odd_values | versions | durations | times | references | st.sampled_from(["^a", "(?i)x", "[", "a{2,1}"])
+length_tests = st.dictionaries(
+    st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "between"]), odd_values, max_size=2
+)
+item_conditions = st.fixed_dictionaries(
+    {"item": st.sampled_from([".", "price", "a.b"]), "eq": odd_values}
+) | st.fixed_dictionaries({"item": st.sampled_from([".", "price"]), "gt": st.integers() | st.text(max_size=3)})
+operands = (
+    odd_values
+    | versions
+    | durations
+    | times
+    | references
+    | st.sampled_from(["^a", "(?i)x", "[", "a{2,1}", "text", "number", "boolean", "list", "object", "null"])
+    | length_tests
+    | item_conditions
+)
+finite = st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+operand_lists = st.lists(
+    finite | st.booleans() | st.text(max_size=4) | st.sampled_from(ODD_TEXTS), min_size=1, max_size=4
+)
+good_versions = st.tuples(st.integers(0, 99), st.integers(0, 99), st.integers(0, 99)).map(
+    lambda v: ".".join(map(str, v))
+)
+FITTING: dict[str, Any] = {  # operands of the right shape, so that most examples get past validation
+    **dict.fromkeys(["in", "not_in", "any_of", "all_of", "none_of"], operand_lists),
+    "between": st.lists(finite, min_size=2, max_size=2).map(sorted),
+    "exists": st.booleans(),
+    "type": st.sampled_from(["text", "number", "boolean", "list", "object"]),
+    "length": st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte"]).flatmap(
+        lambda op: st.fixed_dictionaries({op: st.integers(0, 5)})
+    ),
+    **dict.fromkeys(["some", "every"], item_conditions),
+    **dict.fromkeys(["semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte"], good_versions | versions),
+    **dict.fromkeys(["within", "older_than"], st.from_regex(r"[0-9]{1,4}[smhdw]", fullmatch=True)),
+    **dict.fromkeys(["before", "after"], st.datetimes().map(lambda t: t.isoformat() + "Z") | references),
+}
 OPERATOR_NAMES = [*OPERATORS]
+tests_of_any_operator = st.sampled_from(OPERATOR_NAMES).flatmap(
+    lambda op: st.tuples(st.just(op), st.booleans().flatmap(lambda fit: FITTING.get(op, operands) if fit else operands))
+)  # half of the operands fit the operator's shape (one_of would flatten them into one share in ten)
 
 
 def _bundle_of(condition: dict[str, Any]) -> Bundle | None:
@@ -109,14 +147,21 @@ def _bundle_of(condition: dict[str, Any]) -> Bundle | None:
 PLAIN_CONTENT = ContentFile.model_validate({"version": 1, "variants": {"plain": {"content": {}}}})
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
-    st.sampled_from(OPERATOR_NAMES), operands, st.booleans(), st.lists(odd_values, min_size=1, max_size=4), odd_values
+    tests_of_any_operator,
+    st.sampled_from([None, True, False]),
+    st.booleans(),
+    st.lists(odd_values, min_size=1, max_size=4),
+    odd_values,
 )
 def test_whatever_validates_evaluates_to_a_bool(
-    op: str, operand: Any, negate: bool, values: list[Any], other: Any
+    test: tuple[str, Any], ignore_case: bool | None, negate: bool, values: list[Any], other: Any
 ) -> None:
+    op, operand = test
     condition: dict[str, Any] = {"attr": SUBJECT, op: operand}
+    if ignore_case is not None:
+        condition["ignore_case"] = ignore_case
     bundle = _bundle_of({"not": condition} if negate else condition)
     if bundle is None:
         return
