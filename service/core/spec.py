@@ -258,6 +258,10 @@ class Condition(_Model):
                 if not subjects
                 else f"a test names exactly one of 'attr', 'context', 'model' or 'item', not {_quote(subjects)}"
             )
+        nulls = [op for op in OPERATORS if _OPERATOR_FIELDS[op] in self.model_fields_set and op not in operators]
+        if nulls and not operators:
+            absent, text = "for an absent value write 'exists: false'", 'for the text quote "null"'
+            raise ValueError(f"'{nulls[0]}' has no value (null): {absent}, {text}")
         if len(operators) != 1:
             raise ValueError(
                 f"a test needs exactly one operator, found {_quote(operators)}"
