@@ -246,7 +246,7 @@ def _check_model_test(c: _Compiler, file: str, path: Path, cond: Condition, card
     values = operand if isinstance(operand, list) else [operand]
     if card.output.kind == "label":
         labels = sorted((card.output.labels or {}).values())
-        if op not in ("eq", "ne", "in", "not_in"):
+        if op not in ("eq", "ne", "in", "not_in") or (op in ("eq", "ne") and isinstance(operand, dict | list)):
             c.error(file, (*path, op), f"model '{card.name}' gives a label; compare it with eq, ne, in or not_in")
         for value in values:
             if isinstance(value, str) and value not in labels:
