@@ -96,6 +96,8 @@ def _split_loc(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, tuple[int |
 
 def _spot_message(model: type[BaseModel], data: Any, path: Path, errors: list[Any]) -> str:
     """One message for one place, however many union members pydantic tried there."""
+    if len(errors) > 1:  # a constant member ('.' for the item itself) is the lesser reading of a value
+        errors = [e for e in errors if e[0]["type"] != "literal_error"] or errors
     kinds = [error["type"] for error, _ in errors]
     if "extra_forbidden" in kinds:
         return _unknown_key(model, data, errors[kinds.index("extra_forbidden")][0]["loc"])
@@ -157,8 +159,11 @@ def _literal_message(error: Any, got: str) -> str:
 
 
 def _model_message(error: Any, got: str) -> str:
-    if error.get("ctx", {}).get("class_name") == "Condition":
+    owner = error.get("ctx", {}).get("class_name")
+    if owner == "Condition":
         return f"expected a condition, a mapping such as {{attr: plan, eq: pro}}, got {got}"
+    if owner == "LengthTest":
+        return f"expected a test of the number of items, such as {{gte: 2}}, got {got}"
     return f"expected a mapping, got {got}"
 
 

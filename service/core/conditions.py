@@ -338,7 +338,7 @@ def _each(op: str, get: Getter, inner: Predicate) -> Predicate:
         try:
             for item in items:
                 f.item = item
-                if inner(f) is not wants_all:
+                if bool(inner(f)) is not wants_all:
                     return not wants_all
             return wants_all
         finally:
