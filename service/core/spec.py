@@ -181,8 +181,10 @@ class Condition(_Model):
     """One condition: a group (all / any / not), a segment reference, or a test of one value.
 
     A test names its subject with ``attr`` (visitor attributes), ``context`` (request
-    context) or ``model`` (a segment model's output) and exactly one operator. A test on
-    a missing value is false, except ``exists: false``.
+    context), ``model`` (a segment model's output) or, inside ``some`` and ``every``,
+    ``item`` (the list item), and exactly one operator; ``ignore_case`` may go with a
+    text operator. A test on a missing value, or on a value of the wrong type, is false,
+    except ``exists: false``.
     """
 
     all_: list[Condition] | None = Field(
