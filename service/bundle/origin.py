@@ -40,7 +40,7 @@ import httpx
 import msgspec
 
 from service.bundle.archive import MANIFEST_NAME, MAX_TOTAL_BYTES, ArchiveError, extract_archive
-from service.core.errors import Problem
+from service.core.errors import Problem, TailorError
 from service.redaction import ScrubFilter, redact_url, scrub
 
 log = logging.getLogger("tailor.origin")
@@ -94,11 +94,11 @@ class _Download:
     etag: str | None = None
 
 
-class _RetryableError(Exception):
+class _RetryableError(TailorError):
     pass
 
 
-class _FetchError(Exception):
+class _FetchError(TailorError):
     def __init__(self, message: str, attempts: int = 0) -> None:
         super().__init__(message)
         self.attempts = attempts

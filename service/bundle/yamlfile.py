@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from service.core.errors import TailorError
+
 Path = tuple[str | int, ...]
 
 _BASE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -47,7 +49,7 @@ _Loader.add_implicit_resolver(
 )
 
 
-class YamlError(Exception):
+class YamlError(TailorError):
     """A file that is not the YAML we accept, with the line of the problem."""
 
     def __init__(self, message: str, line: int | None, path: Path = ()) -> None:

@@ -283,6 +283,8 @@ def _condition_refs(c: _Compiler, file: str, path: Path, cond: Condition, segmen
     """The segments a condition refers to; checks its segment and model names on the way."""
     refs = []
     for sub_path, sub in walk(cond, path):
+        if sub.item is not None and not {"some", "every"} & set(sub_path[len(path) :]):
+            c.error(file, (*sub_path, "item"), "'item' reads an item of a list: use it inside 'some' or 'every'")
         if sub.segment is not None and c.check_name(file, (*sub_path, "segment"), sub.segment, segments, "segment"):
             refs.append(sub.segment)
         if sub.model is not None and c.check_name(file, (*sub_path, "model"), sub.model, c.models, "model"):
@@ -297,13 +299,16 @@ def _check_model_test(c: _Compiler, file: str, path: Path, cond: Condition, card
     values = operand if isinstance(operand, list) else [operand]
     if card.output.kind == "label":
         labels = sorted((card.output.labels or {}).values())
-        if op not in ("eq", "ne", "in", "not_in"):
+        if op not in ("eq", "ne", "in", "not_in") or (op in ("eq", "ne") and isinstance(operand, dict | list)):
             c.error(file, (*path, op), f"model '{card.name}' gives a label; compare it with eq, ne, in or not_in")
         for value in values:
             if isinstance(value, str) and value not in labels:
                 c.error(file, (*path, op), f"model '{card.name}' has no label '{value}'{suggest(value, labels)}")
-    elif any(isinstance(value, str) for value in values):
+    elif op in _LIST_OPERATORS or any(isinstance(value, str) for value in values):
         c.error(file, (*path, op), f"model '{card.name}' gives a {card.output.kind}: compare it with numbers")
+
+
+_LIST_OPERATORS = frozenset({"any_of", "all_of", "none_of", "some", "every", "length"})
 
 
 def _segment_models(segments: Mapping[str, _Defined[Segment]]) -> dict[str, frozenset[str]]:

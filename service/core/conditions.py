@@ -8,6 +8,8 @@ Semantics, in one place:
 * a value that is absent or null fails every test except ``exists: false``;
 * types are kept: numbers compare with numbers, text with text, and ``true`` is
   not the number 1;
+* a value of the wrong type fails every test, the negated ones too: ``ne`` and
+  ``not_in`` are true only for a value of the operands' type (docs/adr/0004);
 * times are ISO 8601 text (no zone means UTC) or epoch seconds.
 """
 
@@ -15,13 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-import semver
+from service.core.spec import SUBJECTS, Condition, LengthTest, Ref
+from service.core.values import parse_duration, parse_semver, to_epoch
 
-from service.core.spec import Condition, Ref, parse_duration
+__all__ = ["Facts", "Getter", "Predicate", "compile_condition", "make_getter", "subject", "to_epoch", "walk"]
 
 Getter = Callable[["Facts"], Any]
 Predicate = Callable[["Facts"], bool]
@@ -30,13 +31,12 @@ Test2 = Callable[[Any, Any], bool]
 
 _NUMBER = (int, float)
 _NO_MODELS: Mapping[str, Callable[[Facts], str | float]] = {}
-SEMVER_CACHE_SIZE = 4096  # app versions have few distinct values; parsing them once pays
 
 
 class Facts:
     """What one decision knows: attributes, context, the time and the segments found so far."""
 
-    __slots__ = ("_memo", "_models", "_segments", "attrs", "context", "now", "scores")
+    __slots__ = ("_memo", "_models", "_segments", "attrs", "context", "item", "now", "scores")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class Facts:
         self._models = models or _NO_MODELS
         self._memo: dict[str, bool] = {}
         self.scores: dict[str, str | float] = {}  # model outputs computed so far, for explanations
+        self.item: Any = None  # the list item a 'some' or 'every' condition is looking at
 
     def model(self, name: str) -> str | float:
         """A model's output for this visitor; each model runs at most once per request, and only when asked."""
@@ -78,6 +79,8 @@ def make_getter(root: str, path: str) -> Getter:
     """A function reading ``path`` (dotted) from the attributes or the context, or a model's output."""
     if root == "model":
         return lambda f: f.model(path)
+    if root == "item":
+        return _item_getter(path)
     keys = tuple(path.split("."))
     if root == "attr":
         if len(keys) == 1:
@@ -88,6 +91,13 @@ def make_getter(root: str, path: str) -> Getter:
         (key,) = keys
         return lambda f: f.context.get(key)
     return lambda f: _dig(f.context, keys)
+
+
+def _item_getter(path: str) -> Getter:
+    if path == ".":
+        return lambda f: f.item
+    keys = tuple(path.split("."))
+    return lambda f: _dig(f.item, keys)
 
 
 def _dig(value: Any, keys: tuple[str, ...]) -> Any:
@@ -141,15 +151,20 @@ def _compile_test(cond: Condition) -> Predicate:
         return lambda f: test2(get(f), other(f))
     if op in ("within", "older_than"):
         return _relative_time(op, get, parse_duration(str(operand)).total_seconds())
-    test = _TESTS[op](operand)
-    if "." in path or root == "model":
+    if op in ("some", "every"):
+        assert isinstance(operand, Condition)  # the spec's type for both
+        return _each(op, get, compile_condition(operand))
+    if cond.ignore_case:
+        return _ignoring_case(op, operand, get)
+    test = _TESTS[op](operand.operator() if isinstance(operand, LengthTest) else operand)
+    if "." in path or root in ("model", "item"):
         return lambda f: test(get(f))
     return _one_key(root, path, op, operand, test)
 
 
 def subject(cond: Condition) -> tuple[str, str]:
-    """``("attr" | "context" | "model", path)`` of a test."""
-    for root in ("attr", "context", "model"):
+    """``("attr" | "context" | "model" | "item", path)`` of a test."""
+    for root in SUBJECTS:
         path = getattr(cond, root)
         if path is not None:
             return root, path
@@ -158,7 +173,7 @@ def subject(cond: Condition) -> tuple[str, str]:
 
 def _one_key(root: str, key: str, op: str, operand: Any, test: Test) -> Predicate:
     """A test of one top-level key reads the key itself: one call per test instead of two or three."""
-    if root == "attr" and op in _INLINE:  # the commonest tests, inlined: the same checks as _eq, _ordered
+    if root == "attr" and op in _INLINE and _is_scalar(operand):  # the commonest tests, inlined: as _eq, _ordered
         return _INLINE[op](key, _same_kind(operand), operand)
     if root == "attr":
         return lambda f: test(f.attrs.get(key))
@@ -201,14 +216,37 @@ def _same_kind(const: Any) -> tuple[type, ...]:
     return _NUMBER if type(const) in _NUMBER else (type(const),)
 
 
+def _is_scalar(value: Any) -> bool:
+    return type(value) is not list and type(value) is not dict
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with types kept, item by item: [1, true] is not [1, 1], {a: 1} is {a: 1.0}."""
+    kind = type(a)
+    if kind in _NUMBER and type(b) in _NUMBER:
+        return bool(a == b)
+    if kind is not type(b):
+        return False
+    if kind is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    if kind is dict:
+        return a.keys() == b.keys() and all(same(value, b[key]) for key, value in a.items())
+    return bool(a == b)
+
+
 def _eq(const: Any) -> Test:
+    if not _is_scalar(const):
+        return lambda v: same(v, const)
     kinds = _same_kind(const)
     return lambda v: type(v) in kinds and v == const
 
 
 def _ne(const: Any) -> Test:
-    eq = _eq(const)
-    return lambda v: v is not None and not eq(v)
+    """A value of the operand's type that differs: ``ne: pro`` is false for 5 or [pro] (docs/adr/0004)."""
+    kinds = _same_kind(const)
+    if not _is_scalar(const):
+        return lambda v: type(v) in kinds and not same(v, const)
+    return lambda v: type(v) in kinds and v != const
 
 
 def _typed_sets(values: list[Any]) -> dict[type, frozenset[Any]]:
@@ -231,8 +269,102 @@ def _in(values: list[Any]) -> Test:
 
 
 def _not_in(values: list[Any]) -> Test:
-    inside = _in(values)
-    return lambda v: v is not None and not inside(v)
+    """A value of one of the operands' types that is none of them; a list is no such value (docs/adr/0004)."""
+    sets = _typed_sets(values)
+
+    def test(v: Any) -> bool:
+        same_kind = sets.get(type(v))
+        return same_kind is not None and v not in same_kind
+
+    return test
+
+
+def _member(sets: dict[type, frozenset[Any]], value: Any) -> bool:
+    same_kind = sets.get(type(value))  # only scalar kinds have a set, so value is hashable here
+    return same_kind is not None and value in same_kind
+
+
+def _any_of(values: list[Any]) -> Test:
+    sets = _typed_sets(values)
+    return lambda v: type(v) is list and any(_member(sets, x) for x in v)
+
+
+def _all_of(values: list[Any]) -> Test:
+    wanted = tuple(dict.fromkeys(values))
+
+    def test(v: Any) -> bool:
+        if type(v) is not list:
+            return False
+        held = _typed_sets([x for x in v if _is_scalar(x) and x is not None])
+        return all(_member(held, w) for w in wanted)
+
+    return test
+
+
+def _none_of(values: list[Any]) -> Test:
+    sets = _typed_sets(values)
+    return lambda v: type(v) is list and not any(_member(sets, x) for x in v)
+
+
+def _length(test: tuple[str, Any]) -> Test:
+    op, operand = test
+    count = _TESTS[op](operand)
+    return lambda v: type(v) is list and count(len(v))
+
+
+_TYPE_KINDS: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "number": _NUMBER,
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
+
+
+def _type(name: str) -> Test:
+    kinds = _TYPE_KINDS[name]
+    return lambda v: type(v) in kinds
+
+
+def _each(op: str, get: Getter, inner: Predicate) -> Predicate:
+    """``some``: one item of the list passes; ``every``: a list with items, each of which passes."""
+    wants_all = op == "every"
+
+    def each(f: Facts) -> bool:
+        items = get(f)
+        if type(items) is not list or not items:
+            return False
+        outer = f.item  # a condition inside another one's items comes back to the outer item
+        try:
+            for item in items:
+                f.item = item
+                if bool(inner(f)) is not wants_all:
+                    return not wants_all
+            return wants_all
+        finally:
+            f.item = outer
+
+    return each
+
+
+def fold(value: Any) -> Any:
+    """Text in lower case for comparing without case (casefold: 'Straße' is 'STRASSE'), in lists and objects too."""
+    kind = type(value)
+    if kind is str:
+        return value.casefold()
+    if kind is list:
+        return [fold(x) for x in value]
+    if kind is dict:
+        return {key: fold(x) for key, x in value.items()}
+    return value
+
+
+def _ignoring_case(op: str, operand: Any, get: Getter) -> Predicate:
+    if op == "matches":
+        search = re.compile(operand, re.IGNORECASE).search
+        return lambda f: type(v := get(f)) is str and search(v) is not None
+    test = _TESTS[op](fold(operand))
+    return lambda f: test(fold(get(f)))
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
@@ -272,18 +404,11 @@ def _exists(flag: bool) -> Test:
     return (lambda v: v is not None) if flag else (lambda v: v is None)
 
 
-@lru_cache(maxsize=SEMVER_CACHE_SIZE)
-def parse_semver(text: str) -> semver.Version | None:
-    """``"v2.3"`` → Version(2, 3, 0); None for text that is no version."""
-    try:
-        return semver.Version.parse(text.removeprefix("v"), optional_minor_and_patch=True)
-    except ValueError:
-        return None
-
-
 def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
     def build(const: Any) -> Test:
         wanted = parse_semver(str(const))
+        if wanted is None:  # the spec checks operands with this parser; a bundle built otherwise is refused here
+            raise ValueError(f"'{const}' is not a semantic version")
 
         def test(v: Any) -> bool:
             have = parse_semver(v) if type(v) is str else None
@@ -294,30 +419,11 @@ def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
     return build
 
 
-def to_epoch(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 text or a number; None for anything else."""
-    kind = type(value)
-    if kind is int or kind is float:
-        return float(value)
-    if kind is str:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return _aware(moment).timestamp()
-    if kind is datetime:
-        return _aware(value).timestamp()
-    return None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _time(compare: Callable[[float, float], bool]) -> Callable[[Any], Test]:
     def build(const: Any) -> Test:
         limit = to_epoch(const)
-        assert limit is not None  # the spec parsed it as a datetime
+        if limit is None:  # the spec parsed it as a datetime
+            raise ValueError(f"'{const}' is not a time")
 
         def test(v: Any) -> bool:
             t = to_epoch(v)
@@ -379,6 +485,11 @@ _TESTS: dict[str, Callable[[Any], Test]] = {
     "ends_with": _ends_with,
     "matches": _matches,
     "exists": _exists,
+    "type": _type,
+    "any_of": _any_of,
+    "all_of": _all_of,
+    "none_of": _none_of,
+    "length": _length,
     "semver_eq": _semver(_equal),
     "semver_gt": _semver(_gt),
     "semver_gte": _semver(_gte),
@@ -412,16 +523,17 @@ def _ref_time(compare: Callable[[float, float], bool]) -> Test2:
 
 
 def _ref_eq(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return False
-    if type(a) in _NUMBER and type(b) in _NUMBER:
-        return bool(a == b)
-    return type(a) is type(b) and bool(a == b)
+    return a is not None and same(a, b)
+
+
+def _ref_ne(a: Any, b: Any) -> bool:
+    of_one_type = type(a) is type(b) or (type(a) in _NUMBER and type(b) in _NUMBER)
+    return a is not None and of_one_type and not same(a, b)
 
 
 _REF_TESTS: dict[str, Test2] = {
     "eq": _ref_eq,
-    "ne": lambda a, b: a is not None and b is not None and not _ref_eq(a, b),
+    "ne": _ref_ne,
     "gt": _ref_compare(_gt),
     "gte": _ref_compare(_gte),
     "lt": _ref_compare(_lt),
@@ -438,5 +550,6 @@ def walk(cond: Condition, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tu
     for key, children in (("all", cond.all_), ("any", cond.any_)):
         for i, child in enumerate(children or ()):
             yield from walk(child, (*path, key, i))
-    if cond.not_ is not None:
-        yield from walk(cond.not_, (*path, "not"))
+    for key, single in (("not", cond.not_), ("some", cond.some), ("every", cond.every)):
+        if single is not None:
+            yield from walk(single, (*path, key))

@@ -28,7 +28,7 @@ import msgspec
 from service.core.bucketing import BUCKETS, bucket_of
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.conditions import Facts
-from service.core.outcome import REASONS, Assignment, Decision, PlacementDecision, Reason, TraceStep
+from service.core.outcome import REASONS, Assignment, Decision, Outcome, PlacementDecision, Reason, Skip, TraceStep
 
 __all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide"]
 
@@ -111,7 +111,9 @@ def _place(
         assert experiment is not None  # the spec requires serve or experiment
         outcome = _assign(experiment, facts, visitor_id, rule.label)
         if trace is not None:
-            step = outcome if isinstance(outcome, str) else "matched" if outcome.reason == "experiment" else "forced"
+            step: Outcome = (
+                outcome if isinstance(outcome, str) else "matched" if outcome.reason == "experiment" else "forced"
+            )
             trace.append(TraceStep(placement.name, rule.label, step))
         if outcome == "no_unit_id":
             return PlacementDecision(placement.default, "no_unit_id", rule.label)
@@ -122,7 +124,7 @@ def _place(
 
 def _assign(
     experiment: CompiledExperiment, facts: Facts, visitor_id: str | None, label: str
-) -> PlacementDecision | str:
+) -> PlacementDecision | Skip:
     """The arm of a visitor the rule has targeted, or why there is none."""
     if visitor_id is not None and experiment.forced and experiment.status != "stopped":
         forced = experiment.forced.get(visitor_id)

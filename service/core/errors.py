@@ -1,11 +1,17 @@
-"""The domain's error kinds.
+"""The service's error kinds: every error raised on purpose derives from ``TailorError``.
 
-Every failure that can leave the core is one of these; the HTTP layer maps them
-to responses in one table (``service/http/problems.py``) and the CLI prints them.
+The HTTP layer maps them to responses in one table (``service/http/problems.py``);
+a kind missing from that table is an internal error there. The CLI prints them.
 
     TailorError
     ├── BundleError        the bundle cannot be loaded or compiled; carries every Problem
-    └── RequestError       a decision request is invalid (bad attribute shape, limits)
+    ├── RequestError       a decision request is invalid (bad attribute shape, limits)
+    ├── bundle/            NotReadyError (no bundle yet), ArchiveError, YamlError,
+    │                      origin fetch errors (retried, then reported)
+    ├── segments/          ModelLoadError: an ONNX file that cannot be opened
+    ├── render/            RenderLimitError: a template went over a sandbox limit
+    ├── telemetry/         SinkError: a collector refused a batch
+    └── http/              UnauthorizedError, AdminDisabledError
 """
 
 from __future__ import annotations

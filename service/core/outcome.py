@@ -18,6 +18,11 @@ Reason = Literal[
 ]
 REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
 
+Skip = Literal["not_running", "not_in_traffic", "no_unit_id"]
+"""Why an experiment a rule runs gives the visitor no arm."""
+Outcome = Literal["matched", "no_match", "forced"] | Skip
+"""What one rule did for one placement, in a trace."""
+
 
 class Assignment(msgspec.Struct, frozen=True, gc=False):
     key: str
@@ -35,7 +40,7 @@ class PlacementDecision(msgspec.Struct, frozen=True, gc=False):
 class TraceStep(msgspec.Struct, frozen=True, gc=False):
     placement: str
     rule: str
-    outcome: str  # matched, no_match, not_running, not_in_traffic, no_unit_id, forced
+    outcome: Outcome
 
 
 class Decision(msgspec.Struct, frozen=True):

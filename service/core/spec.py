@@ -17,21 +17,26 @@ by the compiler, which sees every file at once.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Literal, Self
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
+    WithJsonSchema,
     model_validator,
 )
+
+from service.core.values import MAX_VERSION_CHARS, parse_duration, parse_semver
 
 SPEC_VERSION = 1
 
@@ -43,18 +48,10 @@ PATH_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 AttrPath = Annotated[str, Field(pattern=PATH_PATTERN, max_length=200)]
 """A dotted path into nested attributes: ``cart.items``, ``views.electronics_7d``."""
 
-Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
-
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"30d"`` → 30 days. Units: s, m, h, d, w (seconds to weeks)."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"'{text}' is not a duration; write a number and a unit, e.g. 30d, 24h, 15m, 2w")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""An operand number: a test against NaN could never be true, one against infinity never false."""
+Scalar = StrictStr | Number | StrictBool
+Count = Annotated[StrictInt, Field(ge=0)]
 
 
 def _check_duration(text: str) -> str:
@@ -70,9 +67,32 @@ def _check_regex(text: str) -> str:
     return text
 
 
+def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+    if bounds[0] > bounds[1]:
+        low, high = bounds[1], bounds[0]
+        raise ValueError(f"write the lower bound first: [{low:g}, {high:g}], not [{high:g}, {low:g}]")
+    return bounds
+
+
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
-SemVerText = Annotated[str, Field(pattern=r"^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.\-]+)?(\+[0-9A-Za-z.\-]+)?$")]
+_SEMVER_NUMBER = r"(0|[1-9][0-9]*)"
+_SEMVER_PRE = r"(0|[1-9][0-9]*|[0-9]*[A-Za-z\-][0-9A-Za-z\-]*)"
+_SEMVER_BUILD = r"[0-9A-Za-z\-]+"
+SEMVER_PATTERN = (
+    rf"^v?{_SEMVER_NUMBER}(\.{_SEMVER_NUMBER}){{0,2}}"
+    rf"(-{_SEMVER_PRE}(\.{_SEMVER_PRE})*)?(\+{_SEMVER_BUILD}(\.{_SEMVER_BUILD})*)?$"
+)
+"""Semantic versions as ``parse_semver`` reads them, for editors; the parser itself has the last word."""
+
+
+def _check_semver(text: str) -> str:
+    if parse_semver(text) is None:
+        raise ValueError(f"'{text}' is not a semantic version such as 2.3.1 or 2.3.1-beta.1")
+    return text
+
+
+SemVerText = Annotated[str, Field(pattern=SEMVER_PATTERN, max_length=MAX_VERSION_CHARS), AfterValidator(_check_semver)]
 
 
 class _Model(BaseModel):
@@ -92,25 +112,79 @@ class Ref(_Model):
         return self
 
 
-Comparable = StrictInt | StrictFloat | StrictStr | Ref
-TimePoint = datetime | Ref
+def _shape(value: Any) -> str:
+    """Which member of an operand union a value is: a mapping naming attr or context is a reference."""
+    if isinstance(value, dict):
+        return "reference" if "attr" in value or "context" in value else "object"
+    return "list" if isinstance(value, list) else "value"
+
+
+_LITERAL_OBJECT = {"type": "object", "not": {"anyOf": [{"required": ["attr"]}, {"required": ["context"]}]}}
+Comparable = Annotated[
+    Annotated[Number | StrictStr, Tag("value")] | Annotated[Ref, Tag("reference")], Discriminator(_shape)
+]
+Equatable = Annotated[
+    Annotated[Scalar, Tag("value")]
+    | Annotated[Ref, Tag("reference")]
+    | Annotated[list[JsonValue], Tag("list")]
+    | Annotated[dict[str, JsonValue], Tag("object"), WithJsonSchema(_LITERAL_OBJECT)],
+    Discriminator(_shape),
+]
+"""A value, a reference, or a list or object compared item by item; a mapping naming attr or context is a reference."""
+Bounds = Annotated[tuple[Number, Number], AfterValidator(_check_bounds)]
+TimePoint = Annotated[Annotated[datetime, Tag("value")] | Annotated[Ref, Tag("reference")], Discriminator(_shape)]
+Items = Annotated[list[Scalar], Field(min_length=1)]
+TypeName = Literal["text", "number", "boolean", "list", "object"]
+ItemPath = Literal["."] | AttrPath
 
 OPERATORS: tuple[str, ...] = (
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between",
-    "contains", "starts_with", "ends_with", "matches", "exists",
+    "contains", "starts_with", "ends_with", "matches", "exists", "type",
+    "any_of", "all_of", "none_of", "some", "every", "length",
     "semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte",
     "before", "after", "within", "older_than",
 )  # fmt: skip
 GROUPS: tuple[str, ...] = ("all", "any", "not", "segment")
-SUBJECTS: tuple[str, ...] = ("attr", "context", "model")
+SUBJECTS: tuple[str, ...] = ("attr", "context", "model", "item")
+TEXT_OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "matches", "any_of", "all_of", "none_of",
+)  # fmt: skip
+"""The operators that compare text, and so take ``ignore_case``."""
+LENGTH_OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
+
+
+class LengthTest(_Model):
+    """A test of a list's number of items: exactly one of these operators."""
+
+    eq: Count | None = None
+    ne: Count | None = None
+    gt: Count | None = None
+    gte: Count | None = None
+    lt: Count | None = None
+    lte: Count | None = None
+    between: Annotated[tuple[Count, Count], AfterValidator(_check_bounds)] | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Self:
+        found = [op for op in LENGTH_OPERATORS if getattr(self, op) is not None]
+        if len(found) != 1:
+            raise ValueError(f"a length test has exactly one of {', '.join(LENGTH_OPERATORS)}, found {_quote(found)}")
+        return self
+
+    def operator(self) -> tuple[str, object]:
+        """The one operator and its operand."""
+        op = next(op for op in LENGTH_OPERATORS if getattr(self, op) is not None)
+        return op, getattr(self, op)
 
 
 class Condition(_Model):
     """One condition: a group (all / any / not), a segment reference, or a test of one value.
 
     A test names its subject with ``attr`` (visitor attributes), ``context`` (request
-    context) or ``model`` (a segment model's output) and exactly one operator. A test on
-    a missing value is false, except ``exists: false``.
+    context), ``model`` (a segment model's output) or, inside ``some`` and ``every``,
+    ``item`` (the list item), and exactly one operator; ``ignore_case`` may go with a
+    text operator. A test on a missing value, or on a value of the wrong type, is false,
+    except ``exists: false``.
     """
 
     all_: list[Condition] | None = Field(
@@ -125,23 +199,35 @@ class Condition(_Model):
     model: Name | None = Field(
         None, description="A segment model's output for the visitor: a cluster label, a probability or a value."
     )
+    item: ItemPath | None = Field(
+        None, description="Inside 'some' or 'every': a dotted path into the list item; '.' is the item itself."
+    )
 
-    eq: Scalar | Ref | None = Field(None, description="Equal, same type (5 never equals '5').")
-    ne: Scalar | Ref | None = Field(None, description="Present and not equal.")
-    in_: list[Scalar] | None = Field(None, alias="in", min_length=1, description="Equal to one of these.")
-    not_in: list[Scalar] | None = Field(None, min_length=1, description="Present and equal to none of these.")
+    eq: Equatable | None = Field(
+        None, description="Equal, same type (5 never equals '5'); lists and objects item by item."
+    )
+    ne: Equatable | None = Field(None, description="Of the same type and not equal.")
+    in_: Items | None = Field(None, alias="in", description="Equal to one of these.")
+    not_in: Items | None = Field(None, description="Of the same type as these and equal to none of them.")
     gt: Comparable | None = Field(None, description="Greater than (numbers with numbers, text with text).")
     gte: Comparable | None = Field(None, description="Greater than or equal.")
     lt: Comparable | None = Field(None, description="Less than.")
     lte: Comparable | None = Field(None, description="Less than or equal.")
-    between: tuple[StrictInt | StrictFloat, StrictInt | StrictFloat] | None = Field(
-        None, description="A number within [low, high], both ends included."
-    )
+    between: Bounds | None = Field(None, description="A number within [low, high], both ends included.")
     contains: Scalar | None = Field(None, description="Text containing this text, or a list containing this item.")
     starts_with: StrictStr | None = Field(None, description="Text starting with this text.")
     ends_with: StrictStr | None = Field(None, description="Text ending with this text.")
     matches: Regex | None = Field(None, description="Text in which this regular expression finds a match.")
     exists: StrictBool | None = Field(None, description="true: the value is present (not null); false: it is absent.")
+    type: TypeName | None = Field(None, description="A value of this type: text, number, boolean, list or object.")
+    any_of: Items | None = Field(None, description="A list holding at least one of these.")
+    all_of: Items | None = Field(None, description="A list holding every one of these.")
+    none_of: Items | None = Field(None, description="A list holding none of these (an empty list too).")
+    some: Condition | None = Field(None, description="A list with at least one item for which this condition holds.")
+    every: Condition | None = Field(
+        None, description="A list with at least one item, for every item of which this condition holds."
+    )
+    length: LengthTest | None = Field(None, description="A list whose number of items passes this test.")
     semver_eq: SemVerText | None = Field(None, description="Semantic version equal to this one.")
     semver_gt: SemVerText | None = Field(None, description="Semantic version greater than this one.")
     semver_gte: SemVerText | None = Field(None, description="Semantic version greater than or equal.")
@@ -151,6 +237,9 @@ class Condition(_Model):
     after: TimePoint | None = Field(None, description="A time after this one.")
     within: Duration | None = Field(None, description="A time within this long before the request, e.g. 30d.")
     older_than: Duration | None = Field(None, description="A time more than this long before the request, e.g. 24h.")
+    ignore_case: StrictBool | None = Field(
+        None, description="Compare text without regard to case (with eq, ne, in, not_in, contains, ...)."
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:
@@ -167,17 +256,29 @@ class Condition(_Model):
         if len(subjects) != 1:
             raise ValueError(
                 "a condition is a group (all, any, not), a segment reference, "
-                "or a test naming exactly one of 'attr', 'context' or 'model'"
+                "or a test naming exactly one of 'attr', 'context', 'model' or 'item'"
                 if not subjects
-                else f"a test names exactly one of 'attr', 'context' or 'model', not {_quote(subjects)}"
+                else f"a test names exactly one of 'attr', 'context', 'model' or 'item', not {_quote(subjects)}"
             )
+        nulls = [op for op in OPERATORS if _OPERATOR_FIELDS[op] in self.model_fields_set and op not in operators]
+        if nulls and not operators:
+            absent, text = "for an absent value write 'exists: false'", 'for the text quote "null"'
+            raise ValueError(f"'{nulls[0]}' has no value (null): {absent}, {text}")
         if len(operators) != 1:
             raise ValueError(
                 f"a test needs exactly one operator, found {_quote(operators)}"
                 if operators
                 else f"a test needs an operator, one of: {', '.join(OPERATORS)}"
             )
+        if self.ignore_case is not None:
+            self._check_ignore_case(operators[0])
         return self
+
+    def _check_ignore_case(self, op: str) -> None:
+        if op not in TEXT_OPERATORS:
+            raise ValueError(f"'ignore_case' goes with a test of text ({', '.join(TEXT_OPERATORS)}), not with '{op}'")
+        if isinstance(self.operand(), Ref):
+            raise ValueError("'ignore_case' compares with text written in the rule, not with a reference")
 
     def operators(self) -> list[str]:
         """The operators set on this condition, by their file names."""

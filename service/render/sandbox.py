@@ -45,6 +45,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
+from service.core.errors import TailorError
+
 MAX_VALUE_CHARS = 100_000  # any one string a template builds
 MAX_ITEMS = 10_000  # any one list a template builds
 MAX_WIDTH = 1_000  # widths and counts given to center, indent, batch, %-formats
@@ -60,7 +62,7 @@ MEMBERS_HOOK = "_tailor_members"
 SLICE_HOOK = "_tailor_slice"
 
 
-class RenderLimitError(Exception):
+class RenderLimitError(TailorError):
     """A template asked for more than a block may use."""
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.core.errors import TailorError
 from service.core.models import ModelCard, TensorSpec
 
 # onnxruntime's type strings for the dtypes a card can name.
 _ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(TailorError):
     """A model file that is missing, unreadable, or not the model its card describes."""
 
 

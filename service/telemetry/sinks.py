@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 import httpx
 import msgspec
 
+from service.core.errors import TailorError
 from service.telemetry.events import DecisionEvent
 
 NDJSON = "application/x-ndjson"
@@ -36,7 +37,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class SinkError(Exception):
+class SinkError(TailorError):
     """A sink gave up on a batch. The message names the cause, never an event's content."""
 
 
