@@ -47,6 +47,11 @@ class Message:
         return "".join(out)
 
 
+def placeholders(text: str) -> frozenset[str]:
+    """The ``{name}`` parameters of a message."""
+    return frozenset(match.group(1) for match in _PARAM.finditer(text))
+
+
 def _split(text: str) -> list[tuple[str, str | None]]:
     parts: list[tuple[str, str | None]] = []
     start = 0
@@ -73,17 +78,17 @@ class LocaleChoice:
         return key if message is None else message.format(params)
 
     def price(self, amount: Any, currency: str | None = None) -> str:
-        return _price(_number(amount), currency or self.currency, self.babel)
+        return _price(as_number(amount), currency or self.currency, self.babel)
 
     def number(self, value: Any, digits: int | None = None) -> str:
         pattern = None if digits is None else "#,##0." + "0" * max(0, min(digits, 6))
-        return format_decimal(_number(value), format=pattern, locale=self.babel)
+        return format_decimal(as_number(value), format=pattern, locale=self.babel)
 
     def percent(self, value: Any) -> str:
-        return format_percent(_number(value), locale=self.babel)
+        return format_percent(as_number(value), locale=self.babel)
 
     def date(self, value: Any, style: str = "medium") -> str:
-        moment = _moment(value)
+        moment = as_moment(value)
         if isinstance(moment, datetime) and style.endswith("time"):
             return format_datetime(moment, format=style.removesuffix("time") or "medium", locale=self.babel)
         return format_date(moment, format=style, locale=self.babel)
@@ -96,7 +101,7 @@ def _price(amount: Decimal | int | float, currency: str, locale: Locale) -> str:
     return format_currency(amount, currency, locale=locale)
 
 
-def _number(value: Any) -> Decimal | int | float:
+def as_number(value: Any) -> Decimal | int | float:
     if isinstance(value, bool):
         raise TypeError("a yes/no value is not a number")
     if isinstance(value, int | float | Decimal):
@@ -107,7 +112,7 @@ def _number(value: Any) -> Decimal | int | float:
         raise ValueError("the value is not a number") from None
 
 
-def _moment(value: Any) -> date:
+def as_moment(value: Any) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
