@@ -26,7 +26,7 @@ from service.core.errors import BundleError, Problem
 from service.core.rendering import RenderCache, Rendered, RenderInputs
 from service.core.spec import ContentFile, LocaleFile, Localization, Product
 from service.render.catalog import Catalog
-from service.render.locales import LocaleChoice, Locales, placeholders
+from service.render.locales import LocaleChoice, Locales, next_weekday, placeholders
 from service.render.mjml import compile_mjml
 from service.render.params import Need, needs_of, problems_of
 from service.render.reads import Path, reads_of, simplify, value_at
@@ -217,7 +217,7 @@ def compile_blocks(
     """Compile every template and every variant's block, or raise BundleError with every problem."""
     problems: list[Problem] = []
     locales = _locales(content_files, locale_files, problems)
-    catalog = _catalog(content_files, problems)
+    catalog = _catalog(content_files, locales.currency, problems)
     c = _Compiling({t.name: t for t in templates}, locales, problems)
     env = _environment(c, catalog)
     _convert_mjml(c, env)
@@ -290,7 +290,7 @@ def _listed(names: frozenset[str]) -> str:
     return ", ".join(f"{{{name}}}" for name in sorted(names)) if names else "none"
 
 
-def _catalog(content_files: Sequence[tuple[str, ContentFile]], problems: list[Problem]) -> Catalog:
+def _catalog(content_files: Sequence[tuple[str, ContentFile]], currency: str, problems: list[Problem]) -> Catalog:
     products: dict[str, Product] = {}
     seen: dict[str, str] = {}
     for file, spec in content_files:
@@ -300,7 +300,7 @@ def _catalog(content_files: Sequence[tuple[str, ContentFile]], problems: list[Pr
             seen.setdefault(pid, file)
             products.setdefault(pid, product)
     settings = [spec.recommendations for _, spec in content_files if spec.recommendations is not None]
-    return Catalog(products, settings[0] if settings else None)
+    return Catalog(products, settings[0] if settings else None, currency)
 
 
 def _convert_mjml(c: _Compiling, env: TailorSandbox) -> None:
@@ -327,6 +327,7 @@ def _environment(c: _Compiling, catalog: Catalog) -> TailorSandbox:
     env = TailorSandbox(FunctionLoader(load), autoescape=lambda name: (name or "").endswith(AUTOESCAPED))
     env.globals.update({"t": _t, "recommend": _recommender(catalog)})
     env.filters.update({"price": _price, "number": _number, "percent": _percent, "date": _date})
+    env.filters["next_weekday"] = next_weekday
     return env
 
 

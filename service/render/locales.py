@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from types import MappingProxyType
@@ -78,6 +78,8 @@ class LocaleChoice:
         return key if message is None else message.format(params)
 
     def price(self, amount: Any, currency: str | None = None) -> str:
+        if isinstance(amount, Amount):
+            return _price(float(amount), amount.in_currency(currency), self.babel)
         return _price(as_number(amount), currency or self.currency, self.babel)
 
     def number(self, value: Any, digits: int | None = None) -> str:
@@ -92,6 +94,28 @@ class LocaleChoice:
         if isinstance(moment, datetime) and style.endswith("time"):
             return format_datetime(moment, format=style.removesuffix("time") or "medium", locale=self.babel)
         return format_date(moment, format=style, locale=self.babel)
+
+
+class Amount(float):
+    """A price that knows its currency: a catalog price prints in the catalog's currency, whatever the request's.
+
+    Tailor has no exchange rates, so it never converts: asking for another currency
+    (``product.price | price("EUR")`` on a dollar price) is an error, and the block falls back.
+    Arithmetic gives a plain number, which prints in the request's currency like any other.
+    """
+
+    __slots__ = ("currency",)
+    currency: str
+
+    def __new__(cls, value: float, currency: str) -> Amount:
+        amount = super().__new__(cls, value)
+        amount.currency = currency
+        return amount
+
+    def in_currency(self, requested: str | None) -> str:
+        if requested is not None and requested != self.currency:
+            raise ValueError(f"this price is in {self.currency}; Tailor does not convert it to {requested}")
+        return self.currency
 
 
 @lru_cache(maxsize=FORMATTED_PRICES)
@@ -110,6 +134,23 @@ def as_number(value: Any) -> Decimal | int | float:
         return Decimal(str(value))
     except InvalidOperation:
         raise ValueError("the value is not a number") from None
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def weekday_number(name: Any) -> int:
+    """``"sunday"`` → 6, as ``date.weekday()`` counts."""
+    if not isinstance(name, str) or name.lower() not in WEEKDAYS:
+        raise ValueError(f"weekdays are {', '.join(WEEKDAYS)}")
+    return WEEKDAYS.index(name.lower())
+
+
+def next_weekday(value: Any, weekday: Any) -> date:
+    """The first ``weekday`` after the date ``value``: an offer that ends "on Sunday" ends on the coming one."""
+    moment = as_moment(value)
+    day = moment.date() if isinstance(moment, datetime) else moment
+    return day + timedelta(days=(weekday_number(weekday) - day.weekday() - 1) % 7 + 1)
 
 
 def as_moment(value: Any) -> date:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from jinja2 import nodes
 
-from service.render.locales import LocaleChoice
+from service.render.locales import WEEKDAYS, LocaleChoice, weekday_number
 
 PARAMS = "params"
 _JSON = msgspec.json.Encoder()
@@ -51,6 +51,12 @@ _FORMATS: Mapping[str, tuple[str, Check]] = {
 }
 
 
+# Filters whose argument must be of a kind: (position after the value, what it must be, the check).
+_ARGUMENTS: Mapping[str, tuple[int, str, Check]] = {
+    "next_weekday": (0, f"a weekday ({', '.join(WEEKDAYS)})", lambda _, value: weekday_number(value)),
+}
+
+
 def needs_of(trees: Iterable[nodes.Template]) -> tuple[Need, ...]:
     """Every use of a param by a formatting filter or by arithmetic, in the given templates."""
     found: dict[tuple[str, str], Need] = {}
@@ -66,6 +72,10 @@ def _needs_at(node: nodes.Node) -> Iterator[Need]:
         if node.name in _FORMATS and node.node is not None:
             what, check = _FORMATS[node.name]
             yield from (Need(name, f"the '{node.name}' filter", what, check) for name in _fed(node.node))
+        if node.name in _ARGUMENTS and len(node.args) > _ARGUMENTS[node.name][0]:
+            position, what, check = _ARGUMENTS[node.name]
+            use = f"the '{node.name}' filter"
+            yield from (Need(name, use, what, check) for name in _fed(node.args[position]))
         return
     operands = [node.node] if isinstance(node, nodes.Neg) else [node.left, node.right]  # type: ignore[attr-defined]
     for operand in operands:

@@ -30,10 +30,12 @@ USES = {
     "negate": "{{ -params.v }}",
     "conditional": "{{ (params.v if visitor.x else params.v) | number }}",
     "by key": '{{ params["v"] | price }}',
+    "weekday": "{{ today | next_weekday(params.v) | date }}",
 }
 VALUES: list[Any] = [
     0, 7, -3, 2.5, 1e300, "12.5", "1e3", "ten", "", "$5", True, False, None, [1], {"a": 1},
-    "2027-12-24", "2027-12-24T18:30:00", "2027-02-30", "24 Dec", "20271224", 20271224, "NaN",
+    "2027-12-24", "2027-12-24T18:30:00", "2027-02-30", "24 Dec", "20271224", 20271224, "NaN", "sunday", "Friday",
+    "sun",
 ]  # fmt: skip
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 LOCALES = ["en", "de", "fr-FR"]
