@@ -23,7 +23,6 @@ from typing import Any, Protocol
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +34,7 @@ from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
 from service.http import wire
 from service.http.decisions import NDJSON, Decisions
+from service.http.docs import openapi_config, swagger_asset
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -137,6 +137,7 @@ def create_app(
             readyz,
             metrics_endpoint,
             admin_reload,
+            swagger_asset,
         ],
         on_startup=[lambda _: source.start()],
         on_shutdown=[stop],
@@ -144,7 +145,7 @@ def create_app(
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings.cors_origins),
-        openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
+        openapi_config=openapi_config("Tailor decision API", API_VERSION),
         debug=False,
     )
 
