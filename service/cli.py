@@ -19,6 +19,7 @@ from granian import Granian
 from granian.constants import Interfaces
 from pydantic import BaseModel
 
+from service import logs
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
@@ -160,6 +161,7 @@ def _run_granian(settings: Settings) -> None:
         workers=max(1, settings.workers),
         working_dir=Path.cwd(),
         log_access=False,
+        log_dictconfig=logs.server_config(settings.log_format),
         respawn_failed_workers=True,
     ).serve()
 

@@ -146,6 +146,7 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings.cors_origins),
         openapi_config=openapi_config("Tailor decision API", API_VERSION),
+        logging_config=None,  # logs.configure has set up every logger; Litestar's own would replace the root's
         debug=False,
     )
 
