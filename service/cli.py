@@ -19,6 +19,7 @@ from granian import Granian
 from granian.constants import Interfaces
 from pydantic import BaseModel
 
+from service import logs
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.bundle.watcher import LastGood
@@ -81,7 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 
     decide_cmd = commands.add_parser("decide", help="run one decision offline and print it with its trace")
     decide_cmd.add_argument("--bundle", type=Path, default=Path("."), help="bundle folder (default: .)")
-    decide_cmd.add_argument("--visitor", type=Path, required=True, help="JSON file: {id, attributes, consent}")
+    decide_cmd.add_argument(
+        "--visitor",
+        type=Path,
+        required=True,
+        help="JSON file ('-' for standard input): a visitor {id, attributes, consent}, or a whole "
+        "POST /v1/decide body {visitor, placements, context}; the options below override the body",
+    )
     decide_cmd.add_argument("--placement", action="append", help="placement to decide (repeat; default: all)")
     decide_cmd.add_argument("--now", help="decide as of this ISO 8601 time (default: now)")
     decide_cmd.add_argument("--locale", help="request context locale")
@@ -158,6 +165,7 @@ def _run_granian(settings: Settings) -> None:
         workers=max(1, settings.workers),
         working_dir=Path.cwd(),
         log_access=False,
+        log_dictconfig=logs.server_config(settings.log_format),
         respawn_failed_workers=True,
     ).serve()
 
@@ -208,25 +216,37 @@ def _decide(args: argparse.Namespace) -> int:
     if bundle is None:
         return EXIT_PROBLEMS
     try:
-        visitor = msgspec.json.decode(args.visitor.read_bytes(), type=wire.Visitor)
-    except (OSError, msgspec.DecodeError) as exc:
+        request = _with_options(_read_request(args.visitor), args)
+    except (OSError, ValueError, msgspec.DecodeError) as exc:
         print(f"tailor: {args.visitor}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    now = datetime.fromisoformat(args.now) if args.now else None
-    request = wire.DecideRequest(
-        visitor=visitor,
-        placements=args.placement,
-        context=wire.Context(locale=args.locale, page=args.page, now=now, currency=args.currency),
-        explain=True,
-    )
     core = to_core(request, Settings(), lambda: datetime.now(UTC))
     decision = decide(bundle, core)
     rendered = None
-    if args.render:
+    if request.render:
         rendered = render_decision(bundle, decision, inputs_for(core, decision.segments), cache=None, tally=Tally())
     response = decision_response(bundle, decision, "offline", rendered, explain=True)
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _read_request(path: Path) -> wire.DecideRequest:
+    """A decision request from a file that holds either a visitor or a whole HTTP request body."""
+    raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    if isinstance(shape := msgspec.json.decode(raw), dict) and "visitor" in shape:
+        return msgspec.json.decode(raw, type=wire.DecideRequest)  # the body of POST /v1/decide, as it is
+    return wire.DecideRequest(visitor=msgspec.json.decode(raw, type=wire.Visitor))
+
+
+def _with_options(request: wire.DecideRequest, args: argparse.Namespace) -> wire.DecideRequest:
+    """The request with what the command line says instead; always explained, since that is what it is for."""
+    given = {"locale": args.locale, "page": args.page, "currency": args.currency}
+    given["now"] = datetime.fromisoformat(args.now) if args.now else None
+    context = msgspec.structs.replace(request.context, **{k: v for k, v in given.items() if v is not None})
+    placements = args.placement or request.placements
+    return msgspec.structs.replace(
+        request, placements=placements, context=context, explain=True, render=request.render or args.render
+    )
 
 
 def _bundle_build(args: argparse.Namespace) -> int:

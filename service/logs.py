@@ -11,6 +11,7 @@ import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -35,11 +36,41 @@ class JsonFormatter(logging.Formatter):
         return msgspec.json.encode(entry).decode()
 
 
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+
+
 def configure(level: str, fmt: str) -> None:
-    """Send the ``tailor`` loggers to stderr in ``fmt`` (json or text) at ``level``."""
+    """Send every log line of the process to stderr in ``fmt`` (json or text), ours at ``level``.
+
+    The handler sits on the root logger, so the libraries' loggers (httpx, litestar,
+    asyncio, ...) write in the same format: a JSON log with a plain-text line in it
+    breaks whatever parses it.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("tailor")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    handler.setFormatter(formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    ours = logging.getLogger("tailor")
+    ours.handlers.clear()
+    ours.setLevel(level)
+    ours.propagate = True
+
+
+def server_config(fmt: str) -> dict[str, Any] | None:
+    """The web server's logging setup (granian's dictConfig) in ``fmt``; None keeps its own text format."""
+    if fmt != "json":
+        return None
+    handler = {"formatter": "json", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"console": handler, "access": handler},
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -96,6 +96,8 @@ class Settings:
     def check(self) -> None:
         """Refuse combinations that cannot work, naming the variable to change."""
         logging_on = self.decision_log != "off" or bool(self.decision_log_url)
+        if logging_on and not self.pseudonym_key:
+            raise ValueError(f"{PREFIX}PSEUDONYM_KEY is required when the decision log is on")
         if logging_on and len(self.pseudonym_key.encode()) < MIN_PSEUDONYM_KEY_BYTES:
             raise ValueError(
                 f"{PREFIX}PSEUDONYM_KEY must be at least {MIN_PSEUDONYM_KEY_BYTES} bytes when the decision log is on"

@@ -67,3 +67,51 @@ def test_decide_renders_a_preview() -> None:
     banner = json.loads(done.stdout)["placements"]["promo_banner"]
     assert banner["render_status"] == "rendered"
     assert "Anna, Ihr Warenkorb (129,90\u00a0€) wartet" in banner["html"]
+
+
+def _http_body() -> dict[str, object]:
+    visitor = json.loads((ROOT / "examples/visitors/cart-abandoner.json").read_text())
+    return {
+        "visitor": visitor,
+        "placements": ["promo_banner"],
+        "context": {"locale": "de-DE", "currency": "EUR", "now": "2026-11-22T12:00:00Z"},
+        "render": True,
+    }
+
+
+def test_decide_takes_the_http_body_as_it_is(tmp_path: Path) -> None:
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(_http_body()))
+    from_body = _tailor("decide", "--visitor", str(body))
+    from_options = _tailor(
+        "decide", "--visitor", "examples/visitors/cart-abandoner.json", "--placement", "promo_banner",
+        "--now", "2026-11-22T12:00:00+00:00", "--locale", "de-DE", "--currency", "EUR", "--render",
+    )  # fmt: skip
+    assert from_body.returncode == from_options.returncode == 0, from_body.stderr + from_options.stderr
+    decided, expected = json.loads(from_body.stdout), json.loads(from_options.stdout)
+    assert list(decided["placements"]) == ["promo_banner"]
+    assert "Anna, Ihr Warenkorb (129,90\u00a0€) wartet" in decided["placements"]["promo_banner"]["html"]
+    assert decided["trace"] == expected["trace"]
+    assert decided["placements"] == expected["placements"]
+
+
+def test_decide_options_override_the_body_and_standard_input_works() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "decide", "--visitor", "-", "--locale", "en-US", "--currency", "USD"],
+        input=json.dumps(_http_body()),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    html = json.loads(done.stdout)["placements"]["promo_banner"]["html"]
+    assert "Anna, your cart ($129.90) is waiting" in html
+
+
+def test_decide_reports_a_malformed_http_body_with_its_path(tmp_path: Path) -> None:
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"visitor": {"id": "a"}, "placements": "promo_banner"}))
+    done = _tailor("decide", "--visitor", str(body))
+    assert done.returncode == 2
+    assert "Expected `array | null`, got `str` - at `$.placements`" in done.stderr

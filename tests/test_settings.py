@@ -24,3 +24,19 @@ def test_environment_overrides_and_round_trips() -> None:
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("log", "key", "message"),
+    [
+        ({"TAILOR_DECISION_LOG": "/tmp/decisions.jsonl"}, {}, "TAILOR_PSEUDONYM_KEY is required when the decision log"),
+        ({"TAILOR_DECISION_LOG_URL": "http://collector"}, {}, "TAILOR_PSEUDONYM_KEY is required when the decision log"),
+        ({"TAILOR_DECISION_LOG": "/tmp/d.jsonl"}, {"TAILOR_PSEUDONYM_KEY": ""}, "TAILOR_PSEUDONYM_KEY is required"),
+        ({"TAILOR_DECISION_LOG": "/tmp/d.jsonl"}, {"TAILOR_PSEUDONYM_KEY": "short"}, "must be at least 16 bytes"),
+    ],
+)
+def test_a_decision_log_without_a_usable_pseudonym_key_is_refused_with_the_reason(
+    log: dict[str, str], key: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({**log, **key})

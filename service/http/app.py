@@ -20,7 +20,6 @@ from typing import Any
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +29,7 @@ from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
 from service.http import wire
 from service.http.decisions import NDJSON, Decisions
+from service.http.docs import openapi_config, swagger_asset
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -130,6 +130,7 @@ def create_app(
             readyz,
             metrics_endpoint,
             admin_reload,
+            swagger_asset,
         ],
         on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
@@ -137,7 +138,8 @@ def create_app(
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings.cors_origins),
-        openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
+        openapi_config=openapi_config("Tailor decision API", API_VERSION),
+        logging_config=None,  # logs.configure has set up every logger; Litestar's own would replace the root's
         debug=False,
     )
 

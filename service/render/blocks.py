@@ -26,8 +26,9 @@ from service.core.errors import BundleError, Problem
 from service.core.rendering import RenderCache, Rendered, RenderInputs
 from service.core.spec import ContentFile, LocaleFile, Localization, Product
 from service.render.catalog import Catalog
-from service.render.locales import LocaleChoice, Locales
+from service.render.locales import LocaleChoice, Locales, next_weekday, placeholders
 from service.render.mjml import compile_mjml
+from service.render.params import Need, needs_of, problems_of
 from service.render.reads import Path, reads_of, simplify, value_at
 from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLimitError, TailorSandbox
 
@@ -216,7 +217,7 @@ def compile_blocks(
     """Compile every template and every variant's block, or raise BundleError with every problem."""
     problems: list[Problem] = []
     locales = _locales(content_files, locale_files, problems)
-    catalog = _catalog(content_files, problems)
+    catalog = _catalog(content_files, locales.currency, problems)
     c = _Compiling({t.name: t for t in templates}, locales, problems)
     env = _environment(c, catalog)
     _convert_mjml(c, env)
@@ -224,7 +225,8 @@ def compile_blocks(
         _parse(c, env, name)
     compiled = _compile_templates(c, env)
     reads = {name: _closure_reads(c, name, catalog) for name in compiled}
-    blocks = _blocks(c, content_files, compiled, reads)
+    needs = {name: needs_of(_closure(c, name)) for name in compiled}
+    blocks = _blocks(c, content_files, compiled, reads, needs)
     if c.problems:
         raise BundleError(c.problems)
     by_file = {c.files[name].filename: template for name, template in compiled.items()}
@@ -241,10 +243,13 @@ def _locales(
         problems.append(Problem(file, ("localization",), f"localization is already declared in {declared[0][0]}"))
     settings = declared[0][1] if declared else Localization()
     tables: dict[str, Mapping[str, str]] = {}
+    files: dict[str, str] = {}
     for file, spec in locale_files:
         name = file.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace("-", "_")
         tables[name] = spec.messages
+        files[name] = file
     default = settings.default_locale.replace("-", "_")
+    _check_placeholders(default, tables, files, problems)
     if tables and default not in tables:
         where = declared[0][0] if declared else "content/locales/"
         problems.append(
@@ -258,7 +263,34 @@ def _locales(
     return Locales(default, settings.default_currency, tables)
 
 
-def _catalog(content_files: Sequence[tuple[str, ContentFile]], problems: list[Problem]) -> Catalog:
+def _check_placeholders(
+    default: str, tables: Mapping[str, Mapping[str, str]], files: Mapping[str, str], problems: list[Problem]
+) -> None:
+    """A translation takes the same ``{name}`` placeholders as the default language's string.
+
+    Templates pass the default language's placeholders; one spelt another way (``{nom}``)
+    would print nothing, and one left out would drop the value, in that language only.
+    """
+    reference = tables.get(default, {})
+    for language, messages in sorted(tables.items()):
+        if language == default:
+            continue
+        for key, text in messages.items():
+            expected = placeholders(reference[key]) if key in reference else None
+            found = placeholders(text)
+            if expected is not None and found != expected:
+                message = (
+                    f"the translation has the placeholders {_listed(found)}, but the default language "
+                    f"'{default}' has {_listed(expected)}: use the same names"
+                )
+                problems.append(Problem(files[language], ("messages", key), message))
+
+
+def _listed(names: frozenset[str]) -> str:
+    return ", ".join(f"{{{name}}}" for name in sorted(names)) if names else "none"
+
+
+def _catalog(content_files: Sequence[tuple[str, ContentFile]], currency: str, problems: list[Problem]) -> Catalog:
     products: dict[str, Product] = {}
     seen: dict[str, str] = {}
     for file, spec in content_files:
@@ -268,7 +300,7 @@ def _catalog(content_files: Sequence[tuple[str, ContentFile]], problems: list[Pr
             seen.setdefault(pid, file)
             products.setdefault(pid, product)
     settings = [spec.recommendations for _, spec in content_files if spec.recommendations is not None]
-    return Catalog(products, settings[0] if settings else None)
+    return Catalog(products, settings[0] if settings else None, currency)
 
 
 def _convert_mjml(c: _Compiling, env: TailorSandbox) -> None:
@@ -295,6 +327,7 @@ def _environment(c: _Compiling, catalog: Catalog) -> TailorSandbox:
     env = TailorSandbox(FunctionLoader(load), autoescape=lambda name: (name or "").endswith(AUTOESCAPED))
     env.globals.update({"t": _t, "recommend": _recommender(catalog)})
     env.filters.update({"price": _price, "number": _number, "percent": _percent, "date": _date})
+    env.filters["next_weekday"] = next_weekday
     return env
 
 
@@ -306,10 +339,42 @@ def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
     except TemplateSyntaxError as exc:
         c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
         return
-    c.trees[name] = tree
+    if _check_names(c, env, file, written):
+        c.trees[name] = tree  # else Jinja would report the same name again, without the MJML line
     _check_references(c, file, written)
     if not c.locales.default_missing:  # else one problem, not one per key
         _check_messages(c, file, written)
+
+
+# Filters that take the name of another filter or test: map("upper"), select("odd"), selectattr("a", "even").
+_NAMED_BY = {"map": ("filter", 0), "select": ("test", 0), "reject": ("test", 0)}
+_NAMED_BY |= {"selectattr": ("test", 1), "rejectattr": ("test", 1)}
+
+
+def _check_names(c: _Compiling, env: TailorSandbox, file: TemplateFile, tree: nodes.Template) -> bool:
+    """Every filter and test a template names exists; False if one does not.
+
+    Jinja checks names only outside ``{% if %}`` and ``{% for %}`` and leaves the rest to
+    render time, where the block would fall back for every visitor.
+    """
+    known = {"filter": env.filters, "test": env.tests}
+    ok = True
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        for kind, name in _names_in(node):  # type: ignore[arg-type]  # find_all is typed by the common base
+            if name not in known[kind]:
+                c.error(file.filename, f"unknown {kind} '{name}'{suggest(name, known[kind])}", node.lineno)
+                ok = False
+    return ok
+
+
+def _names_in(node: nodes.Filter | nodes.Test) -> Iterator[tuple[str, str]]:
+    """The filter or test ``node`` calls, and the one it names in its arguments (``map("upper")``)."""
+    yield ("filter" if isinstance(node, nodes.Filter) else "test"), node.name
+    kind, position = _NAMED_BY.get(node.name, ("", -1)) if isinstance(node, nodes.Filter) else ("", -1)
+    if 0 <= position < len(node.args):
+        arg = node.args[position]
+        if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+            yield kind, arg.value
 
 
 def _check_references(c: _Compiling, file: TemplateFile, tree: nodes.Template) -> None:
@@ -363,9 +428,9 @@ def _compile_templates(c: _Compiling, env: TailorSandbox) -> dict[str, Template]
     return compiled
 
 
-def _closure_reads(c: _Compiling, name: str, catalog: Catalog) -> tuple[Path, ...]:
-    """What a template and everything it includes or imports reads."""
-    paths: set[Path] = set()
+def _closure(c: _Compiling, name: str) -> list[nodes.Template]:
+    """The trees of a template and of everything it includes or imports."""
+    trees = []
     seen: set[str] = set()
     todo = [name]
     while todo:
@@ -373,12 +438,19 @@ def _closure_reads(c: _Compiling, name: str, catalog: Catalog) -> tuple[Path, ..
         if current in seen or current not in c.trees:
             continue
         seen.add(current)
-        tree = c.trees[current]
+        trees.append(c.trees[current])
+        todo += [ref.value for ref in _references(c.trees[current]) if isinstance(ref, nodes.Const)]
+    return trees
+
+
+def _closure_reads(c: _Compiling, name: str, catalog: Catalog) -> tuple[Path, ...]:
+    """What a template and everything it includes or imports reads."""
+    paths: set[Path] = set()
+    for tree in _closure(c, name):
         found, recommends = reads_of(tree)
         paths |= found
         if recommends:
             paths |= {("visitor", *path) for path in catalog.reads}
-        todo += [ref.value for ref in _references(tree) if isinstance(ref, nodes.Const)]
     return simplify(paths)
 
 
@@ -387,6 +459,7 @@ def _blocks(
     content_files: Sequence[tuple[str, ContentFile]],
     compiled: Mapping[str, Template],
     reads: Mapping[str, tuple[Path, ...]],
+    needs: Mapping[str, tuple[Need, ...]],
 ) -> dict[str, Block]:
     blocks = {}
     for file, spec in content_files:
@@ -407,6 +480,8 @@ def _blocks(
                 continue  # its own problem is reported against the template file
             if not c.locales.default_missing:
                 _check_param_messages(c, file, key, render.params, c.trees[render.template])
+            for param, message in problems_of(render.params, needs[render.template], c.locales.choose(None, None)):
+                c.error(file, message, path=("variants", key, "render", "params", param))
             blocks[key] = Block(
                 key,
                 template,

@@ -1,5 +1,9 @@
 """The product catalog and the recommendations block's ranking.
 
+Prices are in the bundle's default currency (``localization.default_currency``) and
+print in it whatever currency the request names: there are no exchange rates to convert
+with (see ``locales.Amount``).
+
 A product's score is its category's affinity for the visitor: views times the view
 weight plus purchases times the purchase weight, both sent by the client as counts
 per category (``category_views: {electronics: 3}``). Products the visitor already
@@ -15,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from service.core.spec import Product, Recommendations
+from service.render.locales import Amount
 
 MAX_RECOMMENDATIONS = 50
 MAX_COUNT = 1e12  # larger counts rank the same; a huge integer would not fit a float
@@ -30,11 +35,12 @@ class _Entry:
 
 
 class Catalog:
-    def __init__(self, products: Mapping[str, Product], settings: Recommendations | None) -> None:
+    def __init__(self, products: Mapping[str, Product], settings: Recommendations | None, currency: str) -> None:
+        """``currency``: what the prices are in, the bundle's default currency."""
         self.settings = settings or Recommendations()
         ordered = sorted(products.items(), key=lambda item: (-item[1].popularity, item[0]))
         self._entries = tuple(
-            _Entry(pid, p.category, rank, MappingProxyType(_fields(pid, p)), MappingProxyType(p.names))
+            _Entry(pid, p.category, rank, MappingProxyType(_fields(pid, p, currency)), MappingProxyType(p.names))
             for rank, (pid, p) in enumerate(ordered)
         )
         self.reads = tuple(
@@ -62,12 +68,13 @@ class Catalog:
         return [_localized(e, language) for e in candidates[:limit]]
 
 
-def _fields(pid: str, product: Product) -> dict[str, Any]:
+def _fields(pid: str, product: Product, currency: str) -> dict[str, Any]:
     return {
         "id": pid,
         "name": product.name,
         "category": product.category,
-        "price": product.price,
+        "price": Amount(product.price, currency),
+        "currency": currency,
         "url": product.url,
         "image": product.image,
     }

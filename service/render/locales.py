@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from types import MappingProxyType
@@ -47,6 +47,11 @@ class Message:
         return "".join(out)
 
 
+def placeholders(text: str) -> frozenset[str]:
+    """The ``{name}`` parameters of a message."""
+    return frozenset(match.group(1) for match in _PARAM.finditer(text))
+
+
 def _split(text: str) -> list[tuple[str, str | None]]:
     parts: list[tuple[str, str | None]] = []
     start = 0
@@ -73,20 +78,44 @@ class LocaleChoice:
         return key if message is None else message.format(params)
 
     def price(self, amount: Any, currency: str | None = None) -> str:
-        return _price(_number(amount), currency or self.currency, self.babel)
+        if isinstance(amount, Amount):
+            return _price(float(amount), amount.in_currency(currency), self.babel)
+        return _price(as_number(amount), currency or self.currency, self.babel)
 
     def number(self, value: Any, digits: int | None = None) -> str:
         pattern = None if digits is None else "#,##0." + "0" * max(0, min(digits, 6))
-        return format_decimal(_number(value), format=pattern, locale=self.babel)
+        return format_decimal(as_number(value), format=pattern, locale=self.babel)
 
     def percent(self, value: Any) -> str:
-        return format_percent(_number(value), locale=self.babel)
+        return format_percent(as_number(value), locale=self.babel)
 
     def date(self, value: Any, style: str = "medium") -> str:
-        moment = _moment(value)
+        moment = as_moment(value)
         if isinstance(moment, datetime) and style.endswith("time"):
             return format_datetime(moment, format=style.removesuffix("time") or "medium", locale=self.babel)
         return format_date(moment, format=style, locale=self.babel)
+
+
+class Amount(float):
+    """A price that knows its currency: a catalog price prints in the catalog's currency, whatever the request's.
+
+    Tailor has no exchange rates, so it never converts: asking for another currency
+    (``product.price | price("EUR")`` on a dollar price) is an error, and the block falls back.
+    Arithmetic gives a plain number, which prints in the request's currency like any other.
+    """
+
+    __slots__ = ("currency",)
+    currency: str
+
+    def __new__(cls, value: float, currency: str) -> Amount:
+        amount = super().__new__(cls, value)
+        amount.currency = currency
+        return amount
+
+    def in_currency(self, requested: str | None) -> str:
+        if requested is not None and requested != self.currency:
+            raise ValueError(f"this price is in {self.currency}; Tailor does not convert it to {requested}")
+        return self.currency
 
 
 @lru_cache(maxsize=FORMATTED_PRICES)
@@ -96,7 +125,7 @@ def _price(amount: Decimal | int | float, currency: str, locale: Locale) -> str:
     return format_currency(amount, currency, locale=locale)
 
 
-def _number(value: Any) -> Decimal | int | float:
+def as_number(value: Any) -> Decimal | int | float:
     if isinstance(value, bool):
         raise TypeError("a yes/no value is not a number")
     if isinstance(value, int | float | Decimal):
@@ -107,7 +136,24 @@ def _number(value: Any) -> Decimal | int | float:
         raise ValueError("the value is not a number") from None
 
 
-def _moment(value: Any) -> date:
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def weekday_number(name: Any) -> int:
+    """``"sunday"`` → 6, as ``date.weekday()`` counts."""
+    if not isinstance(name, str) or name.lower() not in WEEKDAYS:
+        raise ValueError(f"weekdays are {', '.join(WEEKDAYS)}")
+    return WEEKDAYS.index(name.lower())
+
+
+def next_weekday(value: Any, weekday: Any) -> date:
+    """The first ``weekday`` after the date ``value``: an offer that ends "on Sunday" ends on the coming one."""
+    moment = as_moment(value)
+    day = moment.date() if isinstance(moment, datetime) else moment
+    return day + timedelta(days=(weekday_number(weekday) - day.weekday() - 1) % 7 + 1)
+
+
+def as_moment(value: Any) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):

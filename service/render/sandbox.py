@@ -40,10 +40,11 @@ from jinja2.environment import Environment, Template
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context, LoopContext, Undefined, markup_join, str_join
+from jinja2.runtime import Context, LoopContext, Macro, Undefined, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
 from service.core.errors import TailorError
 
@@ -55,11 +56,12 @@ MAX_EXPONENT = 256
 DEFAULT_LOOP_BUDGET = 10_000  # loop iterations, range items and calls per render, all together
 DEFAULT_WORK_BUDGET = 1_000_000  # characters weighed, built and printed per render, all together
 
-LOOP_HOOK = "_tailor_loop"
-CONCAT_HOOK = "_tailor_concat"
-WEIGH_HOOK = "_tailor_weigh"
-MEMBERS_HOOK = "_tailor_members"
-SLICE_HOOK = "_tailor_slice"
+HOOK_PREFIX = "_tailor_"  # names of this module's checks among the globals
+LOOP_HOOK = f"{HOOK_PREFIX}loop"
+CONCAT_HOOK = f"{HOOK_PREFIX}concat"
+WEIGH_HOOK = f"{HOOK_PREFIX}weigh"
+MEMBERS_HOOK = f"{HOOK_PREFIX}members"
+SLICE_HOOK = f"{HOOK_PREFIX}slice"
 
 
 class RenderLimitError(TailorError):
@@ -402,7 +404,56 @@ def _sendable(value: Any) -> Any:
 
 def _checked_output(value: Any) -> Any:
     """Every ``{{ }}`` passes here before it is escaped and printed."""
-    return _sendable(_weighed(value))
+    if type(value) in _PRINTED_AS_IS:
+        return _sendable(_weighed(value))
+    return _sendable(_printable(_weighed(_listed(value)), top=True))
+
+
+class NotDataError(TypeError):
+    """A template printed something that is not data: a function, a macro, a class, a loop."""
+
+
+# What prints as it is: text (Markup too), numbers, yes/no and nothing.
+_PRINTED_AS_IS = frozenset({str, Markup, int, float, bool, type(None)})
+
+
+def _printable(value: Any, *, top: bool = False) -> Any:
+    """``value`` as data: mappings as dicts, other collections as lists, and nothing else that has a repr.
+
+    A printed function, macro, class or template reference would show Python internals
+    and a memory address; that is a mistake in the template (a forgotten call), so the
+    block fails and serves its fallback. An undefined value prints nothing on its own,
+    like in Jinja, and ``None`` inside a list or dict.
+    """
+    if isinstance(value, Undefined):  # before __html__, which ChainableUndefined has
+        return value if top else None
+    if isinstance(value, str | int | float | date) or hasattr(type(value), "__html__"):
+        return value
+    if isinstance(value, Namespace):
+        value = object.__getattribute__(value, "_Namespace__attrs")
+    if isinstance(value, Mapping):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_printable(item) for item in value)  # a named tuple too: its class name is no data
+    if isinstance(value, list | range | Set | MappingView) or (
+        isinstance(value, Iterator) and not isinstance(value, LoopContext)
+    ):
+        return [_printable(item) for item in value]  # type: ignore[union-attr]  # every MappingView is iterable
+    if value is None:
+        return None
+    raise NotDataError(f"the template printed {_what(value)}; only text, numbers, dates, lists and dicts print")
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, type):
+        return "a class (call it, or print one of its values)"
+    if isinstance(value, Macro):
+        return "a macro (call it: name(...))"
+    if isinstance(value, LoopContext):  # callable too, for recursive loops
+        return "a loop (print loop.index, loop.first, ...)"
+    if callable(value):
+        return "a function (call it: name(...))"
+    return f"a {type(value).__name__} object"
 
 
 @pass_eval_context
