@@ -1,4 +1,4 @@
-"""The ``tailor`` command: serve, validate, decide, test, schema."""
+"""The ``tailor`` command: serve, validate, decide, test, simulate, schema."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from service.http import wire
 from service.http.mapping import decision_response, to_core
 from service.render.page import Tally, inputs_for, render_decision
 from service.settings import Settings
+from service.simulate import command as simulate_command
 from service.telemetry.metrics import MULTIPROCESS_ENV
 
 EXIT_OK = 0
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_bundle_build)
 
     checks_command.add_parser(commands)
+    simulate_command.add_parser(commands)
 
     schema = commands.add_parser("schema", help="write the JSON Schemas of the file formats")
     schema.add_argument("--out", type=Path, default=Path("schema"), help="folder (default: schema)")
