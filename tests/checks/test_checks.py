@@ -133,3 +133,12 @@ def test_the_checks_package_loads_no_web_framework() -> None:
 @pytest.mark.parametrize("path", sorted(ROOT.glob("checks/**/*.yaml")), ids=str)
 def test_example_checks_declare_their_schema(path: Path) -> None:
     assert path.read_text().startswith("# yaml-language-server: $schema=../schema/checks.v1.schema.json\n")
+
+
+def test_the_readme_shows_real_output() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    shown = [line for line in readme if line.startswith("tests/checks/runs/failures.yaml:")]
+    expected = (HERE / "runs" / "failures.expected").read_text(encoding="utf-8").splitlines()
+    assert shown
+    assert set(shown) <= set(expected)
+    assert expected[-1] in readme

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import UTC, datetime
 from itertools import islice
@@ -19,8 +21,10 @@ from service.bundle.loader import load_bundle
 from service.core.bucketing import bucket_of
 from service.core.conditions import Facts
 from service.core.decide import DecisionRequest, decide
+from service.core.models import ModelCard
+from service.segments.onnx import OnnxScorer
 from service.simulate.population import read_population
-from service.simulate.scoring import BatchScores, load_with_models
+from service.simulate.scoring import BatchScores, Models, load_with_models
 from service.simulate.stats import days_to_reach, sample_size
 from service.simulate.tally import DEFAULT, simulate
 
@@ -97,6 +101,32 @@ def test_batch_scores_equal_one_row_scores() -> None:
             np.testing.assert_allclose(scores.scores[name], one_by_one, rtol=0, atol=1e-6)
 
 
+class _BatchOnly:
+    """The real ONNX scorer, counting its batch runs and refusing to score one visitor."""
+
+    def __init__(self, card: ModelCard, path: Path) -> None:
+        self.inner = OnnxScorer(card, path)
+        self.calls = 0
+
+    def score(self, row: object) -> str | float:
+        raise AssertionError("a model ran for one visitor")
+
+    def score_batch(self, rows: np.ndarray) -> list[str | float]:
+        self.calls += 1
+        return self.inner.score_batch(rows)
+
+
+def test_models_run_once_per_batch_and_never_per_visitor() -> None:
+    models = Models()
+    bundle = load_bundle(
+        ROOT, open_model=lambda card, path: models.scorers.setdefault(card.name, _BatchOnly(card, path))
+    )
+    batches = list(islice(read_population(POPULATION, rows=400), 3))
+    tally = simulate(bundle, models, batches, datetime(2026, 12, 1, tzinfo=UTC))
+    assert {name: scorer.calls for name, scorer in models.scorers.items()} == dict.fromkeys(bundle.models, 3)
+    assert tally.sizes.sum() > 0
+
+
 def test_the_example_population_report(tmp_path: Path) -> None:
     done = _tailor("--population", "examples/population.parquet", "--now", NOW, "--format", "json")
     assert done.returncode == 0, done.stderr
@@ -127,7 +157,11 @@ def test_text_and_html_reports(tmp_path: Path) -> None:
     assert html.returncode == 0, html.stderr
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
-    assert page.count("<svg ") == 3
+    plots = re.findall(r"<svg .*?</svg>", page, flags=re.DOTALL)
+    assert len(plots) == 3
+    for plot in plots:  # each plot is well-formed SVG with something drawn in it
+        svg = ET.fromstring(plot)
+        assert len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) >= 10
     assert "<script" not in page
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch: it opens offline
 
