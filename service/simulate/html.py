@@ -14,6 +14,7 @@ BAR_HEIGHT = 22
 LABEL_WIDTH = 180
 PLOT_WIDTH = 520
 CELL = 46
+LEGEND_COLUMNS = 2
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 _PERCENT = 100
 
@@ -123,26 +124,26 @@ def _heat_map(report: Report) -> str:
             body.append(
                 f'<text x="{cx + CELL / 2}" y="{y + CELL / 2 + 4}" text-anchor="middle" fill="{ink}">{count}</text>'
             )
-    size = LABEL_WIDTH + len(names) * CELL + 10
-    return _svg(size, size, body, "segment overlap heat map")
+    size = LABEL_WIDTH + len(names) * CELL
+    return _svg(size + LABEL_WIDTH // 2, size, body, "segment overlap heat map")  # room for the last slanted name
 
 
 def _variant_bars(report: Report) -> str:
-    variants = sorted({v.name for p in report.placements for v in p.variants})
-    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(variants)}
-    body = []
-    for i, placement in enumerate(report.placements):
-        y = i * BAR_HEIGHT * 2
+    """A stacked bar per placement, its variants coloured in order and named in a legend under it."""
+    body: list[str] = []
+    y = 0
+    for placement in report.placements:
+        colour = {s.name: PALETTE[i % len(PALETTE)] for i, s in enumerate(placement.variants)}
         body.append(f'<text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end">{escape(placement.name)}</text>')
         body += _stack(placement.variants, colour, y)
-    legend_y = len(report.placements) * BAR_HEIGHT * 2
-    for k, name in enumerate(variants):
-        x = LABEL_WIDTH + (k % 3) * 180
-        y = legend_y + (k // 3) * BAR_HEIGHT
-        body.append(f'<rect x="{x}" y="{y + 4}" width="12" height="12" fill="{colour[name]}"/>')
-        body.append(f'<text x="{x + 16}" y="{y + 15}">{escape(name)}</text>')
-    height = legend_y + ((len(variants) + 2) // 3) * BAR_HEIGHT + 4
-    return _svg(LABEL_WIDTH + PLOT_WIDTH + 20, height, body, "variant shares per placement")
+        y += BAR_HEIGHT
+        for k, share in enumerate(placement.variants):
+            x = LABEL_WIDTH + (k % LEGEND_COLUMNS) * (PLOT_WIDTH // LEGEND_COLUMNS)
+            row = y + (k // LEGEND_COLUMNS) * BAR_HEIGHT
+            body.append(f'<rect x="{x}" y="{row + 4}" width="12" height="12" fill="{colour[share.name]}"/>')
+            body.append(f'<text x="{x + 16}" y="{row + 15}">{escape(share.name)} {_pct(share.share)}</text>')
+        y += -(-len(placement.variants) // LEGEND_COLUMNS) * BAR_HEIGHT + BAR_HEIGHT // 2
+    return _svg(LABEL_WIDTH + PLOT_WIDTH + 20, y, body, "variant shares per placement")
 
 
 def _stack(shares: list[Share], colour: dict[str, str], y: int) -> list[str]:
