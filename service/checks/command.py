@@ -27,7 +27,13 @@ EXIT_INVALID = 2
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     test = commands.add_parser("test", help="run the bundle's rule tests (checks/**/*.yaml)")
-    test.add_argument("paths", nargs="*", type=Path, metavar="[DIR] [FILE]", help="bundle folder (default: .), files")
+    test.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="DIR_OR_FILE",
+        help="the bundle folder first (default: .), then check files (default: every checks/**/*.yaml)",
+    )
     test.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
     test.add_argument("--coverage", action="store_true", help="list what no test reaches; a percentage per placement")
     test.set_defaults(run=run)

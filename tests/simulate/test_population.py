@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.simulate.population import PopulationError, read_population
 
@@ -83,3 +85,42 @@ def test_unreadable_populations_say_why(
     with pytest.raises(PopulationError) as caught:
         list(read_population(path, consent))
     assert str(caught.value).startswith(f"{tmp_path}/{message}")
+
+
+# Attribute paths a population may have: plain, and two sharing a parent (they nest together).
+_PATHS = ("country", "orders_total", "cart.items", "cart.updated_by", "views.electronics_7d")
+_VALUES = {
+    "country": st.sampled_from(["DE", "FR", "US", "00", "true", "", "ü ñ"]),
+    "orders_total": st.integers(-(2**40), 2**40),
+    "cart.items": st.integers(0, 50),
+    "cart.updated_by": st.text(max_size=8),
+    "views.electronics_7d": st.integers(0, 9),
+}
+_ROW = st.fixed_dictionaries(
+    {"id": st.one_of(st.none(), st.text(alphabet="0123456789abc-", min_size=1, max_size=8))},
+    optional={path: _VALUES[path] for path in _PATHS},
+)
+
+
+def _expected(row: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for path, value in row.items():
+        if path == "id":
+            continue
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})  # type: ignore[assignment]
+        node[leaf] = value  # type: ignore[index]
+    return out
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_ROW, min_size=1, max_size=12))
+def test_any_json_lines_population_reads_back_as_its_visitors(rows: list[dict[str, object]], tmp_path: Path) -> None:
+    """Missing keys are missing attributes, dotted keys nest, text ids stay text, values keep their type."""
+    path = tmp_path / "any.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    batches = list(read_population(path, rows=5))
+    assert [i for b in batches for i in b.ids] == [r["id"] or None for r in rows]
+    assert [a for b in batches for a in b.attributes] == [_expected(r) for r in rows]
