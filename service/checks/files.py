@@ -8,6 +8,7 @@ would otherwise make a test that can never fail (an ``excludes: [vipp]``) or nev
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from service.http import wire
 CHECKS_DIR = "checks"
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+# Pydantic names its own classes where a file needs a mapping; marketers never see those names.
+_MAPPING = re.compile(r"input should be a valid dictionary(?: or instance of \w+)?")
 
 YamlPath = tuple[str | int, ...]
 
@@ -94,7 +97,10 @@ def _decoded(document: YamlDocument, shown: str, bundle: Bundle, problems: list[
     try:
         spec = ChecksFile.model_validate(document.data)
     except ValidationError as exc:
-        problems += schema_problems(shown, ChecksFile, document.data, exc)
+        problems += [
+            dataclasses.replace(p, message=_MAPPING.sub("expected a mapping", p.message))
+            for p in schema_problems(shown, ChecksFile, document.data, exc)
+        ]
         return []
     checks = []
     seen: dict[str, int] = {}

@@ -144,7 +144,7 @@ def _html_failure(wanted: PlacementExpect, block: Rendered | None, variant: str 
         return "rendered HTML", got
     if wanted.html is False and got == "rendered HTML":
         return "no rendered HTML", got
-    texts = [wanted.html_contains] if isinstance(wanted.html_contains, str) else wanted.html_contains or []
+    texts = wanted.html_contains or []
     html = "" if block is None else block.html
     missing = [text for text in texts if text not in html]
     if missing:

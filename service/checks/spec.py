@@ -30,7 +30,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Substrings = Annotated[StrictStr, Field(min_length=1)] | list[Annotated[StrictStr, Field(min_length=1)]]
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+def _one_or_many(value: object) -> object:
+    """``html_contains: Hello`` is short for ``html_contains: [Hello]``."""
+    return [value] if isinstance(value, str) else value
+
+
+Substrings = Annotated[list[Text], BeforeValidator(_one_or_many, json_schema_input_type=Text | list[Text])]
 
 
 class PlacementExpect(_Model):
