@@ -14,12 +14,15 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from service.bundle.archive import build_archive
-from service.bundle.loader import bundle_files, revision_of
+from service.bundle.loader import bundle_files, load_bundle, revision_of
+from service.checks.files import read_checks
+from service.checks.runner import run_check
 from service.cli import main
 
 HERE = Path(__file__).parent
@@ -142,3 +145,19 @@ def test_the_readme_shows_real_output() -> None:
     assert shown
     assert set(shown) <= set(expected)
     assert expected[-1] in readme
+
+
+def test_a_test_without_a_time_decides_at_the_current_time(tmp_path: Path) -> None:
+    check_file = tmp_path / "now.yaml"
+    check_file.write_text(
+        "version: 1\ntests:\n  - name: no time\n    visitor: { id: v-1, consent: { personalization: true } }\n"
+        "    expect: { hero: { reason: experiment } }\n",
+        encoding="utf-8",
+    )
+    bundle = load_bundle(ROOT / BUNDLE)
+    (check,), problems = read_checks([(check_file, "now.yaml")], bundle)
+    assert problems == []
+    before_start = run_check(bundle, check, clock=lambda: datetime(2025, 12, 1, tzinfo=UTC))
+    after_start = run_check(bundle, check, clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    assert [f.got for f in before_start.failures] == ["{reason: default}"]
+    assert after_start.failures == []
