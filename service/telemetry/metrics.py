@@ -9,6 +9,7 @@ In a single process (tests, ``create_app`` used directly) samples stay in memory
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
@@ -64,6 +65,17 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.log_healthy = Gauge(
+            "tailor_decision_log_healthy",
+            "1 while every worker's decision log can write, 0 while one cannot (events are being lost).",
+            ["log"], multiprocess_mode="livemin", registry=r,
+        )  # fmt: skip
+        self.log_errors = Counter(
+            "tailor_decision_log_errors",
+            "Failed writes of the decision log's sink (file or collector).",
+            ["log"],
+            registry=r,
+        )
         self.render_seconds = Histogram(
             "tailor_render_seconds",
             "Time to render one block, by whether it came from the render cache (hit, miss).",
@@ -82,6 +94,9 @@ class Metrics:
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._decision_log: DecisionLog | None = None
         self._seen = dict.fromkeys(EVENT_OUTCOMES, 0)
+        self._seen_errors = 0
+        self._seen_healthy: bool | None = None
+        self._sync_lock = threading.Lock()
 
     def serving(self, revision: str) -> None:
         """Record the revision this worker now serves."""
@@ -94,17 +109,31 @@ class Metrics:
 
     def watch_decision_log(self, decision_log: DecisionLog) -> None:
         self._decision_log = decision_log
+        # The writer syncs too: a worker without requests must still report its log's health.
+        decision_log.on_change = self.sync
+        self.sync()
 
     def sync(self) -> None:
         """Carry the decision log's counters into the metrics; cheap enough to do after every request."""
         decision_log = self._decision_log
         if decision_log is None:
             return
+        with self._sync_lock:  # requests and the log's writer thread both call this
+            self._sync(decision_log)
+
+    def _sync(self, decision_log: DecisionLog) -> None:
         for outcome in EVENT_OUTCOMES:
             now = getattr(decision_log, outcome)
             if now != self._seen[outcome]:
                 self.events.labels(outcome).inc(now - self._seen[outcome])
                 self._seen[outcome] = now
+        if decision_log.sink_errors != self._seen_errors:
+            self.log_errors.labels("decisions").inc(decision_log.sink_errors - self._seen_errors)
+            self._seen_errors = decision_log.sink_errors
+        healthy = decision_log.healthy
+        if healthy != self._seen_healthy:
+            self.log_healthy.labels("decisions").set(1 if healthy else 0)
+            self._seen_healthy = healthy
 
     def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
         children = self._decision_children
