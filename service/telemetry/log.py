@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from service.telemetry.events import DecisionEvent
+from service.telemetry.events import Event
 from service.telemetry.exposures import ExposureFilter
 from service.telemetry.sinks import Sink, SinkError
 
@@ -56,7 +56,7 @@ class DecisionLog:
         # from a full queue is then not remembered, and the visitor's next decision carries it.
         self.exposures = exposures if exposures is not None else ExposureFilter()
         self.submitted = self.dropped = self.written = self.lost = self.sink_errors = 0
-        self._queue: deque[Sequence[DecisionEvent]] = deque()
+        self._queue: deque[Sequence[Event]] = deque()
         self._queued = 0  # events in the queue
         self._ready = threading.Condition()
         self._closing = False
@@ -65,7 +65,7 @@ class DecisionLog:
         self._thread = threading.Thread(target=self._run, name="tailor-decision-log", daemon=True)
         self._thread.start()
 
-    def submit(self, events: Sequence[DecisionEvent]) -> None:
+    def submit(self, events: Sequence[Event]) -> None:
         """Queue one decision's events, or drop and count them if the queue is full. Never blocks."""
         if not events:
             return
@@ -111,7 +111,7 @@ class DecisionLog:
         except Exception as exc:  # noqa: BLE001 -- shutdown goes on whatever the sink does
             log.warning("decision log sink failed to close: %s", type(exc).__name__)
 
-    def _next_batch(self) -> tuple[list[DecisionEvent], bool]:
+    def _next_batch(self) -> tuple[list[Event], bool]:
         """Wait for a first decision, then up to ``max_wait`` for more, up to ``max_batch`` events."""
         with self._ready:
             # An unhealthy sink is retried while idle too: a worker that gets no traffic must not
@@ -124,7 +124,7 @@ class DecisionLog:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._ready.wait(left):
                     break
-            batch: list[DecisionEvent] = []
+            batch: list[Event] = []
             while self._queue and len(batch) < self.max_batch:
                 batch.extend(self._queue.popleft())  # a decision's events stay in one batch
             self._queued -= len(batch)
@@ -144,7 +144,7 @@ class DecisionLog:
             log.warning("decision log sink recovered after %d failed writes", self._failures)
             self._failures = 0
 
-    def _write(self, batch: list[DecisionEvent]) -> None:
+    def _write(self, batch: list[Event]) -> None:
         try:
             self.sink.write(self.exposures.apply(batch))
         except Exception as exc:  # noqa: BLE001 -- a failing sink must not stop the log

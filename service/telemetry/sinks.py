@@ -1,6 +1,6 @@
 """Where decision events go: a rotated JSON-lines file, an HTTP collector, or memory (for tests).
 
-Every sink writes the same line format, one JSON object per event (``DecisionEvent``), so a file
+Every sink writes the same line format, one JSON object per event (``DecisionEvent`` or ``OutcomeEvent``), so a file
 can be replayed to a collector as it is. A sink is called from the decision log's one writer
 thread only; it may block and may raise: the log counts the failure and carries on.
 """
@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 import msgspec
 
-from service.telemetry.events import DecisionEvent
+from service.telemetry.events import Event
 
 NDJSON = "application/x-ndjson"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -44,7 +44,7 @@ class Sink(Protocol):
     @property
     def healthy(self) -> bool: ...
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None: ...
+    def write(self, batch: Sequence[Event]) -> None: ...
 
     def retry(self) -> None:
         """Try to become healthy without a batch (called while idle and unhealthy); may raise."""
@@ -64,7 +64,7 @@ class SinkError(Exception):
         self.written = written
 
 
-def encode_lines(batch: Sequence[DecisionEvent]) -> bytes:
+def encode_lines(batch: Sequence[Event]) -> bytes:
     """The batch as JSON lines, each ending in a newline."""
     buffer = bytearray()
     for event in batch:
@@ -128,7 +128,7 @@ class JsonLinesSink:
     def healthy(self) -> bool:
         return self.problem is None
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         self._ensure_open()
         written = 0
         pending = bytearray()
@@ -284,7 +284,7 @@ class HttpBatchSink:
         self._sleep = sleep
         self.healthy = True  # until a batch is given up on; the next accepted batch makes it true again
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         body = encode_lines(batch)
         pause = FIRST_BACKOFF
         for attempt in range(1, self.retries + 2):
@@ -324,17 +324,17 @@ class MemorySink:
     """Keeps batches in memory: the fake for tests of code that logs decisions."""
 
     def __init__(self) -> None:
-        self.batches: list[list[DecisionEvent]] = []
+        self.batches: list[list[Event]] = []
         self.closed = False
         self.healthy = True
         self._changed = threading.Condition()
 
     @property
-    def events(self) -> list[DecisionEvent]:
+    def events(self) -> list[Event]:
         with self._changed:
             return [event for batch in self.batches for event in batch]
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         with self._changed:
             self.batches.append(list(batch))
             self._changed.notify_all()
