@@ -156,8 +156,8 @@ def sequential(lift: Lift, n: Num, alpha: float = ALPHA, tuning: float = SEQUENT
     s2 = lift.se**2 * n  # the variance of one visitor's contribution to the lift
     width = np.sqrt(s2) * np.sqrt(2 * scaled * np.log(np.sqrt(scaled) / alpha) / (n**2 * rho2))
     st2 = lift.lift**2 / lift.se**2
-    e_value = np.exp(rho2 * n * st2 / (2 * scaled)) / np.sqrt(scaled)
-    return Interval(lift.lift - width, lift.lift + width, np.minimum(1 / e_value, 1.0))
+    log_e_value = rho2 * n * st2 / (2 * scaled) - np.log(scaled) / 2  # in logs: a clear winner overflows exp
+    return Interval(lift.lift - width, lift.lift + width, np.exp(-np.maximum(log_e_value, 0.0)))
 
 
 @dataclass(frozen=True)
