@@ -6,11 +6,16 @@ import json
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from service.analysis import stats
 from service.analysis.command import EXIT_PROBLEMS, EXIT_SRM, EXIT_USAGE
+from service.analysis.results import Options
 from service.cli import main
+from service.telemetry import DecisionEvent
 from tests.analysis.logs import EXPERIMENT, Plan, write
+from tests.analysis.logs import START as T0
 
 ROOT = Path(__file__).parents[2]
 
@@ -98,3 +103,36 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path), "--format", "html"]) == EXIT_USAGE
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_the_defaults_are_those_docs_analysis_md_names() -> None:
+    options = Options()
+    assert (options.window_days, options.alpha, options.target_mde, options.power) == (7.0, 0.05, 0.05, 0.8)
+    assert (options.mode, options.cuped, options.tuning, stats.SRM_THRESHOLD) == ("fixed", True, 5000.0, 0.001)
+
+
+@pytest.mark.parametrize(
+    ("seen", "baseline"),
+    [
+        (["b", "a"], "a"),
+        (["bold", "control"], "control"),
+        (["default", "x"], "default"),
+        (["z", "baseline"], "baseline"),
+    ],
+)
+def test_without_a_bundle_the_baseline_is_control_or_else_the_first_by_name(
+    seen: list[str], baseline: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [exposure(f"v-{i}", arm) for i, arm in enumerate(seen * 5)]
+    (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
+    _, report = analyze_json(capsys, str(tmp_path))
+    [experiment] = report["experiments"]  # type: ignore[index]
+    assert experiment["baseline"] == baseline
+    assert [a["expected_share"] for a in experiment["arms"]] == [0.5, 0.5]
+
+
+def exposure(visitor: str, arm: str) -> DecisionEvent:
+    return DecisionEvent(
+        decision_id=visitor, time=T0, revision="r", placement="p", variant=arm, reason="experiment",
+        experiment="x", arm=arm, visitor=visitor, exposure=True,
+    )  # fmt: skip
