@@ -198,6 +198,8 @@ def srm_p_value(visitors: Num, weights: Num) -> Num:
     """Pearson's chi-square test of the visitors per arm against the arms' weights (last axis)."""
     counts = np.asarray(visitors, dtype=float)
     shares = np.asarray(weights, dtype=float)
+    if counts.shape[-1] < 2:  # one arm seen so far: nothing to compare its share with
+        return np.ones(counts.shape[:-1]) if counts.ndim > 1 else 1.0
     total = counts.sum(axis=-1, keepdims=True)
     expected = shares / shares.sum(axis=-1, keepdims=True) * total
     statistic = np.where(expected > 0, (counts - expected) ** 2 / np.where(expected > 0, expected, 1), 0).sum(axis=-1)

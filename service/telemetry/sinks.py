@@ -7,6 +7,7 @@ thread only; it may block and may raise: the log counts the failure and carries 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -162,22 +163,21 @@ class JsonLinesSink:
 
     def _open(self) -> bool:
         """Open (creating the folder) and cut a torn tail; on failure note why and when to try again."""
+        fd = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)  # read: to find a torn tail
+            status = os.fstat(fd)
+            # appending after a torn line would make the next line unreadable too
+            size = _cut_torn_tail(fd, status.st_size)
         except OSError as exc:
+            if fd is not None:
+                os.close(fd)
             self._failed(exc)
             self._retry_at = self._clock() + self._pause
             self._pause = min(self._pause * 2, MAX_REOPEN_PAUSE)
             return False
-        status = os.fstat(fd)
-        self._fd, self._identity = fd, (status.st_dev, status.st_ino)
-        try:
-            self._size = _cut_torn_tail(fd, status.st_size)
-        except OSError as exc:  # the lines on disk stay; appending after a torn line would hide ours
-            self._close_fd()
-            self._failed(exc)
-            return False
+        self._fd, self._identity, self._size = fd, (status.st_dev, status.st_ino), size
         self._pause, self.problem = FIRST_REOPEN_PAUSE, None
         return True
 
@@ -188,7 +188,10 @@ class JsonLinesSink:
         done = 0
         try:
             while done < len(chunk):
-                done += self._os_write(self._fd, view[done:])  # a short write is followed by the error itself
+                wrote = self._os_write(self._fd, view[done:])  # a short write is followed by the error itself
+                if wrote <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += wrote
         except OSError as exc:
             whole = chunk.rfind(b"\n", 0, done) + 1
             self._truncate(self._size + whole)

@@ -136,3 +136,13 @@ def exposure(visitor: str, arm: str) -> DecisionEvent:
         decision_id=visitor, time=T0, revision="r", placement="p", variant=arm, reason="experiment",
         experiment="x", arm=arm, visitor=visitor, exposure=True,
     )  # fmt: skip
+
+
+def test_an_experiment_with_one_arm_seen_so_far_has_no_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [exposure(f"v-{i}", "control") for i in range(5)]
+    (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
+    code, report = analyze_json(capsys, str(tmp_path))
+    [experiment] = report["experiments"]  # type: ignore[index]
+    assert (code, experiment["srm_p"], experiment["comparisons"]) == (0, 1.0, [])
