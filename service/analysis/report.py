@@ -8,6 +8,7 @@ segment, and the arm shares next to the shares the weights ask for, with the SRM
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -112,7 +113,11 @@ def _html_experiment(e: Experiment) -> list[str]:
         parts.append(_forest_svg(chosen))
         points = [p for p in e.timeline if (p.metric, p.kind) == (metric, kind)]
         if points:
-            parts += ["<p class=muted>Cumulative lift by day, with its interval band:</p>", _timeline_svg(points)]
+            clip_id = re.sub(r"[^A-Za-z0-9]+", "-", f"clip-{e.key}-{metric}-{kind}")  # unique in the page
+            parts += [
+                "<p class=muted>Cumulative lift by day, with its interval band:</p>",
+                _timeline_svg(points, clip_id),
+            ]
     return parts
 
 
@@ -201,18 +206,25 @@ def _forest_svg(comparisons: Sequence[Comparison]) -> str:
     return _svg(height, content, "forest plot of the lift per segment")
 
 
-def _timeline_svg(points: Sequence[Point]) -> str:
+def _timeline_svg(points: Sequence[Point], clip_id: str) -> str:
     bars = _bars(points)
     if not bars:
         return ""
     top, bottom, left, right = 15.0, PLOT_HEIGHT - 30.0, 60.0, WIDTH - 20.0
-    y = _Scale([v for b in bars for v in (b.low, b.high)], bottom, top)
     last_day = max(b.day for b in bars)
+    # The first days' intervals are very wide: scale to the later three quarters, clip the rest.
+    settled = [b for b in bars if b.day >= last_day / 4] or bars
+    y = _Scale([v for b in settled for v in (b.low, b.high)], bottom, top)
 
     def x(day: float) -> float:
         return left + (day - 1) / max(last_day - 1, 1) * (right - left)
 
-    content = [f'<line x1="{left}" x2="{right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999" stroke-dasharray="3"/>']
+    area = f'x="{left}" y="{top}" width="{right - left}" height="{bottom - top}"'
+    clip = f'<clipPath id="{clip_id}"><rect {area}/></clipPath>'
+    content = [
+        clip,
+        f'<line x1="{left}" x2="{right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999" stroke-dasharray="3"/>',
+    ]
     for index, arm in enumerate(sorted({b.label for b in bars})):
         colour = COLOURS[index % len(COLOURS)]
         series = sorted((b for b in bars if b.label == arm), key=lambda b: b.day)
@@ -220,8 +232,8 @@ def _timeline_svg(points: Sequence[Point]) -> str:
         band += [f"{x(b.day):.1f},{y(b.low):.1f}" for b in reversed(series)]
         line = " ".join(f"{x(b.day):.1f},{y(b.mid):.1f}" for b in series)
         content += [
-            f'<polygon points="{" ".join(band)}" fill="{colour}" fill-opacity="0.15"/>',
-            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>',
+            f'<polygon points="{" ".join(band)}" fill="{colour}" fill-opacity="0.15" clip-path="url(#{clip_id})"/>',
+            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" clip-path="url(#{clip_id})"/>',
             _text(right, top + 14 * (index + 1), arm, "end", colour),
         ]
     content += [

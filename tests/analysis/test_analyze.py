@@ -88,6 +88,9 @@ def test_the_html_report_opens_offline_with_its_plots(planted: Path, tmp_path: P
     assert {"cumulative lift over time", "forest plot of the lift per segment"} <= set(labels)
     assert "arm shares and the sample ratio mismatch test" in labels
     assert "<script" not in page
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert ids
+    assert len(ids) == len(set(ids))  # each plot clips to its own area
     assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
 
 
