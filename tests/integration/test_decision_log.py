@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -203,3 +204,32 @@ def test_a_full_disk_keeps_whole_lines_and_loses_exactly_the_rest(tmp_path: Path
     assert 0 < len(lines) == counts["written"]  # before: lost equalled submitted with 181 lines on disk
     assert len(lines) + counts["lost"] == counts["submitted"]
     assert (counts["healthy"], counts["dropped"]) == (0, 0)
+
+
+def test_a_log_folder_removed_while_requests_keep_coming_is_reopened(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    env = {"TAILOR_DECISION_LOG": str(folder / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
+    sent = [0]
+    stop = threading.Event()
+
+    def keep_deciding(base: str) -> None:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            while not stop.is_set():
+                _traffic(http, 1, start=sent[0])
+                sent[0] += 1
+
+    with running_server(**env) as base, httpx.Client(base_url=base, timeout=10) as http:
+        sender = threading.Thread(target=keep_deciding, args=(base,))
+        sender.start()
+        time.sleep(1.5)
+        shutil.rmtree(folder)
+        folder.mkdir()
+        sent_before = sent[0] + 1  # the request in flight may have been queued before the folder went
+        time.sleep(2.0)
+        stop.set()
+        sender.join(30)
+        counts = _settled(http)
+    lines = _lines(folder)  # all parse
+    after = (sent[0] - sent_before) * 2  # two placements a decision
+    assert (counts["lost"], counts["healthy"]) == (0, 1)
+    assert len(lines) >= after > 0  # every event submitted after the removal is in the new file
