@@ -25,9 +25,14 @@ def main(argv: Sequence[str]) -> int:
         _complain("tailor analyze: --format html needs --out FILE")
         return EXIT_USAGE
     try:
+        options = _options(args)
+    except ValueError as exc:
+        _complain(f"tailor analyze: {exc}")
+        return EXIT_USAGE
+    try:
         designs = _designs(args.bundle) if args.bundle else {}
         events = open_events(args.events)
-        results = analyze(events, _options(args), designs, timeline=args.format == "html")
+        results = analyze(events, options, designs, timeline=args.format == "html")
     except (SourceError, ValueError) as exc:
         _complain(f"tailor analyze: {exc}")
         return EXIT_PROBLEMS

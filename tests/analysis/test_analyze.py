@@ -106,6 +106,12 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path), "--format", "html"]) == EXIT_USAGE
     assert "needs --out" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path), "--alpha", "1.5"]) == EXIT_USAGE
+    assert "--alpha must lie in (0, 1)" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "rules.yaml").write_text("version: 1\nplacements: {}\nexperiments: {}\n")
+    assert main(["analyze", str(tmp_path), "--bundle", str(tmp_path / "broken")]) == EXIT_PROBLEMS
+    assert "the bundle does not compile" in capsys.readouterr().err
 
 
 def test_the_defaults_are_those_docs_analysis_md_names() -> None:

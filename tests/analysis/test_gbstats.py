@@ -127,7 +127,7 @@ def test_srm_chi_square_matches(visitors: list[int], weights: list[float]) -> No
 @pytest.mark.parametrize("n", [20, 200, 2000, 20000])
 def test_a_conversion_differs_on_purpose_by_the_bessel_factor(n: int) -> None:
     """gbstats takes p(1 - p) as a conversion's variance, we take the sample variance (n - 1), one
-    formula for every metric. The intervals differ by the factor sqrt(n / (n - 1)) (2.5 % at 20
+    formula for every metric. The intervals differ by the factor sqrt(n / (n - 1)) (2.6 % at 20
     visitors, 0.0025 % at 20,000) and agree to 1e-6 once gbstats is given the same variance."""
     a, b = stats.Sums(n, 0.1 * n, 0.1 * n), stats.Sums(n, 0.12 * n, 0.12 * n)
     lift = stats.relative_lift(stats.plain(a), stats.plain(b))
