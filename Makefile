@@ -16,7 +16,7 @@ $(VENV)/.run: requirements/run.lock pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.run requirements/dev.lock
-	$(PIP) -r requirements/dev.lock
+	$(PIP) --no-deps -r requirements/dev.lock  # the lock is complete; --no-deps honours requirements/overrides.txt
 	touch $@
 
 run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080
@@ -62,7 +62,7 @@ schema: $(VENV)/.run  ## regenerate the committed JSON Schemas of the file forma
 lock:  ## re-resolve requirements/*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/tailor-uv && /tmp/tailor-uv/bin/pip install --quiet uv==0.13.8
 	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 -o requirements/run.lock
-	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 --extra dev --extra training -o requirements/dev.lock
+	/tmp/tailor-uv/bin/uv pip compile pyproject.toml --quiet --universal --no-header --python-version 3.11 --extra dev --extra training --extra analysis --extra simulate --override requirements/overrides.txt -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .benchmarks

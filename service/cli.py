@@ -1,4 +1,4 @@
-"""The ``tailor`` command: serve, validate, decide, test, simulate, schema."""
+"""The ``tailor`` command: serve, validate, decide, test, simulate, schema; train and analyze live in their packages."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from service.training.command import main as train_main  # noqa: PLC0415
 
         return train_main(raw[1:])
+    if raw[:1] == ["analyze"]:
+        # Imported here only, like training: serving must never load DuckDB or scipy.
+        from service.analysis.command import main as analyze_main  # noqa: PLC0415
+
+        return analyze_main(raw[1:])
     parser = _parser()
     args = parser.parse_args(raw)
     try:
@@ -102,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "train", help="retrain the segment models (rfm, churn, value) from transactions; see `tailor train --help`"
+    )
+
+    commands.add_parser(
+        "analyze", help="experiment results from decision and outcome event logs; see `tailor analyze --help`"
     )
 
     bundle = commands.add_parser("bundle", help="bundle archives for replicas that pull from an HTTP origin")

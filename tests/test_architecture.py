@@ -81,3 +81,21 @@ def test_only_the_render_package_imports_the_template_stack(library: str) -> Non
         if path.parent.name != "render"
     ]
     assert offenders == []
+
+
+def test_serving_never_loads_the_analysis_stack() -> None:
+    code = "import sys, json; import service.http.app, service.cli; print(json.dumps(sorted(m for m in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(done.stdout))
+    assert {"duckdb", "scipy", "service.analysis"} & loaded == set()
+
+
+def test_only_the_analysis_package_imports_duckdb_and_scipy() -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "service").rglob("*.py")
+        for library in ("duckdb", "scipy")
+        if f"import {library}" in path.read_text() or f"from {library}" in path.read_text()
+        if path.parent.name != "analysis"
+    ]
+    assert offenders == []

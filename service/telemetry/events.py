@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from datetime import UTC, datetime
 
 import msgspec
@@ -126,3 +127,63 @@ def _event(
         visitor=visitor,
         exposure=visitor is not None and placed.reason in EXPOSURE_REASONS,
     )
+
+
+OUTCOME_SCHEMA = "tailor.outcome/1"
+"""The outcome event format's name and version, versioned apart from decision events."""
+
+DEFAULT_OUTCOME_VALUE = 1.0  # an outcome without a value counts once: a conversion
+MAX_METRIC_CHARS = 64
+
+
+class OutcomeEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Something a visitor did that an experiment may have caused (a purchase, a click, revenue).
+
+    It joins the visitor's decision events by pseudonym only, so it is written only with analytics
+    consent: an outcome tied to nobody could not be attributed to any arm and is dropped.
+    """
+
+    schema: str = OUTCOME_SCHEMA
+    time: datetime  # UTC; when it happened (the server's clock unless a trusted client set it)
+    visitor: str  # the same pseudonym as the visitor's decision events
+    metric: str  # a name such as "purchase"; one metric per name in the analysis
+    value: float = DEFAULT_OUTCOME_VALUE
+
+
+Event = DecisionEvent | OutcomeEvent
+"""What the log's sinks write: one JSON line each, told apart by ``schema``."""
+
+
+def outcome_event(
+    *,
+    visitor_id: str,
+    metric: str,
+    value: float | None,
+    time: datetime,
+    analytics_consent: bool,
+    pseudonymizer: Pseudonymizer,
+) -> OutcomeEvent | None:
+    """The outcome as logged, or None when it may not be tied to the visitor (no analytics consent).
+
+    Raises ``ValueError`` naming the field for an outcome no analysis could use.
+    """
+    if not analytics_consent:
+        return None
+    _check_outcome(visitor_id, metric, value, time)
+    return OutcomeEvent(
+        time=time.astimezone(UTC),
+        visitor=pseudonymizer(visitor_id),
+        metric=metric,
+        value=DEFAULT_OUTCOME_VALUE if value is None else float(value),
+    )
+
+
+def _check_outcome(visitor_id: str, metric: str, value: float | None, time: datetime) -> None:
+    if not visitor_id:
+        raise ValueError("visitor_id: must not be empty")
+    if not metric or len(metric) > MAX_METRIC_CHARS or not metric.isprintable():
+        raise ValueError(f"metric: must be 1 to {MAX_METRIC_CHARS} printable characters")
+    if value is not None and not math.isfinite(value):
+        raise ValueError("value: must be a finite number")
+    if time.tzinfo is None:
+        raise ValueError("time: must carry a time zone")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import msgspec
 from cachetools import LRUCache
 
-from service.telemetry.events import DecisionEvent
+from service.telemetry.events import DecisionEvent, Event
 
 DEFAULT_MAX_VISITORS = 100_000  # about 30 MB; the most recent visitors are the likely repeats
 
@@ -27,9 +27,12 @@ class ExposureFilter:
         self._seen: LRUCache[tuple[str | None, str | None, str | None], bool] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()  # cheap, and the cache's own bookkeeping is not thread-safe
 
-    def apply(self, events: Iterable[DecisionEvent]) -> list[DecisionEvent]:
-        """The same events, with repeated exposures turned into plain decisions."""
-        return [self._first_or_repeat(event) if event.exposure else event for event in events]
+    def apply(self, events: Iterable[Event]) -> list[Event]:
+        """The same events, with repeated exposures turned into plain decisions (outcomes pass as they are)."""
+        return [
+            self._first_or_repeat(event) if isinstance(event, DecisionEvent) and event.exposure else event
+            for event in events
+        ]
 
     def _first_or_repeat(self, event: DecisionEvent) -> DecisionEvent:
         key = (event.visitor, event.experiment, event.arm)

@@ -13,9 +13,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from service.telemetry.events import DecisionEvent
+from service.telemetry.events import Event
 from service.telemetry.exposures import ExposureFilter
 from service.telemetry.sinks import Sink, SinkError
 
@@ -25,13 +25,15 @@ DEFAULT_QUEUE_SIZE = 10_000  # decisions; with a few placements each, a few MB a
 DEFAULT_MAX_BATCH = 500  # events per sink call
 DEFAULT_MAX_WAIT = 1.0  # seconds an event may wait for its batch to fill
 DEFAULT_CLOSE_TIMEOUT = 5.0
+IDLE_RETRY_S = 1.0  # seconds between retries of an unhealthy sink while no events arrive
 
 
 class DecisionLog:
     """Queues events for a sink without ever blocking the caller.
 
     Counters, all in events: ``submitted`` (accepted into the queue), ``dropped`` (queue full or
-    log closed), ``written`` (the sink took them), ``lost`` (in a batch the sink failed on);
+    log closed), ``written`` (the sink took them), ``lost`` (the sink failed on them); every
+    submitted event ends up in exactly one of ``written`` and ``lost`` (or is still pending).
     ``sink_errors`` counts failed sink calls.
     """
 
@@ -54,15 +56,16 @@ class DecisionLog:
         # from a full queue is then not remembered, and the visitor's next decision carries it.
         self.exposures = exposures if exposures is not None else ExposureFilter()
         self.submitted = self.dropped = self.written = self.lost = self.sink_errors = 0
-        self._queue: deque[Sequence[DecisionEvent]] = deque()
+        self._queue: deque[Sequence[Event]] = deque()
         self._queued = 0  # events in the queue
         self._ready = threading.Condition()
         self._closing = False
         self._failures = 0  # failed writes since the sink last succeeded
+        self.on_change: Callable[[], None] | None = None  # called by the writer after each batch or retry
         self._thread = threading.Thread(target=self._run, name="tailor-decision-log", daemon=True)
         self._thread.start()
 
-    def submit(self, events: Sequence[DecisionEvent]) -> None:
+    def submit(self, events: Sequence[Event]) -> None:
         """Queue one decision's events, or drop and count them if the queue is full. Never blocks."""
         if not events:
             return
@@ -99,32 +102,57 @@ class DecisionLog:
                 self._write(batch)
             elif closing:
                 break
+            else:
+                self._retry()
+            if self.on_change is not None:
+                self.on_change()
         try:
             self.sink.close()
         except Exception as exc:  # noqa: BLE001 -- shutdown goes on whatever the sink does
             log.warning("decision log sink failed to close: %s", type(exc).__name__)
 
-    def _next_batch(self) -> tuple[list[DecisionEvent], bool]:
+    def _next_batch(self) -> tuple[list[Event], bool]:
         """Wait for a first decision, then up to ``max_wait`` for more, up to ``max_batch`` events."""
         with self._ready:
-            self._ready.wait_for(lambda: self._queue or self._closing)
+            # An unhealthy sink is retried while idle too: a worker that gets no traffic must not
+            # report a broken log forever after the folder was fixed.
+            idle = None if self.healthy else IDLE_RETRY_S
+            if not self._ready.wait_for(lambda: self._queue or self._closing, idle):
+                return [], False
             deadline = time.monotonic() + self.max_wait
             while not self._closing and self._queued < self.max_batch:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._ready.wait(left):
                     break
-            batch: list[DecisionEvent] = []
+            batch: list[Event] = []
             while self._queue and len(batch) < self.max_batch:
                 batch.extend(self._queue.popleft())  # a decision's events stay in one batch
             self._queued -= len(batch)
             return batch, self._closing
 
-    def _write(self, batch: list[DecisionEvent]) -> None:
+    @property
+    def healthy(self) -> bool:
+        """False while the sink cannot write: events are then being lost (and counted)."""
+        return self._failures == 0 and self.sink.healthy
+
+    def _retry(self) -> None:
+        try:
+            self.sink.retry()
+        except Exception as exc:  # noqa: BLE001 -- the sink stays unhealthy; the next batch tries again
+            log.debug("decision log sink retry failed: %s", _cause(exc))
+        if self.sink.healthy and self._failures:
+            log.warning("decision log sink recovered after %d failed writes", self._failures)
+            self._failures = 0
+
+    def _write(self, batch: list[Event]) -> None:
         try:
             self.sink.write(self.exposures.apply(batch))
         except Exception as exc:  # noqa: BLE001 -- a failing sink must not stop the log
+            # A sink that got part of the batch out says how much; of any other error, assume nothing.
+            reached = exc.written if isinstance(exc, SinkError) else 0
             self.sink_errors += 1
-            self.lost += len(batch)
+            self.written += reached
+            self.lost += len(batch) - reached
             if not self._failures:  # one warning per outage, not one per batch
                 log.warning("decision log sink failed, events are being lost: %s", _cause(exc))
             self._failures += 1

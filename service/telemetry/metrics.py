@@ -145,6 +145,17 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.log_healthy = Gauge(
+            "tailor_decision_log_healthy",
+            "1 while every worker's decision log can write, 0 while one cannot (events are being lost).",
+            ["log"], multiprocess_mode="livemin", registry=r,
+        )  # fmt: skip
+        self.log_errors = Counter(
+            "tailor_decision_log_errors",
+            "Failed writes of the decision log's sink (file or collector).",
+            ["log"],
+            registry=r,
+        )
         self.render_seconds = Histogram(
             "tailor_render_seconds",
             "Time to render one block, by whether it came from the render cache (hit, miss).",
@@ -169,6 +180,8 @@ class Metrics:
         self._decision_log: DecisionLog | None = None
         self._seen = dict.fromkeys(EVENT_OUTCOMES, 0)
         _flusher.register(self)
+        self._seen_errors = 0
+        self._seen_healthy: bool | None = None
 
     def serving(self, revision: str) -> None:
         """Record the revision this worker now serves."""
@@ -181,6 +194,13 @@ class Metrics:
 
     def watch_decision_log(self, decision_log: DecisionLog) -> None:
         self._decision_log = decision_log
+        # The writer folds too: a log's health must show before the next timed flush.
+        decision_log.on_change = self._log_changed
+        self._log_changed()
+
+    def _log_changed(self) -> None:
+        with self._flushing:  # the log's writer thread and the flusher both fold
+            self._fold_decision_log()
 
     def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
         with self._lock:
@@ -229,6 +249,13 @@ class Metrics:
             if now != self._seen[outcome]:
                 self.events.labels(outcome).inc(now - self._seen[outcome])
                 self._seen[outcome] = now
+        if decision_log.sink_errors != self._seen_errors:
+            self.log_errors.labels("decisions").inc(decision_log.sink_errors - self._seen_errors)
+            self._seen_errors = decision_log.sink_errors
+        healthy = decision_log.healthy
+        if healthy != self._seen_healthy:
+            self.log_healthy.labels("decisions").set(1 if healthy else 0)
+            self._seen_healthy = healthy
 
     def timed_scorer(self, open_model: Callable[[ModelCard, bytes], Scorer]) -> Callable[[ModelCard, bytes], Scorer]:
         """Wrap a scorer factory so that every score is timed into ``tailor_model_seconds``."""

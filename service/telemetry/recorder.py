@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.core.outcome import Decision
-from service.telemetry.events import Pseudonymizer, events_for
+from service.telemetry.events import Pseudonymizer, events_for, outcome_event
 from service.telemetry.log import DEFAULT_QUEUE_SIZE, DecisionLog
 from service.telemetry.sinks import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, HttpBatchSink, JsonLinesSink, Sink, process_path
 
@@ -40,6 +40,33 @@ class DecisionRecorder:
             pseudonymizer=self.pseudonymizer,
         )
         self.log.submit(events)
+
+    def record_outcome(
+        self,
+        *,
+        visitor_id: str,
+        metric: str,
+        value: float | None = None,
+        time: datetime | None = None,
+        analytics_consent: bool,
+    ) -> bool:
+        """Queue one outcome (for ``POST /v1/events``); False when dropped for lack of analytics consent.
+
+        ``time`` is the server's clock unless the caller passes one it trusts. Raises ``ValueError``
+        naming the field for an outcome no analysis could use.
+        """
+        event = outcome_event(
+            visitor_id=visitor_id,
+            metric=metric,
+            value=value,
+            time=self.clock() if time is None else time,
+            analytics_consent=analytics_consent,
+            pseudonymizer=self.pseudonymizer,
+        )
+        if event is None:
+            return False
+        self.log.submit((event,))
+        return True
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop the log (at shutdown); False if events were still queued after ``timeout``."""

@@ -179,8 +179,9 @@ def test_the_committed_population_is_what_the_script_builds(tmp_path: Path) -> N
     )
     new, old = f"FROM '{out}'", f"FROM '{POPULATION}'"
     differ = f"SELECT count(*) FROM (({new} EXCEPT ALL {old}) UNION ALL ({old} EXCEPT ALL {new}))"
-    assert duckdb.sql(differ).fetchone() == (0,)
-    assert duckdb.sql(f"SELECT count(*), round(sum(spend_total)) FROM '{POPULATION}'").fetchone() == (23_570, 2_500_316)
+    assert duckdb.sql(differ).fetchall() == [(0,)]
+    totals = f"SELECT count(*), round(sum(spend_total)) FROM '{POPULATION}'"
+    assert duckdb.sql(totals).fetchall() == [(23_570, 2_500_316)]
 
 
 @pytest.mark.parametrize(("baseline", "mde", "expected"), [(0.10, 0.20, 3841), (0.05, 0.10, 31234)])

@@ -1,0 +1,105 @@
+"""``tailor analyze``: read event logs, print or write the results; exit 3 on a sample ratio mismatch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from service.analysis import report, stats
+from service.analysis.results import DEFAULT_TARGET_MDE, Design, Options, Results, analyze
+from service.analysis.source import DEFAULT_WINDOW_DAYS, SourceError, open_events
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_SRM = 3  # distinct from a failure to run: CI can tell a broken experiment from a broken command
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.format == "html" and args.out is None:
+        _complain("tailor analyze: --format html needs --out FILE")
+        return EXIT_USAGE
+    try:
+        options = _options(args)
+    except ValueError as exc:
+        _complain(f"tailor analyze: {exc}")
+        return EXIT_USAGE
+    try:
+        designs = _designs(args.bundle) if args.bundle else {}
+        events = open_events(args.events)
+        results = analyze(events, options, designs, timeline=args.format == "html")
+    except (SourceError, ValueError) as exc:
+        _complain(f"tailor analyze: {exc}")
+        return EXIT_PROBLEMS
+    if args.experiment:
+        results = _only(results, args.experiment)
+    _write(results, args.format, args.out)
+    flagged = [e.key for e in results.experiments if e.srm]
+    if flagged:
+        _complain(f"tailor analyze: sample ratio mismatch in {', '.join(flagged)}")
+        return EXIT_SRM
+    return EXIT_OK
+
+
+def _complain(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tailor analyze", description="Experiment results from event logs")
+    parser.add_argument("events", nargs="+", type=Path, help="JSON-lines or Parquet files, or folders holding them")
+    parser.add_argument("--bundle", type=Path, help="bundle folder: arm order (first = baseline) and weights")
+    parser.add_argument("--experiment", action="append", help="only this experiment (repeat)")
+    parser.add_argument("--window-days", type=float, default=DEFAULT_WINDOW_DAYS, help="attribution window (7)")
+    parser.add_argument("--sequential", action="store_true", help="always-valid intervals: safe to look daily")
+    parser.add_argument("--no-cuped", action="store_true", help="do not adjust by the pre-exposure covariate")
+    parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="significance level (0.05)")
+    parser.add_argument("--target-mde", type=float, default=DEFAULT_TARGET_MDE, help="lift for days left (0.05)")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text", help="output (text)")
+    parser.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0:
+        raise ValueError("--alpha must lie in (0, 1), --window-days and --target-mde must be positive")
+    return Options(
+        window_days=args.window_days, mode="sequential" if args.sequential else "fixed", cuped=not args.no_cuped,
+        alpha=args.alpha, target_mde=args.target_mde,
+    )  # fmt: skip
+
+
+def _designs(bundle: Path) -> dict[str, Design]:
+    """Arm order and weights from the bundle (only loaded when asked: analysis runs without one)."""
+    from service.bundle.loader import load_bundle  # noqa: PLC0415
+    from service.core.errors import BundleError  # noqa: PLC0415
+
+    try:
+        loaded = load_bundle(bundle)
+    except BundleError as exc:
+        raise ValueError(f"the bundle does not compile: {exc}") from exc
+    return {
+        key: Design(tuple(a.key for a in e.arms), tuple(float(a.weight) for a in e.arms))
+        for key, e in loaded.experiments.items()
+    }
+
+
+def _only(results: Results, keys: Sequence[str]) -> Results:
+    return msgspec.structs.replace(results, experiments=[e for e in results.experiments if e.key in keys])
+
+
+def _write(results: Results, form: str, out: Path | None) -> None:
+    if form == "json":
+        data = report.to_json(results)
+    else:
+        data = (report.to_html(results) if form == "html" else report.to_text(results)).encode()
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)

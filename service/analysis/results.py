@@ -1,0 +1,296 @@
+"""Results of every experiment in the events: arms, SRM, and each arm against the baseline.
+
+For each experiment: the visitors per arm with the sample-ratio-mismatch test (overall and per
+segment), then each arm against the baseline for every segment (None: everyone), metric and kind
+(conversion, value): lift, interval, p-value (fixed-horizon or sequential), the Bayesian
+probability to beat the baseline and expected loss, the MDE and the days left, with
+Benjamini-Hochberg adjusted p-values across the experiment's comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from service.analysis import stats
+from service.analysis.source import DAY_SECONDS, DEFAULT_WINDOW_DAYS, Events
+
+Kind = Literal["conversion", "value"]
+Mode = Literal["fixed", "sequential"]
+DEFAULT_TARGET_MDE = 0.05  # relative lift the days-left estimate aims to detect
+MAX_LOOKS = 60  # daily points of the cumulative plot; a longer test is sampled evenly
+BASELINE_NAMES = ("control", "default", "baseline")
+
+
+class Design(msgspec.Struct, frozen=True):
+    """What the bundle says about an experiment: its arms in order (the first is the baseline), weights."""
+
+    arms: tuple[str, ...]
+    weights: tuple[float, ...]
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    window_days: float = DEFAULT_WINDOW_DAYS
+    mode: Mode = "fixed"
+    cuped: bool = True
+    alpha: float = stats.ALPHA
+    power: float = stats.POWER
+    target_mde: float = DEFAULT_TARGET_MDE
+    tuning: float = stats.SEQUENTIAL_TUNING
+
+
+class MetricMean(msgspec.Struct, frozen=True):
+    metric: str
+    kind: Kind
+    mean: float | None
+
+
+class Arm(msgspec.Struct, frozen=True):
+    key: str
+    visitors: int
+    share: float
+    expected_share: float
+    metrics: list[MetricMean]
+
+
+class Comparison(msgspec.Struct, frozen=True, kw_only=True):
+    arm: str
+    baseline: str
+    metric: str
+    kind: Kind
+    segment: str | None  # None: everyone
+    visitors: int  # in the arm and the baseline together
+    baseline_mean: float | None
+    arm_mean: float | None
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_adjusted: float | None  # Benjamini-Hochberg across the experiment's comparisons
+    prob_beat_baseline: float | None
+    expected_loss: float | None
+    mde: float | None
+    days_left: float | None
+    cuped: bool  # whether the pre-exposure covariate narrowed this comparison
+
+
+class Point(msgspec.Struct, frozen=True):
+    """One daily look at the cumulative lift of an arm, overall, for the cumulative plot."""
+
+    day: int
+    arm: str
+    metric: str
+    kind: Kind
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class SegmentSrm(msgspec.Struct, frozen=True):
+    segment: str
+    visitors: list[int]
+    srm_p: float
+
+
+class Experiment(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    baseline: str
+    days: float
+    srm_p: float
+    srm: bool  # srm_p below SRM_THRESHOLD: assignment is broken, do not trust the comparisons
+    arms: list[Arm]
+    segments: list[SegmentSrm]
+    comparisons: list[Comparison]
+    timeline: list[Point] = []
+
+
+class Results(msgspec.Struct, frozen=True, kw_only=True):
+    mode: Mode
+    alpha: float
+    window_days: float
+    cuped: bool
+    srm_threshold: float = stats.SRM_THRESHOLD
+    experiments: list[Experiment]
+
+
+SumsKey = tuple[str, str | None, str, Kind]  # experiment, segment, metric, kind
+
+
+def analyze(
+    events: Events, options: Options, designs: Mapping[str, Design] | None = None, timeline: bool = False
+) -> Results:
+    """Every experiment in the events, with ``designs`` (from the bundle) where known."""
+    designs = designs or {}
+    events.look(options.window_days)
+    counts = _arm_counts(events.rows("arm_visitors"))
+    sums = _sums(events.rows("sufficient_statistics"))
+    experiments = []
+    for key, by_segment in sorted(counts.items()):
+        design = _design(key, by_segment, designs)
+        experiment = _experiment(key, design, by_segment, sums, options)
+        if timeline:
+            experiment = msgspec.structs.replace(experiment, timeline=_timeline(events, key, design, options))
+        experiments.append(experiment)
+    return Results(
+        mode=options.mode, alpha=options.alpha, window_days=options.window_days, cuped=options.cuped,
+        experiments=experiments,
+    )  # fmt: skip
+
+
+class _Counts(msgspec.Struct):
+    visitors: dict[str, int]
+    first_ts: float
+    last_ts: float
+
+
+def _arm_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str | None, _Counts]]:
+    counts: dict[str, dict[str | None, _Counts]] = defaultdict(dict)
+    for row in rows:
+        entry = counts[row["experiment"]].setdefault(row["segment"], _Counts({}, math.inf, -math.inf))
+        entry.visitors[row["arm"]] = int(row["visitors"])
+        entry.first_ts = min(entry.first_ts, row["first_ts"])
+        entry.last_ts = max(entry.last_ts, row["last_ts"])
+    return counts
+
+
+def _sums(rows: Sequence[Mapping[str, Any]]) -> dict[SumsKey, dict[str, stats.Sums]]:
+    found: dict[SumsKey, dict[str, stats.Sums]] = defaultdict(dict)
+    for row in rows:
+        key = (row["experiment"], row["segment"], row["metric"], row["kind"])
+        found[key][row["arm"]] = stats.Sums(
+            float(row["visitors"]), row["sum"], row["sum_squares"],
+            row["pre_sum"], row["pre_sum_squares"], row["sum_products"],
+        )  # fmt: skip
+    return found
+
+
+def _design(key: str, by_segment: Mapping[str | None, _Counts], designs: Mapping[str, Design]) -> Design:
+    """The bundle's design; without one, the arms seen, a 'control' first, with equal weights."""
+    seen = sorted(by_segment[None].visitors)
+    known = designs.get(key)
+    if known is not None:
+        extra = [arm for arm in seen if arm not in known.arms]  # arms the bundle no longer has
+        return Design(known.arms + tuple(extra), known.weights + (0.0,) * len(extra))
+    baseline = next((name for name in BASELINE_NAMES if name in seen), seen[0])
+    arms = (baseline, *(arm for arm in seen if arm != baseline))
+    return Design(arms, (1.0,) * len(arms))
+
+
+def _experiment(
+    key: str,
+    design: Design,
+    by_segment: Mapping[str | None, _Counts],
+    sums: Mapping[SumsKey, Mapping[str, stats.Sums]],
+    options: Options,
+) -> Experiment:
+    overall = by_segment[None]
+    days = max((overall.last_ts - overall.first_ts) / DAY_SECONDS, 1 / 24)
+    total = sum(overall.visitors.values())
+    weights = np.asarray(design.weights)
+    visitors = [overall.visitors.get(arm, 0) for arm in design.arms]
+    srm_p = float(stats.srm_p_value(visitors, weights))
+    comparisons = _comparisons(key, design, sums, options, days)
+    return Experiment(
+        key=key, baseline=design.arms[0], days=days, srm_p=srm_p, srm=srm_p < stats.SRM_THRESHOLD,
+        arms=[
+            Arm(arm, count, count / total, float(weights[i] / weights.sum()), _means(key, arm, sums))
+            for i, (arm, count) in enumerate(zip(design.arms, visitors, strict=True))
+        ],
+        segments=[
+            SegmentSrm(segment, counts, float(stats.srm_p_value(counts, weights)))
+            for segment, entry in sorted((s, e) for s, e in by_segment.items() if s is not None)
+            if (counts := [entry.visitors.get(arm, 0) for arm in design.arms])
+        ],
+        comparisons=comparisons,
+    )  # fmt: skip
+
+
+def _means(key: str, arm: str, sums: Mapping[SumsKey, Mapping[str, stats.Sums]]) -> list[MetricMean]:
+    return [
+        MetricMean(metric, kind, _number(by_arm[arm].mean) if arm in by_arm else None)
+        for (experiment, segment, metric, kind), by_arm in sorted(sums.items(), key=lambda item: item[0][2:])
+        if experiment == key and segment is None
+    ]
+
+
+def _comparisons(
+    key: str, design: Design, sums: Mapping[SumsKey, Mapping[str, stats.Sums]], options: Options, days: float
+) -> list[Comparison]:
+    baseline = design.arms[0]
+    found = [
+        _compare(by_arm[baseline], by_arm[arm], options, days, arm, baseline, metric, kind, segment)
+        for (experiment, segment, metric, kind), by_arm in sorted(sums.items(), key=_order)
+        if experiment == key and baseline in by_arm
+        for arm in design.arms[1:]
+        if arm in by_arm
+    ]
+    # the family: every comparison with a p-value (one that could not be computed is no test)
+    tested = [i for i, c in enumerate(found) if c.p_value is not None]
+    adjusted = stats.benjamini_hochberg([found[i].p_value for i in tested])
+    for i, p in zip(tested, adjusted, strict=True):
+        found[i] = msgspec.structs.replace(found[i], p_adjusted=float(p))
+    return found
+
+
+def _order(item: tuple[SumsKey, object]) -> tuple[bool, str, str, str]:
+    _, segment, metric, kind = item[0]
+    return segment is not None, segment or "", metric, kind
+
+
+def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *labels: Any) -> Comparison:
+    arm, baseline, metric, kind, segment = labels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimates = stats.cuped(a, b) if options.cuped else (stats.plain(a), stats.plain(b))
+        adjusted = options.cuped and bool(estimates[0].variance < stats.plain(a).variance)
+        lift = stats.relative_lift(*estimates)
+        if options.mode == "sequential":
+            interval = stats.sequential(lift, a.n + b.n, options.alpha, options.tuning)
+        else:
+            interval = stats.fixed_horizon(lift, options.alpha)
+        posterior = stats.bayesian(lift, options.alpha)
+        mde = stats.mde(lift, options.alpha, options.power)
+        left = stats.days_left(mde, options.target_mde, a.n + b.n, days)
+    return Comparison(
+        arm=arm, baseline=baseline, metric=metric, kind=kind, segment=segment, visitors=int(a.n + b.n),
+        baseline_mean=_number(a.mean), arm_mean=_number(b.mean), lift=_number(lift.lift),
+        ci_low=_number(interval.low), ci_high=_number(interval.high), p_value=_number(interval.p_value),
+        p_adjusted=None, prob_beat_baseline=_number(posterior.probability_to_beat),
+        expected_loss=_number(posterior.expected_loss), mde=_number(mde), days_left=_number(left), cuped=adjusted,
+    )  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None where the statistic is undefined (a baseline mean of 0, one visitor …)."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _timeline(events: Events, key: str, design: Design, options: Options) -> list[Point]:
+    """The cumulative lift at the end of each day since the first exposure (overall only)."""
+    start, end = _span(events, key)
+    days = max(1, math.ceil((end - start) / DAY_SECONDS))
+    looks = sorted({round(day) for day in np.linspace(1, days, min(days, MAX_LOOKS))})
+    points: list[Point] = []
+    for day in looks:
+        events.look(options.window_days, as_of=start + day * DAY_SECONDS)
+        sums = _sums(events.rows("sufficient_statistics"))
+        points.extend(
+            Point(day, c.arm, c.metric, c.kind, c.lift, c.ci_low, c.ci_high)
+            for c in _comparisons(key, design, sums, options, float(day))
+            if c.segment is None
+        )
+    events.look(options.window_days)
+    return points
+
+
+def _span(events: Events, key: str) -> tuple[float, float]:
+    row = events.connection.execute(
+        "SELECT MIN(ts), MAX(ts) FROM decisions WHERE experiment = ? AND reason = 'experiment'", [key]
+    ).fetchone()
+    assert row is not None
+    return float(row[0]), float(row[1])

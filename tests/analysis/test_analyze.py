@@ -1,0 +1,157 @@
+"""``tailor analyze`` on synthetic logs with a planted lift: found where planted, not elsewhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from service.analysis import stats
+from service.analysis.command import EXIT_PROBLEMS, EXIT_SRM, EXIT_USAGE
+from service.analysis.results import Options
+from service.cli import main
+from service.telemetry import DecisionEvent
+from tests.analysis.logs import EXPERIMENT, Plan, write
+from tests.analysis.logs import START as T0
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("planted"), Plan())
+
+
+def analyze_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+    code = main(["analyze", *args, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def comparisons(report: dict, **match: object) -> list[dict]:  # type: ignore[type-arg]
+    [experiment] = report["experiments"]
+    return [c for c in experiment["comparisons"] if all(c[k] == v for k, v in match.items())]
+
+
+def test_the_planted_lift_is_found_in_its_segment_only(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = analyze_json(capsys, str(planted), "--bundle", str(ROOT))
+    assert code == 0
+    by_segment = {c["segment"]: c for c in comparisons(report, metric="purchase", kind="conversion")}
+    assert set(by_segment) == {None, "vip", "lapsed"}
+    vip, lapsed = by_segment["vip"], by_segment["lapsed"]
+    assert vip["ci_low"] > 0  # planted: +100 % conversion for bold among vips
+    assert vip["p_adjusted"] < 0.05
+    assert vip["prob_beat_baseline"] > 0.99
+    assert lapsed["ci_low"] < 0 < lapsed["ci_high"]  # nothing planted
+    assert 0.5 < vip["lift"] < 1.6
+
+
+def test_the_json_report_has_the_documented_fields(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, report = analyze_json(capsys, str(planted), "--bundle", str(ROOT))
+    [experiment] = report["experiments"]  # type: ignore[index]
+    assert experiment["key"] == EXPERIMENT
+    assert 0 <= experiment["srm_p"] <= 1
+    assert [a["key"] for a in experiment["arms"]] == ["control", "bold"]  # the bundle's order: control first
+    assert {"key", "visitors", "metrics"} <= set(experiment["arms"][0])
+    assert {"metric", "kind", "mean"} <= set(experiment["arms"][0]["metrics"][0])
+    fields = {"arm", "baseline", "metric", "segment", "lift", "ci_low", "ci_high", "p_value", "prob_beat_baseline"}
+    assert all(fields <= set(c) for c in experiment["comparisons"])
+    assert {c["baseline"] for c in experiment["comparisons"]} == {"control"}
+
+
+def test_a_sample_ratio_mismatch_fails_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = write(tmp_path / "broken", Plan(bold_kept=0.85))  # 15 % of bold's exposures never logged
+    assert main(["analyze", str(broken)]) == EXIT_SRM
+    captured = capsys.readouterr()
+    assert "SAMPLE RATIO MISMATCH" in captured.out
+    assert f"sample ratio mismatch in {EXPERIMENT}" in captured.err
+
+
+def test_sequential_intervals_are_wider_than_fixed_ones(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, fixed = analyze_json(capsys, str(planted))
+    _, sequential = analyze_json(capsys, str(planted), "--sequential")
+    width = [
+        [c["ci_high"] - c["ci_low"] for c in comparisons(r, segment=None, kind="conversion")]
+        for r in (fixed, sequential)
+    ]
+    assert width[1][0] > 1.5 * width[0][0]
+    assert sequential["mode"] == "sequential"
+
+
+def test_the_html_report_opens_offline_with_its_plots(planted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert main(["analyze", str(planted), "--format", "html", "--out", str(out)]) == 0
+    page = out.read_text()
+    labels = re.findall(r'aria-label="([^"]+)"', page)
+    assert {"cumulative lift over time", "forest plot of the lift per segment"} <= set(labels)
+    assert "arm shares and the sample ratio mismatch test" in labels
+    assert "<script" not in page
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert ids
+    assert len(ids) == len(set(ids))  # each plot clips to its own area
+    assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
+
+
+def test_the_text_report_names_every_comparison(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(planted)]) == 0
+    out = capsys.readouterr().out
+    assert f"experiment {EXPERIMENT}" in out
+    assert len(re.findall(r"^  bold ", out, flags=re.MULTILINE)) == 3 * 2  # 3 segments, 2 kinds of purchase
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path / "missing")]) == EXIT_PROBLEMS
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path), "--format", "html"]) == EXIT_USAGE
+    assert "needs --out" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path), "--alpha", "1.5"]) == EXIT_USAGE
+    assert "--alpha must lie in (0, 1)" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "rules.yaml").write_text("version: 1\nplacements: {}\nexperiments: {}\n")
+    assert main(["analyze", str(tmp_path), "--bundle", str(tmp_path / "broken")]) == EXIT_PROBLEMS
+    assert "the bundle does not compile" in capsys.readouterr().err
+
+
+def test_the_defaults_are_those_docs_analysis_md_names() -> None:
+    options = Options()
+    assert (options.window_days, options.alpha, options.target_mde, options.power) == (7.0, 0.05, 0.05, 0.8)
+    assert (options.mode, options.cuped, options.tuning, stats.SRM_THRESHOLD) == ("fixed", True, 5000.0, 0.001)
+
+
+@pytest.mark.parametrize(
+    ("seen", "baseline"),
+    [
+        (["b", "a"], "a"),
+        (["bold", "control"], "control"),
+        (["default", "x"], "default"),
+        (["z", "baseline"], "baseline"),
+    ],
+)
+def test_without_a_bundle_the_baseline_is_control_or_else_the_first_by_name(
+    seen: list[str], baseline: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [exposure(f"v-{i}", arm) for i, arm in enumerate(seen * 5)]
+    (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
+    _, report = analyze_json(capsys, str(tmp_path))
+    [experiment] = report["experiments"]  # type: ignore[index]
+    assert experiment["baseline"] == baseline
+    assert [a["expected_share"] for a in experiment["arms"]] == [0.5, 0.5]
+
+
+def exposure(visitor: str, arm: str) -> DecisionEvent:
+    return DecisionEvent(
+        decision_id=visitor, time=T0, revision="r", placement="p", variant=arm, reason="experiment",
+        experiment="x", arm=arm, visitor=visitor, exposure=True,
+    )  # fmt: skip
+
+
+def test_an_experiment_with_one_arm_seen_so_far_has_no_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [exposure(f"v-{i}", "control") for i in range(5)]
+    (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
+    code, report = analyze_json(capsys, str(tmp_path))
+    [experiment] = report["experiments"]  # type: ignore[index]
+    assert (code, experiment["srm_p"], experiment["comparisons"]) == (0, 1.0, [])
