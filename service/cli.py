@@ -17,16 +17,18 @@ from pathlib import Path
 import msgspec
 from granian import Granian
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from pydantic import BaseModel
 
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import decide
-from service.core.errors import BundleError, Problem
+from service.core.errors import BundleError, Problem, RequestError
 from service.core.models import ModelCard
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
+from service.http.body import decode
 from service.http.mapping import decision_response, to_core
 from service.render.page import Tally, inputs_for, render_decision
 from service.settings import Settings
@@ -155,6 +157,8 @@ def _run_granian(settings: Settings) -> None:
         working_dir=Path.cwd(),
         log_access=False,
         respawn_failed_workers=True,
+        # A client that trickles its headers is dropped after this; the body's deadline is the app's.
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
     ).serve()
 
 
@@ -194,9 +198,12 @@ def _decide(args: argparse.Namespace) -> int:
     if bundle is None:
         return EXIT_PROBLEMS
     try:
-        visitor = msgspec.json.decode(args.visitor.read_bytes(), type=wire.Visitor)
-    except (OSError, msgspec.DecodeError) as exc:
+        visitor = decode(args.visitor.read_bytes(), wire.Visitor)  # the API's decoder: the same refusals
+    except OSError as exc:
         print(f"tailor: {args.visitor}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RequestError as exc:
+        print(f"tailor: {args.visitor}: {exc.message} - at `{exc.where}`", file=sys.stderr)
         return EXIT_USAGE
     now = datetime.fromisoformat(args.now) if args.now else None
     request = wire.DecideRequest(

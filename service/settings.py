@@ -41,6 +41,12 @@ class Settings:
     """TAILOR_MAX_BATCH: most recipients one POST /v1/render may carry."""
     max_render_body_bytes: int = 32 * 1024 * 1024
     """TAILOR_MAX_RENDER_BODY_BYTES: larger POST /v1/render bodies get 413."""
+    header_timeout_s: float = 10.0
+    """TAILOR_HEADER_TIMEOUT_S: a connection that has not sent a request's headers within this many
+    seconds is closed (slow clients must not hold the worker's connection slots)."""
+    body_timeout_s: float = 30.0
+    """TAILOR_BODY_TIMEOUT_S: a request body not complete within this many seconds gets 408 and
+    its connection is closed."""
     render_cache_mb: float = 32.0
     """TAILOR_RENDER_CACHE_MB: memory for rendered blocks per worker, least recently used dropped first; 0: off."""
     log_level: str = "INFO"

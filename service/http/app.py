@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
-from litestar.params import JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
@@ -34,6 +33,7 @@ from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
 from service.http import wire
+from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
@@ -45,7 +45,10 @@ from service.telemetry.recorder import open_recorder
 
 log = logging.getLogger("tailor.http")
 
+T = TypeVar("T")
+
 API_VERSION = "1.0.0"
+LARGE_BODY_BYTES = 256 * 1024
 ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
 
 
@@ -89,17 +92,22 @@ def create_app(
 
     decisions = Decisions(settings, metrics, recorder, now, RenderCache(int(settings.render_cache_mb * 1024 * 1024)))
 
-    @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
-    async def decide_placements(data: JSONBody[wire.DecideRequest]) -> Response[wire.DecideResponse]:
+    async def decoded(request: Request[Any, Any, Any], kind: type[T], limit: int) -> T:
+        check_headers(request.headers)
+        declared = request.headers.get("content-length")
+        raw = await read_body(request.receive, limit=limit, timeout_s=settings.body_timeout_s, declared=declared)
+        if len(raw) > LARGE_BODY_BYTES:  # a big batch decodes beside the event loop, which serves page views
+            return await asyncio.to_thread(decode, raw, kind)
+        return decode(raw, kind)
+
+    @post("/v1/decide", status_code=200)
+    async def decide_placements(request: Request[Any, Any, Any]) -> Response[wire.DecideResponse]:
+        data = await decoded(request, wire.DecideRequest, settings.max_body_bytes)
         return decisions.decide(store.current.bundle, data)  # one bundle for the whole request
 
-    @post(
-        "/v1/render",
-        status_code=200,
-        summary="Render blocks for a batch of recipients (NDJSON stream with Accept: application/x-ndjson)",
-        request_max_body_size=settings.max_render_body_bytes,
-    )
-    async def render_batch(request: Request[Any, Any, Any], data: JSONBody[wire.RenderRequest]) -> Response[Any]:
+    @post("/v1/render", status_code=200)
+    async def render_batch(request: Request[Any, Any, Any]) -> Response[Any]:
+        data = await decoded(request, wire.RenderRequest, settings.max_render_body_bytes)
         bundle = store.current.bundle  # one bundle for the whole batch, whatever swaps meanwhile
         stream = NDJSON in request.headers.get("accept", "")
         return decisions.render_batch(bundle, data, stream=stream)
@@ -142,7 +150,7 @@ def create_app(
         on_shutdown=[stop],
         middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.max_render_body_bytes,  # each route reads its body with its own limit
         cors_config=_cors(settings.cors_origins),
         openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
         debug=False,

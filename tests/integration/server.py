@@ -32,19 +32,23 @@ class Server(str):
 
 
 @contextmanager
-def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterator[Server]:
-    """Start the server, wait until it is ready, yield its base URL, and always stop it."""
+def running_server(bundle: Path = ROOT, workers: int = 1, log_file: Path | None = None, **env: str) -> Iterator[Server]:
+    """Start the server, wait until it is ready, yield its base URL, and always stop it.
+
+    With ``log_file``, the server's stderr (its log) goes to that file for the test to read.
+    """
     port = free_port()
     command = [
         sys.executable, "-m", "service.cli", "serve",
         "--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
+    stderr = subprocess.PIPE if log_file is None else log_file.open("wb")
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         start_new_session=True,
     )
     base = Server(f"http://127.0.0.1:{port}")
@@ -54,6 +58,8 @@ def running_server(bundle: Path = ROOT, workers: int = 1, **env: str) -> Iterato
         yield base
     finally:
         _stop(process)
+        if log_file is not None:
+            stderr.close()  # type: ignore[union-attr]
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
