@@ -89,7 +89,7 @@ def test_a_worker_answers_others_while_300_clients_trickle_and_then_cuts_them_of
     assert len(slow_bodies.closed) == SLOW_EACH, "slow bodies still open after the body timeout"
     assert min(slow_bodies.closed.values()) >= TIMEOUT_S - 0.5  # cut off by the timeout, not at once
     assert all(b" 408 " in answer for answer in slow_bodies.answers)
-    figures = sorted(slow_headers.closed.values()), sorted(slow_bodies.closed.values())
+    heads, bodies = sorted(slow_headers.closed.values()), sorted(slow_bodies.closed.values())
     print(
-        f"slow headers closed after {figures[0][0]:.1f}-{figures[0][-1]:.1f} s, bodies {figures[1][0]:.1f}-{figures[1][-1]:.1f} s"
+        f"slow headers closed after {heads[0]:.1f}-{heads[-1]:.1f} s, bodies after {bodies[0]:.1f}-{bodies[-1]:.1f} s"
     )
