@@ -212,7 +212,7 @@ def _decide(args: argparse.Namespace) -> int:
         context=wire.Context(locale=args.locale, page=args.page, now=now, currency=args.currency),
         explain=True,
     )
-    core = to_core(request, Settings(), lambda: datetime.now(UTC))
+    core = to_core(request, Settings(), lambda: datetime.now(UTC), client_time=True)  # offline: --now is the point
     decision = decide(bundle, core)
     rendered = None
     if args.render:

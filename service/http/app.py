@@ -21,10 +21,11 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, Protocol, TypeVar
 
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
@@ -33,7 +34,7 @@ from service.bundle.origin import BundleOrigin, Outcome
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
-from service.http import wire
+from service.http import openapi, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.mapping import bundle_info, problem_out
@@ -48,7 +49,6 @@ log = logging.getLogger("tailor.http")
 
 T = TypeVar("T")
 
-API_VERSION = "1.0.0"
 LARGE_BODY_BYTES = 256 * 1024
 # granian's I/O thread needs the GIL to hand each request, body and response to the event loop;
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
@@ -105,17 +105,36 @@ def create_app(
             return await asyncio.to_thread(decode, raw, kind)
         return decode(raw, kind)
 
+    def client_time(request: Request[Any, Any, Any]) -> bool:
+        return settings.allow_client_time or _is_admin(request, settings.admin_token)
+
     @post("/v1/decide", status_code=200)
     async def decide_placements(request: Request[Any, Any, Any]) -> Response[wire.DecideResponse]:
         data = await decoded(request, wire.DecideRequest, settings.max_body_bytes)
-        return decisions.decide(store.current.bundle, data)  # one bundle for the whole request
+        bundle = store.current.bundle  # one bundle for the whole request
+        return decisions.decide(bundle, data, client_time=client_time(request))
 
     @post("/v1/render", status_code=200)
     async def render_batch(request: Request[Any, Any, Any]) -> Response[Any]:
         data = await decoded(request, wire.RenderRequest, settings.max_render_body_bytes)
         bundle = store.current.bundle  # one bundle for the whole batch, whatever swaps meanwhile
         stream = NDJSON in request.headers.get("accept", "")
-        return await decisions.render_batch(bundle, data, stream=stream)
+        return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request))
+
+    @get("/schema/openapi.json", include_in_schema=False)
+    async def openapi_document() -> Response[bytes]:
+        return Response(msgspec.json.encode(api_document()), media_type="application/json")
+
+    @get("/schema/swagger", include_in_schema=False)
+    async def openapi_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(SwaggerRenderPlugin().render(request, api_document()), media_type="text/html")
+
+    def api_document() -> dict[str, Any]:
+        if not store.ready:
+            return openapi.document(settings, None)
+        bundle = store.current.bundle
+        blocks = bundle.blocks
+        return openapi.document(settings, [v for v in bundle.variants if blocks is not None and blocks.has_block(v)])
 
     @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments, models")
     async def describe_bundle() -> wire.BundleInfo:
@@ -150,6 +169,8 @@ def create_app(
             readyz,
             metrics_endpoint,
             admin_reload,
+            openapi_document,
+            openapi_page,
         ],
         on_startup=[lambda _: source.start()],
         on_shutdown=[stop],
@@ -157,7 +178,7 @@ def create_app(
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.max_render_body_bytes,  # each route reads its body with its own limit
         cors_config=_cors(settings.cors_origins),
-        openapi_config=OpenAPIConfig(title="Tailor decision API", version=API_VERSION),
+        openapi_config=None,  # the document is service/http/openapi.py's, served above
         debug=False,
     )
 
@@ -237,9 +258,13 @@ def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
     """Admin endpoints exist only with a token, and compare it in constant time."""
     if not token:
         raise AdminDisabledError("admin endpoints are off: no TAILOR_ADMIN_TOKEN is set")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if not _is_admin(request, token):
         raise UnauthorizedError("a valid bearer token is required")
+
+
+def _is_admin(request: Request[Any, Any, Any], token: str | None) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), str(token).encode())
 
 
 def _cors(origins: str) -> CORSConfig | None:

@@ -70,8 +70,8 @@ class Decisions:
         self.cache = cache
         self.next_id = decision_ids()
 
-    def decide(self, bundle: Bundle, data: wire.DecideRequest) -> Response[wire.DecideResponse]:
-        request = to_core(data, self.settings, self.clock)
+    def decide(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Response[wire.DecideResponse]:
+        request = to_core(data, self.settings, self.clock, client_time=client_time)
         visitor = data.visitor
         decision, decision_id = self._decide(bundle, request, visitor.id, visitor.consent.analytics)
         if not data.render:
@@ -84,7 +84,9 @@ class Decisions:
         body = decision_response(bundle, decision, decision_id, rendered, data.explain)
         return Response(body, headers={CACHE_HEADER: f"hits={tally.hits}, misses={tally.misses}"})
 
-    async def render_batch(self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool) -> Response[Any]:
+    async def render_batch(
+        self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool, client_time: bool
+    ) -> Response[Any]:
         """Every recipient's result in order: one JSON document, or NDJSON lines and a summary line.
 
         Both are streamed as they render, in slices between which the worker serves other
@@ -92,9 +94,9 @@ class Decisions:
         every result in memory until the last one.
         """
         if len(data.recipients) > LARGE_BATCH:  # walking 10,000 recipients' attributes is work too
-            await asyncio.to_thread(check_batch, data, self.settings)
+            await asyncio.to_thread(functools.partial(check_batch, data, self.settings, client_time=client_time))
         else:
-            check_batch(data, self.settings)
+            check_batch(data, self.settings, client_time=client_time)
         if data.block is not None and (bundle.blocks is None or not bundle.blocks.has_block(data.block)):
             raise RequestError(f"no variant '{data.block}' with a template in bundle {bundle.revision}", "$.block")
         tally = Tally()

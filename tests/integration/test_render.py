@@ -24,7 +24,7 @@ PAGE_VIEW = {"visitor": {"id": "page-view", "consent": {"personalization": True}
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    with running_server(TAILOR_RENDER_CACHE_MB="4") as url:
+    with running_server(TAILOR_RENDER_CACHE_MB="4", TAILOR_ALLOW_CLIENT_TIME="1") as url:
         yield url
 
 
