@@ -8,6 +8,7 @@ two visitors who differ only in what the template ignores share one entry.
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from cachetools import LRUCache
@@ -39,7 +40,7 @@ def _size(key: tuple[Any, ...], rendered: Rendered) -> int:
 
 
 class RenderCache:
-    """An LRU of rendered blocks, bounded in bytes. Used from one event loop per worker: no lock needed."""
+    """An LRU of rendered blocks, bounded in bytes, shared by a worker's event loop and its render threads."""
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self._entries: LRUCache[tuple[Any, ...], tuple[Rendered, int]] | None = (
@@ -47,13 +48,15 @@ class RenderCache:
         )
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()  # an LRU read moves the entry: reads change the cache too
 
     def get(self, key: tuple[Any, ...]) -> Rendered | None:
-        found = None if self._entries is None else self._entries.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
+        with self._lock:
+            found = None if self._entries is None else self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self.hits += 1
         return found[0]
 
     def put(self, key: tuple[Any, ...], value: Rendered) -> None:
@@ -61,7 +64,8 @@ class RenderCache:
             return
         size = _size(key, value)  # the LRU's getsizeof sees only the value: the key's size travels with it
         if size <= self._entries.maxsize:
-            self._entries[key] = (value, size)
+            with self._lock:
+                self._entries[key] = (value, size)
 
     def __len__(self) -> int:
         return 0 if self._entries is None else len(self._entries)
