@@ -144,3 +144,26 @@ def test_one_huge_integer_fails_the_batch_with_a_400_not_a_500(client: TestClien
     response = client.post("/v1/render", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["loc"] == f"$.recipients[{index}].attributes.last_purchase_at"
+
+
+def _json_at(path: list[str | int], inner: str) -> str:
+    """JSON text with ``inner`` at ``path``, a sibling beside every step."""
+    for step in reversed(path):
+        inner = (
+            f"[{', '.join(['1'] * step + [inner, '1'])}]"
+            if isinstance(step, int)
+            else f'{{"{step}_s": 1, "{step}": {inner}}}'
+        )
+    return inner
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys, steps, keys, leaves, leaves)
+def test_a_duplicate_key_is_refused_at_its_path(
+    root: str, path: list[str | int], key: str, first: Any, second: Any
+) -> None:
+    twice = f'{{"{key}": {msgspec.json.encode(first).decode()}, "{key}": {msgspec.json.encode(second).decode()}}}'
+    text = '{"visitor": {"attributes": {"' + root + '": ' + _json_at(path, twice) + "}}}"
+    _, where = _planted(path, 0, 0)
+    error = _refused(text.encode(), wire.DecideRequest)
+    assert (error.where, error.message) == (f"$.visitor.attributes.{root}{where}.{key}", f"duplicate key '{key}'")
