@@ -106,10 +106,14 @@ def test_the_document_carries_the_limits_the_server_enforces() -> None:
 def test_the_limit_in_the_document_is_the_limit_applied() -> None:
     settings = Settings(max_placements=3, reload_interval=0)
     limit = _schema(settings)["components"]["schemas"]["DecideRequest"]["properties"]["placements"]["anyOf"][0]
+    render_limit = _schema(settings)["components"]["schemas"]["RenderRequest"]["properties"]["placements"]["anyOf"][0]
     with TestClient(app=create_app(settings)) as http:
         at = http.post("/v1/decide", json={"visitor": {}, "placements": ["a"] * limit["maxItems"]})
         beyond = http.post("/v1/decide", json={"visitor": {}, "placements": ["a"] * (limit["maxItems"] + 1)})
-    assert (at.status_code, beyond.status_code) == (200, 400)
+        batch = {"recipients": [{}], "placements": ["cart_email"] * (render_limit["maxItems"] + 1)}
+        render_beyond = http.post("/v1/render", json=batch)
+    assert (at.status_code, beyond.status_code, render_beyond.status_code) == (200, 400, 400)
+    assert render_beyond.json()["errors"][0]["loc"] == "$.placements"
 
 
 def test_every_error_status_is_documented_as_problem_json() -> None:

@@ -51,6 +51,8 @@ def check_batch(data: wire.RenderRequest, settings: Settings, *, client_time: bo
         raise RequestError("name either 'placements' to decide or one 'block' to render, not both", "$")
     if len(data.recipients) > settings.max_batch:
         raise RequestError(f"at most {settings.max_batch} recipients per request", "$.recipients")
+    if data.placements is not None and len(data.placements) > settings.max_placements:
+        raise RequestError(f"at most {settings.max_placements} placements per request", "$.placements")
     if not client_time:
         _refuse_client_times(data)
     for index, recipient in enumerate(data.recipients):  # all of them before the first result streams out

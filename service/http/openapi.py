@@ -51,9 +51,10 @@ def document(settings: Settings, blocks: Sequence[str] | None) -> dict[str, Any]
 
 def _bound(schemas: dict[str, Any], settings: Settings, blocks: Sequence[str] | None) -> None:
     """Write the limits the settings and the bundle set into the schemas."""
-    _array_of(schemas["DecideRequest"], "placements")["maxItems"] = settings.max_placements
     render = schemas["RenderRequest"]
-    _array_of(render, "placements")["maxItems"] = min(settings.max_placements, _MAX_RENDER_PLACEMENTS)
+    for request in (schemas["DecideRequest"], render):  # the struct's bound or the setting, whichever is lower
+        placements = _array_of(request, "placements")
+        placements["maxItems"] = min(placements["maxItems"], settings.max_placements)
     render["properties"]["recipients"]["maxItems"] = settings.max_batch
     if blocks is not None:
         _string_of(render, "block")["enum"] = sorted(blocks)
@@ -66,9 +67,6 @@ def _bound(schemas: dict[str, Any], settings: Settings, blocks: Sequence[str] | 
     if not settings.allow_client_time:
         del context["properties"]["now"]
     context["description"] = "Where and when the request is made." + CLIENT_TIME_NOTE
-
-
-_MAX_RENDER_PLACEMENTS = 64  # RenderRequest.placements' own bound in wire.py
 
 
 def _array_of(schema: dict[str, Any], name: str) -> dict[str, Any]:
