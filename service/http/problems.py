@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.bundle.store import NotReadyError
@@ -86,8 +86,6 @@ _CLIENT_FAULTS = (ClientGoneError, BodyTimeoutError)
 def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
     if isinstance(exc, RequestError):
         return "invalid-request", exc.message, [ErrorItem(exc.where, exc.message)]
-    if isinstance(exc, ValidationException):
-        return "invalid-request", "the request body does not match the API", _validation_items(exc)
     for kind, code in _DOMAIN_ERRORS:
         if isinstance(exc, kind):
             if isinstance(exc, _CLIENT_FAULTS):
@@ -104,25 +102,7 @@ def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
 
 
 def _unreadable_body(exc: Exception) -> str | None:
-    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
-        # msgspec gives up on JSON nested thousands deep before any limit of ours can look at it.
-        return "the JSON nests too deeply"
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        # Litestar raises a plain ClientException for JSON it cannot parse.
+        # Any other 4xx Litestar raises (the bodies are ours to read: see body.py) is the client's.
         return str(exc.detail)
     return None
-
-
-def _validation_items(exc: ValidationException) -> list[ErrorItem]:
-    items = []
-    for entry in exc.extra if isinstance(exc.extra, list) else []:
-        key = entry.get("key") if isinstance(entry, dict) else None
-        message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
-        if key in (None, "data"):
-            loc = "$"
-            if message == "'data'":  # Litestar's wording for an empty body
-                message = "the request body is empty; send a JSON object"
-        else:
-            loc = f"$.{key}"
-        items.append(ErrorItem(loc, message))
-    return items or [ErrorItem("$", str(exc.detail))]

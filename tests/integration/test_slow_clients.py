@@ -33,13 +33,13 @@ class Trickle:
     """Connections that send their request a byte every half second until the server closes them."""
 
     def __init__(self, port: int, opening: bytes, count: int) -> None:
+        self.start = time.monotonic()  # before any connection: every server-side deadline starts later
         self.sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
         for sock in self.sockets:
             sock.sendall(opening)
             sock.setblocking(False)
         self.closed: dict[int, float] = {}  # socket index → seconds after the start when the server closed it
         self.answers: list[bytes] = []
-        self.start = time.monotonic()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
