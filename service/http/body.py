@@ -172,12 +172,19 @@ async def read_body(receive: Receive, *, limit: int, timeout_s: float, declared:
     """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _chunks(receive, limit)
+    except TimeoutError:
+        raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} seconds") from None
+
+
+async def _chunks(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    deadline = asyncio.get_running_loop().time() + timeout_s
     more = True
     while more:
-        message = await _next_message(receive, deadline, timeout_s)
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGoneError("the connection closed before the body was complete")
         chunk: bytes = message.get("body", b"")
@@ -187,12 +194,3 @@ async def read_body(receive: Receive, *, limit: int, timeout_s: float, declared:
         chunks.append(chunk)
         more = bool(message.get("more_body", False))
     return b"".join(chunks)
-
-
-async def _next_message(receive: Receive, deadline: float, timeout_s: float) -> dict[str, Any]:
-    remaining = deadline - asyncio.get_running_loop().time()
-    try:
-        message: dict[str, Any] = await asyncio.wait_for(receive(), max(remaining, 0))
-    except TimeoutError:
-        raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} seconds") from None
-    return message
