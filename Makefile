@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# make run serves previews: they may name the time of a decision (context.now). make run ALLOW_CLIENT_TIME=0 refuses it.
+ALLOW_CLIENT_TIME ?= 1
 
 .PHONY: run test lint types unit checks bench compare compare-http compare-models loadtest train schema lock clean
 
@@ -19,8 +21,8 @@ $(VENV)/.dev: $(VENV)/.run requirements/dev.lock
 	$(PIP) --no-deps -r requirements/dev.lock  # the lock is complete; --no-deps honours requirements/overrides.txt
 	touch $@
 
-run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080
-	$(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
+run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080 for previews (clients may send context.now)
+	TAILOR_ALLOW_CLIENT_TIME=$(ALLOW_CLIENT_TIME) $(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
 
 test: lint types unit checks  ## lint, types, every test, and the example bundle's rule tests
 

@@ -168,7 +168,7 @@ def ladder(store: BundleStore, settings: Settings, bodies: list[bytes]) -> list[
 
     def real(data: wire.DecideRequest) -> wire.DecideResponse:
         bundle = store.current.bundle
-        decision = decide(bundle, to_core(data, settings, _now))
+        decision = decide(bundle, to_core(data, settings, _now, client_time=False))
         metrics.count_decisions([(name, p.variant or "none", p.reason) for name, p in decision.placements.items()])
         return decision_response(bundle, decision, uuid.uuid4().hex)
 
@@ -190,7 +190,9 @@ def typical_response(store: BundleStore, settings: Settings, bodies: list[bytes]
     for body in bodies:
         request = msgspec.json.decode(body, type=wire.DecideRequest)
         if len(request.placements or ()) == 2 and request.visitor.consent.personalization:
-            return decision_response(bundle, decide(bundle, to_core(request, settings, _now)), "0" * 32)
+            return decision_response(
+                bundle, decide(bundle, to_core(request, settings, _now, client_time=False)), "0" * 32
+            )
     raise SystemExit("no page view asks for both placements")
 
 
@@ -201,7 +203,7 @@ def decisions_only(store: BundleStore, settings: Settings, mix: list[bytes]) -> 
     async def run_all() -> None:
         for request in decoded:
             bundle = store.current.bundle
-            decision_response(bundle, decide(bundle, to_core(request, settings, _now)), "0" * 32)
+            decision_response(bundle, decide(bundle, to_core(request, settings, _now, client_time=False)), "0" * 32)
 
     return ("to_core + decide + decision_response, no framework", run_all)
 

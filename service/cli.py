@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 from granian import Granian
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from pydantic import BaseModel
 
 from service import logs
@@ -27,10 +28,11 @@ from service.checks import command as checks_command
 from service.checks.spec import check_schema
 from service.core.compile import Bundle
 from service.core.decide import decide
-from service.core.errors import BundleError, Problem
+from service.core.errors import BundleError, Problem, RequestError
 from service.core.models import ModelCard
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
+from service.http.body import decode
 from service.http.mapping import decision_response, to_core
 from service.redaction import redact_url
 from service.render.page import Tally, inputs_for, render_decision
@@ -182,6 +184,8 @@ def _run_granian(settings: Settings) -> None:
         log_access=False,
         log_dictconfig=logs.server_config(settings.log_format),
         respawn_failed_workers=True,
+        # A client that trickles its headers is dropped after this; the body's deadline is the app's.
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
     ).serve()
 
 
@@ -232,10 +236,13 @@ def _decide(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     try:
         request = _with_options(_read_request(args.visitor), args)
-    except (OSError, ValueError, msgspec.DecodeError) as exc:
+    except OSError as exc:
         print(f"tailor: {args.visitor}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    core = to_core(request, Settings(), lambda: datetime.now(UTC))
+    except RequestError as exc:
+        print(f"tailor: {args.visitor}: {exc.message} - at `{exc.where}`", file=sys.stderr)
+        return EXIT_USAGE
+    core = to_core(request, Settings(), lambda: datetime.now(UTC), client_time=True)  # offline: --now is the point
     decision = decide(bundle, core)
     rendered = None
     if request.render:
@@ -248,9 +255,9 @@ def _decide(args: argparse.Namespace) -> int:
 def _read_request(path: Path) -> wire.DecideRequest:
     """A decision request from a file that holds either a visitor or a whole HTTP request body."""
     raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    if isinstance(shape := msgspec.json.decode(raw), dict) and "visitor" in shape:
-        return msgspec.json.decode(raw, type=wire.DecideRequest)  # the body of POST /v1/decide, as it is
-    return wire.DecideRequest(visitor=msgspec.json.decode(raw, type=wire.Visitor))
+    if isinstance(shape := decode(raw, object), dict) and "visitor" in shape:
+        return decode(raw, wire.DecideRequest)  # the body of POST /v1/decide, as it is, decoded as the API does
+    return wire.DecideRequest(visitor=decode(raw, wire.Visitor))
 
 
 def _with_options(request: wire.DecideRequest, args: argparse.Namespace) -> wire.DecideRequest:

@@ -14,6 +14,8 @@ from pathlib import Path
 PREFIX = "TAILOR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 MIN_PSEUDONYM_KEY_BYTES = 16  # the same floor as the pseudonymizer's: shorter keys can be brute-forced
 
 
@@ -41,6 +43,12 @@ class Settings:
     """TAILOR_MAX_BATCH: most recipients one POST /v1/render may carry."""
     max_render_body_bytes: int = 32 * 1024 * 1024
     """TAILOR_MAX_RENDER_BODY_BYTES: larger POST /v1/render bodies get 413."""
+    header_timeout_s: float = 10.0
+    """TAILOR_HEADER_TIMEOUT_S: a connection that has not sent a request's headers within this many
+    seconds is closed (slow clients must not hold the worker's connection slots)."""
+    body_timeout_s: float = 30.0
+    """TAILOR_BODY_TIMEOUT_S: a request body not complete within this many seconds gets 408 and
+    its connection is closed."""
     render_cache_mb: float = 32.0
     """TAILOR_RENDER_CACHE_MB: memory for rendered blocks per worker, least recently used dropped first; 0: off."""
     log_level: str = "INFO"
@@ -78,6 +86,9 @@ class Settings:
     """TAILOR_DECISION_LOG_BACKUPS: rotated decision log files kept."""
     cors_origins: str = ""
     """TAILOR_CORS_ORIGINS: comma-separated origins allowed to call the API from browsers; empty: none."""
+    allow_client_time: bool = False
+    """TAILOR_ALLOW_CLIENT_TIME: accept ``context.now`` from any client (previews, tests). Off, only
+    requests with the admin bearer token may send it; from others it is a 400."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -119,7 +130,17 @@ def _non_negative(name: str, raw: str, kind: type[int] | type[float]) -> int | f
     return value
 
 
+def _flag(name: str, raw: str) -> bool:
+    if raw.lower() in TRUE_WORDS:
+        return True
+    if raw.lower() in FALSE_WORDS:
+        return False
+    raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
 def _convert(name: str, kind: str, raw: str) -> object:
+    if kind == "bool":
+        return _flag(name, raw)
     if kind in ("int", "float"):
         return _non_negative(name, raw, int if kind == "int" else float)
     if kind in ("Path", "Path | None"):

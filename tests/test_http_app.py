@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,26 @@ def test_decision_ids_are_unique_and_ordered_within_a_worker() -> None:
     assert ids == sorted(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert first()[:16] != second()[:16]  # each worker draws its own prefix
+
+
+def test_client_time_is_a_flag_named_when_malformed() -> None:
+    assert Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "on"}).allow_client_time is True
+    assert Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "0"}).allow_client_time is False
+    assert Settings.from_env(Settings(allow_client_time=True).to_env()).allow_client_time is True
+    with pytest.raises(ValueError, match="TAILOR_ALLOW_CLIENT_TIME='maybe' is not one of"):
+        Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "maybe"})
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [f.name for f in fields(Settings) if f"| `TAILOR_{f.name.upper()}` |" not in readme]
+    assert missing == []
+
+
+def test_make_run_serves_previews_that_may_name_a_time() -> None:
+    dry = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "TAILOR_ALLOW_CLIENT_TIME=1 " in dry
+    off = subprocess.run(
+        ["make", "-n", "run", "ALLOW_CLIENT_TIME=0"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "TAILOR_ALLOW_CLIENT_TIME=0 " in off.stdout

@@ -72,7 +72,8 @@ class Outcome:
 def run_check(bundle: Bundle, check: Check, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Outcome:
     start = perf_counter()
     bundle = _with_stand_ins(bundle, check.spec.models)
-    request = to_core(wire.DecideRequest(check.visitor, context=check.context, explain=True), _LIMITS, clock)
+    checked = wire.DecideRequest(check.visitor, context=check.context, explain=True)
+    request = to_core(checked, _LIMITS, clock, client_time=True)  # a check names its time on purpose
     decision = decide(bundle, request)
     rendered: Mapping[str, Rendered] = {}
     if any(e.html is not None or e.html_contains is not None for _, e in placement_expectations(check)):

@@ -11,25 +11,27 @@ import asyncio
 import functools
 import hmac
 import logging
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.params import JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
 from service.bundle.loader import load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
-from service.http import wire
+from service.http import openapi, wire
+from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
-from service.http.docs import openapi_config, swagger_asset
+from service.http.docs import swagger_asset, swagger_page
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -41,7 +43,12 @@ from service.telemetry.recorder import open_recorder
 
 log = logging.getLogger("tailor.http")
 
-API_VERSION = "1.0.0"
+T = TypeVar("T")
+
+LARGE_BODY_BYTES = 256 * 1024
+# granian's I/O thread needs the GIL to hand each request, body and response to the event loop;
+# while a render batch holds it, every hand-over waited CPython's default 5 ms.
+GIL_SWITCH_S = 0.0005
 ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
 
 
@@ -52,6 +59,7 @@ def create_app(
 ) -> Litestar:
     """Build the ASGI app. Tests pass their own store or clock; the server passes nothing."""
     settings = settings or Settings.from_env()
+    sys.setswitchinterval(GIL_SWITCH_S)
     logs.configure(settings.log_level, settings.log_format)
     metrics = Metrics()
     store = store or BundleStore(functools.partial(load_snapshot, open_model=metrics.timed_scorer(OnnxScorer)))
@@ -82,20 +90,44 @@ def create_app(
 
     decisions = Decisions(settings, metrics, recorder, now, RenderCache(int(settings.render_cache_mb * 1024 * 1024)))
 
-    @post("/v1/decide", status_code=200, summary="Decide the variants of placements for one visitor")
-    async def decide_placements(data: JSONBody[wire.DecideRequest]) -> Response[wire.DecideResponse]:
-        return decisions.decide(store.current.bundle, data)  # one bundle for the whole request
+    async def decoded(request: Request[Any, Any, Any], kind: type[T], limit: int) -> T:
+        check_headers(request.headers)
+        declared = request.headers.get("content-length")
+        raw = await read_body(request.receive, limit=limit, timeout_s=settings.body_timeout_s, declared=declared)
+        if len(raw) > LARGE_BODY_BYTES:  # a big batch decodes beside the event loop, which serves page views
+            return await asyncio.to_thread(decode, raw, kind)
+        return decode(raw, kind)
 
-    @post(
-        "/v1/render",
-        status_code=200,
-        summary="Render blocks for a batch of recipients (NDJSON stream with Accept: application/x-ndjson)",
-        request_max_body_size=settings.max_render_body_bytes,
-    )
-    async def render_batch(request: Request[Any, Any, Any], data: JSONBody[wire.RenderRequest]) -> Response[Any]:
+    def client_time(request: Request[Any, Any, Any]) -> bool:
+        return settings.allow_client_time or _is_admin(request, settings.admin_token)
+
+    @post("/v1/decide", status_code=200)
+    async def decide_placements(request: Request[Any, Any, Any]) -> Response[wire.DecideResponse]:
+        data = await decoded(request, wire.DecideRequest, settings.max_body_bytes)
+        bundle = store.current.bundle  # one bundle for the whole request
+        return decisions.decide(bundle, data, client_time=client_time(request))
+
+    @post("/v1/render", status_code=200)
+    async def render_batch(request: Request[Any, Any, Any]) -> Response[Any]:
+        data = await decoded(request, wire.RenderRequest, settings.max_render_body_bytes)
         bundle = store.current.bundle  # one bundle for the whole batch, whatever swaps meanwhile
         stream = NDJSON in request.headers.get("accept", "")
-        return decisions.render_batch(bundle, data, stream=stream)
+        return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request))
+
+    @get("/schema/openapi.json", include_in_schema=False)
+    async def openapi_document() -> Response[bytes]:
+        return Response(msgspec.json.encode(api_document()), media_type="application/json")
+
+    @get("/schema/swagger", include_in_schema=False)
+    async def openapi_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(swagger_page(request, api_document()), media_type="text/html")
+
+    def api_document() -> dict[str, Any]:
+        if not store.ready:
+            return openapi.document(settings, None)
+        bundle = store.current.bundle
+        blocks = bundle.blocks
+        return openapi.document(settings, [v for v in bundle.variants if blocks.has_block(v)])
 
     @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments, models")
     async def describe_bundle() -> wire.BundleInfo:
@@ -130,15 +162,17 @@ def create_app(
             readyz,
             metrics_endpoint,
             admin_reload,
+            openapi_document,
+            openapi_page,
             swagger_asset,
         ],
         on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
         middleware=[functools.partial(_timed, metrics=metrics)],
         exception_handlers={Exception: problem_response},
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.max_render_body_bytes,  # each route reads its body with its own limit
         cors_config=_cors(settings.cors_origins),
-        openapi_config=openapi_config("Tailor decision API", API_VERSION),
+        openapi_config=None,  # the document is service/http/openapi.py's, served above
         logging_config=None,  # logs.configure has set up every logger; Litestar's own would replace the root's
         debug=False,
     )
@@ -148,9 +182,13 @@ def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
     """Admin endpoints exist only with a token, and compare it in constant time."""
     if not token:
         raise AdminDisabledError("admin endpoints are off: no TAILOR_ADMIN_TOKEN is set")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if not _is_admin(request, token):
         raise UnauthorizedError("a valid bearer token is required")
+
+
+def _is_admin(request: Request[Any, Any, Any], token: str | None) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), str(token).encode())
 
 
 def _cors(origins: str) -> CORSConfig | None:

@@ -6,10 +6,11 @@ The routes in ``app.py`` only pick the bundle and hand the decoded request here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -39,8 +40,10 @@ from service.telemetry.recorder import DecisionRecorder
 log = logging.getLogger("tailor.http")
 
 NDJSON = "application/x-ndjson"
+JSON = "application/json"
 CACHE_HEADER = "x-tailor-render-cache"
-STREAM_CHUNK_BYTES = 64 * 1024  # lines go out in chunks about this large; the worker serves others in between
+STREAM_CHUNK_BYTES = 64 * 1024  # results go out in chunks about this large
+LARGE_BATCH = 500
 
 
 class Decisions:
@@ -61,8 +64,8 @@ class Decisions:
         self.cache = cache
         self.next_id = decision_ids()
 
-    def decide(self, bundle: Bundle, data: wire.DecideRequest) -> Response[wire.DecideResponse]:
-        request = to_core(data, self.settings, self.clock)
+    def decide(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Response[wire.DecideResponse]:
+        request = to_core(data, self.settings, self.clock, client_time=client_time)
         visitor = data.visitor
         decision, decision_id = self._decide(bundle, request, visitor.id, visitor.consent.analytics)
         if not data.render:
@@ -75,17 +78,26 @@ class Decisions:
         body = decision_response(bundle, decision, decision_id, rendered, data.explain)
         return Response(body, headers={CACHE_HEADER: f"hits={tally.hits}, misses={tally.misses}"})
 
-    def render_batch(self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool) -> Response[Any]:
-        """Every recipient's result in order: one JSON document, or NDJSON lines and a summary line."""
-        check_batch(data, self.settings)
+    async def render_batch(
+        self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool, client_time: bool
+    ) -> Response[Any]:
+        """Every recipient's result in order: one JSON document, or NDJSON lines and a summary line.
+
+        Both are streamed as they render, in a worker thread: a 10,000-recipient batch built
+        whole on the event loop blocked page views for 2.7 s and held every result in memory.
+        """
+        if len(data.recipients) > LARGE_BATCH:  # walking 10,000 recipients' attributes is work too
+            await asyncio.to_thread(functools.partial(check_batch, data, self.settings, client_time=client_time))
+        else:
+            check_batch(data, self.settings, client_time=client_time)
         if data.block is not None and not bundle.blocks.has_block(data.block):
             raise RequestError(f"no variant '{data.block}' with a template in bundle {bundle.revision}", "$.block")
         tally = Tally()
         results = (self._recipient(bundle, data, index, tally) for index in range(len(data.recipients)))
+        summary = functools.partial(_summary, bundle, data, tally)
         if stream:
-            return Stream(_ndjson(results, lambda: _summary(bundle, data, tally)), media_type=NDJSON)
-        listed = list(results)
-        return Response(wire.RenderResponse(bundle.revision, listed, _summary(bundle, data, tally)))
+            return Stream(_beside_the_loop(_ndjson(results, summary)), media_type=NDJSON)
+        return Stream(_beside_the_loop(_document(bundle.revision, results, summary)), media_type=JSON)
 
     def _recipient(self, bundle: Bundle, data: wire.RenderRequest, index: int, tally: Tally) -> wire.RecipientResult:
         request = recipient_to_core(data, index, self.clock)
@@ -129,10 +141,8 @@ def _summary(bundle: Bundle, data: wire.RenderRequest, tally: Tally) -> wire.Ren
     )
 
 
-async def _ndjson(
-    results: Iterable[wire.RecipientResult], summary: Callable[[], wire.RenderSummary]
-) -> AsyncIterator[bytes]:
-    """One line per recipient, in order, then the summary line; sent in chunks so memory stays flat."""
+def _ndjson(results: Iterable[wire.RecipientResult], summary: Callable[[], wire.RenderSummary]) -> Iterator[bytes]:
+    """One line per recipient, in order, then the summary line."""
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
     for result in results:
@@ -141,9 +151,35 @@ async def _ndjson(
         if len(buffer) >= STREAM_CHUNK_BYTES:
             yield bytes(buffer)
             buffer.clear()
-            await asyncio.sleep(0)  # let the worker answer page views between chunks of a large batch
     encoder.encode_into(wire.SummaryLine(summary()), buffer, len(buffer))
     yield bytes(buffer + b"\n")
+
+
+def _document(
+    revision: str, results: Iterable[wire.RecipientResult], summary: Callable[[], wire.RenderSummary]
+) -> Iterator[bytes]:
+    """A ``RenderResponse`` document written a result at a time: the same bytes as encoding it whole."""
+    encoder = msgspec.json.Encoder()
+    buffer = bytearray(b'{"revision":' + encoder.encode(revision) + b',"results":[')
+    separator = b""
+    for result in results:
+        buffer += separator
+        encoder.encode_into(result, buffer, len(buffer))
+        separator = b","
+        if len(buffer) >= STREAM_CHUNK_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
+    yield bytes(buffer + b'],"summary":' + encoder.encode(summary()) + b"}")
+
+
+async def _beside_the_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Each chunk rendered in a worker thread: the event loop only sends them, and serves page views.
+
+    Rendering on the loop in slices (a turn every 2 ms) still made each step of a concurrent
+    request wait for a slice; in a thread, the loop takes the GIL back within the switch interval.
+    """
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk
 
 
 def decision_ids() -> Callable[[], str]:

@@ -9,10 +9,10 @@ offered: the other renderers would fetch from a CDN too.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
@@ -27,14 +27,17 @@ ASSETS = {
 ASSET_MAX_AGE = 86_400  # the files change only with the pinned package
 
 
-def openapi_config(title: str, version: str) -> OpenAPIConfig:
-    swagger = SwaggerRenderPlugin(
-        js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-        css_url=f"{ASSETS_PATH}/swagger-ui.css",
-        standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
-        favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
-    )
-    return OpenAPIConfig(title=title, version=version, render_plugins=[swagger])
+SWAGGER = SwaggerRenderPlugin(
+    js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+    css_url=f"{ASSETS_PATH}/swagger-ui.css",
+    standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+    favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+)
+
+
+def swagger_page(request: Request[Any, Any, Any], document: dict[str, Any]) -> bytes:
+    """The Swagger UI page for ``document``, naming only files this server serves."""
+    return SWAGGER.render(request, document)
 
 
 @lru_cache(maxsize=len(ASSETS))

@@ -16,11 +16,23 @@ from service.core.rendering import Rendered
 from service.http import wire
 from service.settings import Settings
 
+CLIENT_TIME_REFUSED = (
+    "a client time is accepted only when the server allows it (TAILOR_ALLOW_CLIENT_TIME) or with the admin token"
+)
 
-def to_core(data: wire.DecideRequest, settings: Settings, clock: Callable[[], datetime]) -> DecisionRequest:
-    """Check the request against the limits and turn it into the core's request."""
+
+def to_core(
+    data: wire.DecideRequest, settings: Settings, clock: Callable[[], datetime], *, client_time: bool
+) -> DecisionRequest:
+    """Check the request against the limits and turn it into the core's request.
+
+    ``client_time``: may this request decide as of a time it names (``context.now``)? A time
+    moves a visitor into an experiment's window or past a trigger, so not every client may.
+    """
     if data.placements is not None and len(data.placements) > settings.max_placements:
         raise RequestError(f"at most {settings.max_placements} placements per request", "$.placements")
+    if data.context.now is not None and not client_time:
+        raise RequestError(CLIENT_TIME_REFUSED, "$.context.now")
     check_attributes(data.visitor.attributes, settings)
     return DecisionRequest(
         visitor_id=data.visitor.id,
@@ -33,17 +45,29 @@ def to_core(data: wire.DecideRequest, settings: Settings, clock: Callable[[], da
     )
 
 
-def check_batch(data: wire.RenderRequest, settings: Settings) -> None:
+def check_batch(data: wire.RenderRequest, settings: Settings, *, client_time: bool) -> None:
     """A render request names placements or a block (not both), within the batch limit."""
     if (data.placements is None) == (data.block is None):
         raise RequestError("name either 'placements' to decide or one 'block' to render, not both", "$")
     if len(data.recipients) > settings.max_batch:
         raise RequestError(f"at most {settings.max_batch} recipients per request", "$.recipients")
+    if data.placements is not None and len(data.placements) > settings.max_placements:
+        raise RequestError(f"at most {settings.max_placements} placements per request", "$.placements")
+    if not client_time:
+        _refuse_client_times(data)
     for index, recipient in enumerate(data.recipients):  # all of them before the first result streams out
         try:
             check_attributes(recipient.attributes, settings)
         except RequestError as exc:
             raise RequestError(exc.message, exc.where.replace("$.visitor", f"$.recipients[{index}]", 1)) from None
+
+
+def _refuse_client_times(data: wire.RenderRequest) -> None:
+    if data.context.now is not None:
+        raise RequestError(CLIENT_TIME_REFUSED, "$.context.now")
+    for index, recipient in enumerate(data.recipients):
+        if recipient.context is not None and recipient.context.now is not None:
+            raise RequestError(CLIENT_TIME_REFUSED, f"$.recipients[{index}].context.now")
 
 
 def recipient_to_core(data: wire.RenderRequest, index: int, clock: Callable[[], datetime]) -> DecisionRequest:

@@ -12,11 +12,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.bundle.store import NotReadyError
 from service.core.errors import RequestError, TailorError
+from service.http.body import BodyTimeoutError, BodyTooLargeError, ClientGoneError, UnsupportedMediaError
 from service.http.wire import ErrorItem, ProblemDetails
 
 log = logging.getLogger("tailor.http")
@@ -36,9 +37,12 @@ MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-request": (400, "The request is not valid"),
     "unauthorized": (401, "Authentication required"),
+    "incomplete-body": (400, "The request body ended before it was complete"),
     "not-found": (404, "No such endpoint"),
     "method-not-allowed": (405, "Method not allowed on this endpoint"),
+    "body-timeout": (408, "The request body did not arrive in time"),
     "body-too-large": (413, "The request body is too large"),
+    "unsupported-media-type": (415, "The request body is not JSON"),
     "not-ready": (503, "No bundle is loaded yet"),
     "internal": (500, "Internal error"),
 }
@@ -59,6 +63,8 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     headers = {"allow": allow} if allow else None
     if code == "unauthorized":
         headers = {"www-authenticate": 'Bearer realm="tailor-admin"'}
+    if code == "body-timeout":
+        headers = {"connection": "close"}  # the rest of a slow body is not worth waiting for
     return Response(msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -67,16 +73,23 @@ _DOMAIN_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (NotReadyError, "not-ready"),
     (UnauthorizedError, "unauthorized"),
     (AdminDisabledError, "not-found"),
+    (UnsupportedMediaError, "unsupported-media-type"),
+    (BodyTooLargeError, "body-too-large"),
+    (BodyTimeoutError, "body-timeout"),
+    (ClientGoneError, "incomplete-body"),
 )
+
+# Expected when clients misbehave or leave: a line at INFO, never a stack trace at ERROR.
+_CLIENT_FAULTS = (ClientGoneError, BodyTimeoutError)
 
 
 def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
     if isinstance(exc, RequestError):
         return "invalid-request", exc.message, [ErrorItem(exc.where, exc.message)]
-    if isinstance(exc, ValidationException):
-        return "invalid-request", "the request body does not match the API", _validation_items(exc)
     for kind, code in _DOMAIN_ERRORS:
         if isinstance(exc, kind):
+            if isinstance(exc, _CLIENT_FAULTS):
+                log.info("request not completed: %s", exc)
             return code, str(exc), []
     for litestar_kind, code in _LITESTAR_EXCEPTIONS:
         if isinstance(exc, litestar_kind):
@@ -89,25 +102,7 @@ def _classify(exc: Exception) -> tuple[str, str, list[ErrorItem]]:
 
 
 def _unreadable_body(exc: Exception) -> str | None:
-    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
-        # msgspec gives up on JSON nested thousands deep before any limit of ours can look at it.
-        return "the JSON nests too deeply"
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        # Litestar raises a plain ClientException for JSON it cannot parse.
+        # Any other 4xx Litestar raises (the bodies are ours to read: see body.py) is the client's.
         return str(exc.detail)
     return None
-
-
-def _validation_items(exc: ValidationException) -> list[ErrorItem]:
-    items = []
-    for entry in exc.extra if isinstance(exc.extra, list) else []:
-        key = entry.get("key") if isinstance(entry, dict) else None
-        message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
-        if key in (None, "data"):
-            loc = "$"
-            if message == "'data'":  # Litestar's wording for an empty body
-                message = "the request body is empty; send a JSON object"
-        else:
-            loc = f"$.{key}"
-        items.append(ErrorItem(loc, message))
-    return items or [ErrorItem("$", str(exc.detail))]

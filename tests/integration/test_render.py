@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,11 +19,12 @@ pytestmark = pytest.mark.integration
 
 BATCH = 10_000
 MB = 1024 * 1024
+PAGE_VIEW = {"visitor": {"id": "page-view", "consent": {"personalization": True}}, "placements": ["home_hero"]}
 
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    with running_server(TAILOR_RENDER_CACHE_MB="4") as url:
+    with running_server(TAILOR_RENDER_CACHE_MB="4", TAILOR_ALLOW_CLIENT_TIME="1") as url:
         yield url
 
 
@@ -189,3 +193,82 @@ def test_ndjson_streams_10000_recipients_in_flat_memory() -> None:
     assert summary["summary"]["blocks"] == BATCH  # type: ignore[index]
     assert size > 40 * MB  # the stream carried far more than the server's memory grew
     assert after - before < 40 * MB, f"peak memory grew {(after - before) / MB:.1f} MB for {size / MB:.0f} MB out"
+
+
+def _decide_latencies_while(base: str, batch: Callable[[], object]) -> tuple[list[float], float]:
+    """Seconds of each /v1/decide sent one after another while ``batch`` runs, and the batch's seconds."""
+    latencies: list[float] = []
+    running = threading.Event()
+    finished = threading.Event()
+
+    def page_views() -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            http.post("/v1/decide", json=PAGE_VIEW)  # the connection is open before the batch starts
+            running.set()
+            while not finished.is_set():
+                start = time.perf_counter()
+                assert http.post("/v1/decide", json=PAGE_VIEW).status_code == 200
+                latencies.append(time.perf_counter() - start)
+
+    viewer = threading.Thread(target=page_views, daemon=True)
+    viewer.start()
+    running.wait(30)
+    start = time.perf_counter()
+    batch()
+    seconds = time.perf_counter() - start
+    finished.set()
+    viewer.join(60)
+    return latencies, seconds
+
+
+def _decides_within(base: str, le: str) -> tuple[float, float]:
+    """The server's own count of 2xx /v1/decide answers within ``le`` seconds, and of all of them."""
+    within = total = 0.0
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if 'endpoint="/v1/decide"' in line and 'status="2xx"' in line:
+            if line.startswith("tailor_http_request_duration_seconds_bucket") and f'le="{le}"' in line:
+                within = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("tailor_http_request_duration_seconds_count"):
+                total = float(line.rsplit(" ", 1)[1])
+    return within, total
+
+
+def _p(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * percent / 100))]
+
+
+def _ms(latencies: list[float]) -> str:
+    p50, p99, top = (1000 * value for value in (_p(latencies, 50), _p(latencies, 99), max(latencies)))
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "ndjson"])
+def test_page_views_are_answered_during_a_10000_recipient_batch(tmp_path: Path, stream: bool) -> None:
+    body = tmp_path / "batch.json"
+    body.write_text(
+        json.dumps({"placements": ["cart_email"], "context": {"locale": "en"}, "recipients": _recipients(BATCH)})
+    )
+    # curl sends the batch: a client in this process would take the CPU and the GIL from the page views.
+    accept = "application/x-ndjson" if stream else "application/json"
+    with running_server(TAILOR_RENDER_CACHE_MB="4") as base:
+        curl = [
+            "curl", "-sS", "--fail", "-o", os.devnull, "-w", "%{size_download}", "-H", "content-type: application/json",
+            "-H", f"accept: {accept}", "--data-binary", f"@{body}", f"{base}/v1/render",
+        ]  # fmt: skip
+        httpx.post(f"{base}/v1/render", json={"placements": ["cart_email"], "recipients": _recipients(300, 10**6)})
+        idle, _ = _decide_latencies_while(base, lambda: time.sleep(3))
+        before, counted_before = _group_peak_rss(base.pid), _decides_within(base, "0.05")
+        sent: list[bytes] = []
+        latencies, seconds = _decide_latencies_while(base, lambda: sent.append(subprocess.check_output(curl)))
+        grown = _group_peak_rss(base.pid) - before
+        within, total = (b - a for a, b in zip(counted_before, _decides_within(base, "0.05"), strict=True))
+    print(
+        f"\n{accept} batch of {BATCH}: {seconds:.2f} s, {int(sent[0]) / MB:.0f} MB out, "
+        f"peak memory +{grown / MB:.0f} MB;"
+        f"\n  {len(latencies)} decides during the batch: {_ms(latencies)}\n  {len(idle)} decides without: {_ms(idle)}"
+        f"\n  inside the app, {within / max(total, 1):.1%} of the decides during the batch took 50 ms or less"
+    )
+    assert len(latencies) >= 20  # page views went on during the batch ...
+    assert max(latencies) < seconds / 4  # ... and none waited for a large part of it
+    assert grown < 60 * MB

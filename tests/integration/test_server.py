@@ -13,17 +13,19 @@ from tests.integration.server import running_server
 pytestmark = pytest.mark.integration
 
 NOW = "2026-11-22T12:00:00Z"
+ADMIN = "server-test-admin-token"  # with it, a request may name its time (context.now)
 VIP = {"id": "v-vip", "attributes": {"orders_12m": 6, "spend_12m": 812.5}, "consent": {"personalization": True}}
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
-    with running_server() as base, httpx.Client(base_url=base, timeout=10.0) as http:
+    with running_server(TAILOR_ADMIN_TOKEN=ADMIN) as base, httpx.Client(base_url=base, timeout=10.0) as http:
         yield http
 
 
 def _decide(http: httpx.Client, visitor: dict[str, Any], **extra: Any) -> httpx.Response:
-    return http.post("/v1/decide", json={"visitor": visitor, "context": {"now": NOW}, **extra})
+    body = {"visitor": visitor, "context": {"now": NOW}, **extra}
+    return http.post("/v1/decide", json=body, headers={"authorization": f"Bearer {ADMIN}"})
 
 
 def test_decides_placements_for_a_visitor(client: httpx.Client) -> None:

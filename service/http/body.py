@@ -1,0 +1,196 @@
+"""Request bodies → wire structs, strictly: one decoder that every route and the CLI share.
+
+What a body must be, checked in this order so the client hears the first thing wrong:
+
+1. JSON by its headers: ``Content-Type: application/json`` and no ``Content-Encoding``
+   (anything else is 415: a gzip body or a form is not "bad JSON", it is not JSON);
+2. UTF-8 (RFC 8259 §8.1), said with the byte offset of the first bad sequence;
+3. of the wire type, with no type coercion: ``"true"`` is not a bool and ``5`` is not a time;
+4. without duplicate keys, whose "last one wins" meaning differs between parsers;
+5. with every integer small enough to be a float: the conditions and the models compare numbers
+   as floats, and ``float(10**400)`` raises.
+
+Steps 4 and 5 are a second pass with the standard library's parser, whose hooks see every
+object's keys and every integer's digits. The pass builds nothing; only when it finds a problem
+does a third, slower pass locate it, so that the error names its JSON path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from service.core.errors import RequestError, TailorError
+
+T = TypeVar("T")
+
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+FLOAT_MAX = sys.float_info.max
+FLOAT_MAX_DIGITS = len(str(int(FLOAT_MAX)))  # 309: fewer digits always fit, more never do
+
+
+class UnsupportedMediaError(TailorError):
+    """A body that is not plain JSON by its Content-Type or Content-Encoding."""
+
+
+class _Found(Exception):  # noqa: N818 - a signal between the hooks and the pass, not an error kind
+    """Raised by the hooks of the check pass: something to locate."""
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse bodies that are not plain JSON by their headers (415), before reading them as JSON."""
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        shown = f"'{media_type}'" if media_type else "no Content-Type"
+        raise UnsupportedMediaError(f"send the body as application/json, not {shown}")
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaError(f"send the body without Content-Encoding (got '{encoding}')")
+
+
+def decode(body: bytes, kind: type[T]) -> T:
+    """The body as ``kind``, or a RequestError naming the JSON path of the first problem."""
+    if not body:
+        raise RequestError("the request body is empty; send a JSON object", "$")
+    text = _text(body)
+    try:
+        value = msgspec.json.decode(text, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}", "$") from None
+    except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
+        raise RequestError("the JSON nests too deeply", "$") from None
+    _check_keys_and_numbers(text)
+    return value
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"the body is not valid UTF-8: byte {exc.start} ({body[exc.start]:#04x})", "$") from None
+
+
+def _validation_error(message: str) -> RequestError:
+    """msgspec says ``Expected `str`, got `int` - at `$.visitor.id```: split the path off the message."""
+    text, marker, where = message.rpartition(" - at `")
+    if not marker:
+        return RequestError(message, "$")
+    return RequestError(text, where.rstrip("`"))
+
+
+def _check_keys_and_numbers(text: str) -> None:
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_fits_a_float)
+    except _Found:
+        raise _locate(text) from None
+    except RecursionError:
+        raise RequestError("the JSON nests too deeply", "$") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        raise _Found
+
+
+def _fits_a_float(digits: str) -> None:
+    if _too_large(digits):
+        raise _Found
+
+
+def _too_large(digits: str) -> bool:
+    count = len(digits.lstrip("-"))
+    # Compare by digit count first: int() refuses texts beyond 4,300 digits (CVE-2020-10735).
+    return count > FLOAT_MAX_DIGITS or (count == FLOAT_MAX_DIGITS and abs(int(digits)) > FLOAT_MAX)
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, duplicates kept (the locating pass only)."""
+
+
+class _HugeInt(str):
+    """An integer's digits that no float can hold (the locating pass only)."""
+
+    __slots__ = ()
+
+
+def _locate(text: str) -> RequestError:
+    """Parse again keeping every member, and name the first duplicate key or huge integer."""
+    tree = json.loads(text, object_pairs_hook=_Pairs, parse_int=_keep_huge)
+    found = _find(tree, "$")
+    return found or RequestError("the JSON has a duplicate key or an integer too large", "$")
+
+
+def _keep_huge(digits: str) -> int | _HugeInt:
+    return _HugeInt(digits) if _too_large(digits) else int(digits)
+
+
+def _find(node: Any, where: str) -> RequestError | None:
+    if isinstance(node, _HugeInt):
+        return RequestError(f"integer of {len(node.lstrip('-'))} digits is beyond a number's range (1.8e308)", where)
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for key, value in node:
+            if key in seen:
+                return RequestError(f"duplicate key '{key}'", f"{where}.{key}")
+            seen.add(key)
+            if (found := _find(value, f"{where}.{key}")) is not None:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            if (found := _find(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
+
+
+Receive = Callable[[], Awaitable[Any]]  # an ASGI receive: the next message of the request
+
+
+class ClientGoneError(TailorError):
+    """The client closed the connection, or broke the framing, before its body was complete."""
+
+
+class BodyTimeoutError(TailorError):
+    """The body did not arrive within the body read timeout: a slow client holding a connection."""
+
+
+class BodyTooLargeError(TailorError):
+    """The body is larger than the route allows."""
+
+
+async def read_body(receive: Receive, *, limit: int, timeout_s: float, declared: str | None) -> bytes:
+    """The whole body, within ``limit`` bytes and ``timeout_s`` seconds in total.
+
+    The deadline covers the whole body, not each chunk: a client sending a byte a second
+    would otherwise hold its connection (and a slot of the worker) for as long as it likes.
+    """
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _chunks(receive, limit)
+    except TimeoutError:
+        raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} seconds") from None
+
+
+async def _chunks(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError("the connection closed before the body was complete")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+        more = bool(message.get("more_body", False))
+    return b"".join(chunks)

@@ -1,0 +1,169 @@
+"""Request bodies are decoded strictly, once: huge integers, bad UTF-8 and duplicate keys are 400s saying where."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar.testing import TestClient
+
+from service.core.errors import RequestError
+from service.http import wire
+from service.http.app import create_app
+from service.http.body import decode
+
+FLOAT_MAX = int(sys.float_info.max)
+huge_ints = st.integers(min_value=FLOAT_MAX + 1, max_value=10**4000) | st.integers(
+    min_value=-(10**4000), max_value=-FLOAT_MAX - 1
+)
+keys = st.text(alphabet="abcxyz_", min_size=1, max_size=6)
+leaves = st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.text(max_size=5)
+# A path into a JSON tree: object keys and array positions.
+steps = st.lists(st.one_of(keys, st.integers(min_value=0, max_value=3)), max_size=5)
+
+
+def _planted(path: list[str | int], value: Any, filler: Any) -> tuple[Any, str]:
+    """A tree holding ``value`` at ``path`` (with a sibling beside every step), and that path as text."""
+    where = ""
+    for step in reversed(path):
+        value = _wrapped(step, value, filler)
+    for step in path:
+        where += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return value, where
+
+
+def _wrapped(step: str | int, value: Any, filler: Any) -> Any:
+    if isinstance(step, int):
+        return [filler] * step + [value, filler]
+    return {f"{step}_sibling": filler, step: value}
+
+
+def _refused(body: bytes, kind: type[Any]) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        decode(body, kind)
+    return caught.value
+
+
+@settings(max_examples=150, deadline=None)
+@given(keys, steps, huge_ints, leaves)
+def test_an_integer_beyond_a_float_is_refused_at_its_path(
+    root: str, path: list[str | int], big: int, filler: Any
+) -> None:
+    tree, where = _planted(path, big, filler)
+    body = msgspec.json.encode({"visitor": {"id": "v", "attributes": {root: tree}}})
+    error = _refused(body, wire.DecideRequest)
+    assert error.where == f"$.visitor.attributes.{root}{where}"
+    assert "digits" in error.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=4), keys, steps, huge_ints)
+def test_a_huge_integer_in_a_batch_names_its_recipient(index: int, root: str, path: list[str | int], big: int) -> None:
+    tree, where = _planted(path, big, 1)
+    recipients: list[dict[str, Any]] = [{"id": f"r{i}"} for i in range(5)]
+    recipients[index]["attributes"] = {root: tree}
+    body = msgspec.json.encode({"recipients": recipients, "placements": ["cart_email"]})
+    assert _refused(body, wire.RenderRequest).where == f"$.recipients[{index}].attributes.{root}{where}"
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ('"explain": {big}', "$.explain"),
+        ('"placements": [{big}]', "$.placements[0]"),
+        ('"context": {{"now": {big}}}', "$.context.now"),
+        ('"visitor": {{"id": {big}}}', "$.visitor.id"),
+        ('"visitor": {{"consent": {{"analytics": -{big}}}}}', "$.visitor.consent.analytics"),
+    ],
+)
+def test_a_huge_integer_in_a_typed_field_is_refused_there(field: str, where: str) -> None:
+    text = "{" + field.format(big="9" * 400) + (', "visitor": {}' if "visitor" not in field else "") + "}"
+    assert _refused(text.encode(), wire.DecideRequest).where == where
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=-FLOAT_MAX, max_value=FLOAT_MAX))
+def test_every_accepted_integer_is_a_float(number: int) -> None:
+    body = msgspec.json.encode({"visitor": {"attributes": {"n": number}}})
+    accepted = decode(body, wire.DecideRequest).visitor.attributes["n"]
+    assert float(accepted) == float(number)  # no OverflowError anywhere downstream
+
+
+def test_the_largest_float_is_the_boundary() -> None:
+    at, beyond = (msgspec.json.encode({"visitor": {"attributes": {"n": n}}}) for n in (FLOAT_MAX, FLOAT_MAX + 1))
+    assert decode(at, wire.DecideRequest).visitor.attributes["n"] == FLOAT_MAX
+    assert _refused(beyond, wire.DecideRequest).where == "$.visitor.attributes.n"
+
+
+# Byte sequences RFC 3629 forbids: a lone continuation byte, bytes never used, overlong forms,
+# UTF-16 surrogates, code points above U+10FFFF, sequences cut short.
+INVALID_UTF8 = [
+    b"\x80", b"\xbf", b"\xff", b"\xfe", b"\xc0\xaf", b"\xc1\xbf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf",
+    b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80",
+    b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xc3\x28", b"\xe2\x28\xa1",
+]  # fmt: skip
+# Where in a body the bytes sit: a text value, an object key, a nested value, outside any string.
+UTF8_PLACES = [b'{"id": "%s"}', b'{"attributes": {"%s": 1}}', b'{"attributes": {"cart": ["a%sb"]}}', b"{}}%s"]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient[Any]]:
+    with TestClient(app=create_app()) as http:
+        yield http
+
+
+@pytest.mark.parametrize("place", UTF8_PLACES)
+def test_invalid_utf8_is_a_problem_on_both_endpoints(client: TestClient[Any], place: bytes) -> None:
+    for sequence in INVALID_UTF8:
+        decide = b'{"visitor": %s}' % (place % sequence)
+        render = b'{"placements": ["cart_email"], "recipients": [%s]}' % (place % sequence)
+        for path, body in (("/v1/decide", decide), ("/v1/render", render)):
+            response = client.post(path, content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 400, (path, body, response.text)
+            assert "not valid UTF-8" in response.json()["detail"], body
+
+
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\udfff", b"\\ud83dx", b"\\udc00\\ud800"])
+def test_lone_surrogate_escapes_are_refused(client: TestClient[Any], escape: bytes) -> None:
+    body = b'{"visitor": {"id": "a%sb"}}' % escape
+    response = client.post("/v1/decide", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(min_value=0, max_value=9), huge_ints)
+def test_one_huge_integer_fails_the_batch_with_a_400_not_a_500(client: TestClient[Any], index: int, big: int) -> None:
+    recipients: list[dict[str, Any]] = [{"id": f"r{i}", "attributes": {"orders_total": i}} for i in range(10)]
+    recipients[index]["attributes"]["last_purchase_at"] = big  # read by the models as a time
+    body = msgspec.json.encode({"recipients": recipients, "placements": ["cart_email", "home_hero"]})
+    response = client.post("/v1/render", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["loc"] == f"$.recipients[{index}].attributes.last_purchase_at"
+
+
+def _json_at(path: list[str | int], inner: str) -> str:
+    """JSON text with ``inner`` at ``path``, a sibling beside every step."""
+    for step in reversed(path):
+        inner = (
+            f"[{', '.join(['1'] * step + [inner, '1'])}]"
+            if isinstance(step, int)
+            else f'{{"{step}_s": 1, "{step}": {inner}}}'
+        )
+    return inner
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys, steps, keys, leaves, leaves)
+def test_a_duplicate_key_is_refused_at_its_path(
+    root: str, path: list[str | int], key: str, first: Any, second: Any
+) -> None:
+    twice = f'{{"{key}": {msgspec.json.encode(first).decode()}, "{key}": {msgspec.json.encode(second).decode()}}}'
+    text = '{"visitor": {"attributes": {"' + root + '": ' + _json_at(path, twice) + "}}}"
+    _, where = _planted(path, 0, 0)
+    error = _refused(text.encode(), wire.DecideRequest)
+    assert (error.where, error.message) == (f"$.visitor.attributes.{root}{where}.{key}", f"duplicate key '{key}'")
