@@ -132,6 +132,8 @@ def test_metrics_report_requests_decisions_and_the_bundle(server: tuple[Server, 
         for _ in range(10):
             _hero(http)
         http.post("/v1/decide", content=b"{")
+        # Each worker folds its counts into the shared values at least once a second (and at a scrape).
+        _until(lambda: '"hero_vip"} 10.0' in http.get("/metrics").text)
         text = http.get("/metrics").text
     assert 'tailor_http_request_duration_seconds_count{endpoint="/v1/decide",method="POST",status="2xx"}' in text
     assert 'tailor_http_request_duration_seconds_count{endpoint="/v1/decide",method="POST",status="4xx"}' in text
