@@ -409,7 +409,7 @@ def _checked_output(value: Any) -> Any:
     return _sendable(_printable(_weighed(_listed(value)), top=True))
 
 
-class NotDataError(TypeError):
+class NotDataError(TailorError):
     """A template printed something that is not data: a function, a macro, a class, a loop."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 
+from service.core.errors import TailorError
+
 ID_COLUMN = "id"
 BATCH_ROWS = 10_000
 _READERS = {
@@ -30,7 +32,7 @@ _READERS = {
 _OPTIONS = {"read_csv": ", header = true", "read_json": ", format = 'newline_delimited'", "read_parquet": ""}
 
 
-class PopulationError(Exception):
+class PopulationError(TailorError):
     """A population file that cannot be read, with what and where."""
 
 
