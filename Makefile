@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint types unit bench compare compare-http compare-models loadtest train schema lock clean
+.PHONY: run test lint types unit checks bench compare compare-http compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.dev: $(VENV)/.run requirements/dev.lock
 run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080
 	$(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
 
-test: lint types unit  ## lint, types and every test
+test: lint types unit checks  ## lint, types, every test, and the example bundle's rule tests
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -33,6 +33,9 @@ types: $(VENV)/.dev
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest
+
+checks: $(VENV)/.dev  ## the example bundle's rule tests (checks/) with coverage
+	$(BIN)/tailor test --coverage
 
 bench: $(VENV)/.dev  ## benchmarks of the compiled core (pytest-benchmark)
 	$(BIN)/pytest tests/bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops,rounds

@@ -1,4 +1,4 @@
-"""The ``tailor`` command: serve, validate, decide, schema."""
+"""The ``tailor`` command: serve, validate, decide, test, simulate, schema."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from service import logs
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.bundle.watcher import LastGood
+from service.checks import command as checks_command
+from service.checks.spec import check_schema
 from service.core.compile import Bundle
 from service.core.decide import decide
 from service.core.errors import BundleError, Problem
@@ -33,6 +35,7 @@ from service.http.mapping import decision_response, to_core
 from service.redaction import redact_url
 from service.render.page import Tally, inputs_for, render_decision
 from service.settings import Settings
+from service.simulate import command as simulate_command
 from service.telemetry.metrics import MULTIPROCESS_ENV
 
 EXIT_OK = 0
@@ -107,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("bundle", nargs="?", type=Path, default=Path("."), help="bundle folder (default: .)")
     build.add_argument("--out", type=Path, default=Path("bundle.tar.gz"), help="archive (default: bundle.tar.gz)")
     build.set_defaults(run=_bundle_build)
+
+    checks_command.add_parser(commands)
+    simulate_command.add_parser(commands)
 
     schema = commands.add_parser("schema", help="write the JSON Schemas of the file formats")
     schema.add_argument("--out", type=Path, default=Path("schema"), help="folder (default: schema)")
@@ -275,9 +281,9 @@ def _schema(args: argparse.Namespace) -> int:
 
 def schema_texts() -> dict[str, str]:
     """The committed JSON Schemas, generated from the pydantic models of the file formats."""
-    return {
-        name: json.dumps(model.model_json_schema(by_alias=True), indent=2) + "\n" for name, model in SCHEMAS.items()
-    }
+    texts = {name: model.model_json_schema(by_alias=True) for name, model in SCHEMAS.items()}
+    texts["checks.v1.schema.json"] = check_schema()
+    return {name: json.dumps(schema, indent=2) + "\n" for name, schema in texts.items()}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,25 @@ def test_serving_never_loads_the_training_stack() -> None:
     assert {"sklearn", "skl2onnx", "matplotlib", "pandas", "service.training"} & loaded == set()
 
 
+def test_serving_never_loads_the_simulation_stack() -> None:
+    """``tailor simulate`` registers its arguments in the command; DuckDB and the simulation load only when it runs."""
+    code = "import sys, json; import service.http.app, service.cli; print(json.dumps(sorted(m for m in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(done.stdout))
+    assert "duckdb" not in loaded
+    assert {m for m in loaded if m.startswith("service.simulate.")} == {"service.simulate.command"}
+
+
+def test_only_the_simulate_package_imports_duckdb() -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "service").rglob("*.py")
+        if "import duckdb" in path.read_text() or "from duckdb" in path.read_text()
+        if path.parent.name != "simulate"
+    ]
+    assert offenders == []
+
+
 @pytest.mark.parametrize("library", ["jinja2", "markupsafe", "babel", "mjml"])
 def test_only_the_render_package_imports_the_template_stack(library: str) -> None:
     offenders = [

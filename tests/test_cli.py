@@ -51,6 +51,7 @@ def test_serve_refuses_a_broken_bundle_before_starting(tmp_path: Path) -> None:
 def test_schema_writes_every_schema(tmp_path: Path) -> None:
     assert _tailor("schema", "--out", str(tmp_path)).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checks.v1.schema.json",
         "content.v1.schema.json",
         "locale.v1.schema.json",
         "model-card.v1.schema.json",

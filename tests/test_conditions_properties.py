@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from service.core.decide import DecisionRequest, decide
 from service.core.errors import BundleError
 from service.core.spec import OPERATORS, SEMVER_PATTERN, ContentFile, RulesFile
 from service.core.values import MAX_VERSION_CHARS, parse_semver
+from service.render.blocks import compile_blocks
 
 OPERATORS_BUNDLE = load_bundle(Path(__file__).parent / "bundles" / "operators")
 EXAMPLE_BUNDLE = load_bundle(Path(__file__).parents[1])
@@ -139,7 +141,9 @@ def _bundle_of(condition: dict[str, Any]) -> Bundle | None:
     data = {"version": 1, "segments": {"s": {"when": condition}}, "placements": {"slot": {"default": "plain"}}}
     try:
         rules = RulesFile.model_validate(data)
-        return compile_bundle([("r.yaml", rules)], [("c.yaml", PLAIN_CONTENT)], "r")
+        content = [("c.yaml", PLAIN_CONTENT)]
+        blocks = partial(compile_blocks, content_files=content, locale_files=[], templates=[])
+        return compile_bundle([("r.yaml", rules)], content, "r", blocks=blocks)
     except (ValidationError, BundleError):
         return None
 

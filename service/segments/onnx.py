@@ -69,6 +69,16 @@ class OnnxScorer:
             return float(result[0][self._column])
         return float(result.reshape(-1)[0])
 
+    def score_batch(self, rows: np.ndarray) -> list[str | float]:
+        """The card's output for many visitors at once (one session run for the batch: simulations)."""
+        result = self.run_batch(rows)
+        if self._kind == "label":
+            labels = self._labels
+            return [labels.get(n, str(n)) for n in result.reshape(-1).astype(int).tolist()]
+        if self._kind == "probability":
+            return [float(p) for p in result[:, self._column].tolist()]
+        return [float(v) for v in result.reshape(-1).tolist()]
+
     def run_batch(self, rows: np.ndarray) -> np.ndarray:
         """The raw output tensor for many rows (parity checks, benchmarks)."""
         return self._session.run(self._outputs, {self._input: rows.astype(np.float32)})[0]  # type: ignore[no-any-return]

@@ -1,0 +1,122 @@
+"""A population file read by DuckDB: CSV, JSON lines or Parquet, one visitor a row, in batches.
+
+Columns are attributes; a dotted column name is a nested path (``cart.items`` becomes
+``{"cart": {"items": ...}}``), nested JSON objects and Parquet structs stay nested, and
+an empty cell is a missing attribute. The ``id`` column is the visitor id, read as text
+(a CSV id such as ``00017`` must not become the number 17). DuckDB's own readers do the
+parsing; here columns are only cast to the kinds rules compare: times to UTC timestamps,
+decimals to floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+ID_COLUMN = "id"
+BATCH_ROWS = 10_000
+_READERS = {
+    ".csv": "read_csv",
+    ".tsv": "read_csv",
+    ".jsonl": "read_json",
+    ".ndjson": "read_json",
+    ".json": "read_json",
+    ".parquet": "read_parquet",
+}
+_OPTIONS = {"read_csv": ", header = true", "read_json": ", format = 'newline_delimited'", "read_parquet": ""}
+
+
+class PopulationError(Exception):
+    """A population file that cannot be read, with what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    ids: list[str | None]
+    attributes: list[dict[str, Any]]
+    consent: list[bool]
+
+
+def read_population(path: Path, consent_column: str | None = None, rows: int = BATCH_ROWS) -> Iterator[Batch]:
+    """The visitors of ``path``, ``rows`` at a time."""
+    connection = duckdb.connect()
+    try:
+        source = _source(connection, path)
+        columns = _columns(connection, source)
+        if consent_column is not None and consent_column not in columns:
+            raise PopulationError(f"{path}: no column '{consent_column}' for consent (columns: {', '.join(columns)})")
+        query = connection.execute(f"SELECT {', '.join(_select(n, t) for n, t in columns.items())} FROM {source}")  # noqa: S608 - names are quoted
+        names = list(columns)
+        while chunk := query.fetchmany(rows):
+            yield _batch(names, chunk, consent_column)
+    except duckdb.Error as exc:
+        raise PopulationError(f"{path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        connection.close()
+
+
+def _source(connection: duckdb.DuckDBPyConnection, path: Path) -> str:
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise PopulationError(f"{path}: a population is .csv, .jsonl (.ndjson, .json) or .parquet")
+    if not path.is_file():
+        raise PopulationError(f"{path}: no such file")
+    literal = "'" + str(path).replace("'", "''") + "'"
+    options = _OPTIONS[reader]
+    if reader == "read_csv" and ID_COLUMN in _columns(connection, f"{reader}({literal}{options})"):
+        options += f", types = {{'{ID_COLUMN}': 'VARCHAR'}}"
+    return f"{reader}({literal}{options})"
+
+
+def _columns(connection: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    described = connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608 - a reader call
+    return {str(row[0]): str(row[1]) for row in described}
+
+
+def _select(name: str, kind: str) -> str:
+    """The column as rules read it: times as UTC timestamps, decimals as floats, the id as text."""
+    quoted = '"' + name.replace('"', '""') + '"'
+    if name == ID_COLUMN:
+        return f"CAST({quoted} AS VARCHAR) AS {quoted}"
+    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"timezone('UTC', {quoted}) AS {quoted}"
+    if kind == "DATE" or kind.startswith("TIMESTAMP"):
+        return f"CAST({quoted} AS TIMESTAMP) AS {quoted}"
+    if kind.startswith("DECIMAL"):
+        return f"CAST({quoted} AS DOUBLE) AS {quoted}"
+    return quoted
+
+
+def _batch(names: list[str], chunk: list[tuple[Any, ...]], consent_column: str | None) -> Batch:
+    paths = [tuple(name.split(".")) for name in names]
+    id_at = names.index(ID_COLUMN) if ID_COLUMN in names else None
+    consent_at = names.index(consent_column) if consent_column is not None else None
+    skip = {id_at, consent_at}
+    ids: list[str | None] = []
+    attributes = []
+    consent = []
+    for row in chunk:
+        ids.append(None if id_at is None else row[id_at] or None)
+        consent.append(True if consent_at is None else row[consent_at] is True)
+        attributes.append(_nested(paths, row, skip))
+    return Batch(ids, attributes, consent)
+
+
+def _nested(paths: list[tuple[str, ...]], row: tuple[Any, ...], skip: set[int | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, value in enumerate(row):
+        if value is None or i in skip:
+            continue
+        path = paths[i]
+        if len(path) == 1:
+            out[path[0]] = value
+            continue
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return out
