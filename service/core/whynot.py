@@ -153,14 +153,19 @@ def _ref_getter(ref: Ref) -> Callable[[Facts], Any]:
 
 
 def _written(operand: object) -> Any:
-    """An operand as the file wrote it, as JSON-shaped data."""
+    """An operand as the file wrote it, as JSON-shaped data (the spec's own field names)."""
     if isinstance(operand, Ref | LengthTest | Condition):
-        return operand.model_dump(mode="json", by_alias=True, exclude_none=True)
+        fields = type(operand).model_fields
+        return {
+            info.alias or name: _written(v)
+            for name, info in fields.items()
+            if (v := getattr(operand, name)) is not None
+        }
     if isinstance(operand, datetime):
         text = operand.astimezone(UTC).isoformat() if operand.tzinfo else operand.isoformat()
         return text.replace("+00:00", "Z")
-    if isinstance(operand, tuple):
-        return list(operand)
+    if isinstance(operand, list | tuple):
+        return [_written(v) for v in operand]
     return operand
 
 
