@@ -8,6 +8,7 @@ alone on the same visitor, is false. Explaining never changes a decision or runs
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from service.core.decide import DecisionRequest, decide, segment_why_not
 from service.core.models import Scorer
 from service.core.spec import Condition
 from service.core.whynot import WhyNot
+from service.http.mapping import why_not_out
 from service.segments.onnx import OnnxScorer
 
 TESTS = Path(__file__).parent
@@ -233,3 +236,37 @@ def test_a_model_condition_names_the_score() -> None:
     assert (why.source, why.name, why.operator, why.expected) == ("model", "churn", "gte", 0.7)
     assert decision.scores is not None
     assert why.actual == decision.scores["churn"]
+
+
+def test_a_reference_carries_the_value_it_pointed_to_on_the_wire() -> None:
+    request = _request({"spend": 10, "budget": 20}, {})
+    why = why_not_out(segment_why_not(bundle("operators"), request, "ref_gt"))
+    assert why is not None
+    assert msgspec.to_builtins(why) == {
+        "text": "rules/operators.yaml:33: segments.ref_gt.when: spend gt budget (20), got 10",
+        "file": "rules/operators.yaml",
+        "line": 33,
+        "path": "segments.ref_gt.when",
+        "operator": "gt",
+        "expected": {"attr": "budget"},
+        "source": "attr",
+        "name": "spend",
+        "actual": 10,
+        "reference": 20,
+    }
+
+
+def test_the_plain_path_never_calls_an_explainer() -> None:
+    def boom(facts: Facts) -> WhyNot | None:
+        raise AssertionError("explained without explain")
+
+    b = bundle("example")
+    placements = {
+        name: dataclasses.replace(p, rules=tuple(dataclasses.replace(r, why_not=boom) for r in p.rules))
+        for name, p in b.placements.items()
+    }
+    rigged = dataclasses.replace(b, placements=placements)
+    decision = decide(rigged, _request({"orders_12m": 1, "country": "US"}, {}))
+    assert decision.placements["home_hero"].reason in {"experiment", "default"}
+    with pytest.raises(AssertionError, match="explained without explain"):
+        decide(rigged, _request({"orders_12m": 1}, {}, explain=True))
