@@ -249,6 +249,9 @@ def _decide(args: argparse.Namespace) -> int:
         rendered = render_decision(bundle, decision, inputs_for(core, decision.segments), cache=None, tally=Tally())
     response = decision_response(bundle, decision, "offline", rendered, explain=True)
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
+    for step in response.trace or ():  # for people: the JSON above is for programs
+        if step.why_not is not None:
+            print(f"why not {step.placement} {step.rule}: {step.why_not.text}", file=sys.stderr)
     return EXIT_OK
 
 

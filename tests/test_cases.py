@@ -13,7 +13,8 @@ import pytest
 from service.bundle.loader import load_bundle
 from service.bundle.yamlfile import parse_yaml
 from service.core.compile import Bundle
-from service.core.decide import REASONS, DecisionRequest, decide
+from service.core.decide import REASONS, Decision, DecisionRequest, decide, segment_why_not
+from service.core.whynot import format_why_not
 from service.http import wire
 
 TESTS = Path(__file__).parent
@@ -55,6 +56,23 @@ def test_case(suite: dict[str, Any], case: dict[str, Any]) -> None:
     for name, wanted in expect.get("placements", {}).items():
         got = msgspec.to_builtins(decision.placements[name])
         assert {key: got.get(key) for key in wanted} == wanted, f"placement {name}"
+    if "why_not" in expect:
+        _check_why_not(bundle, request, decision, expect["why_not"])
+
+
+def _check_why_not(bundle: Bundle, request: DecisionRequest, plain: Decision, expected: dict[str, Any]) -> None:
+    """``why_not``: the line for a rule (``placement.rule``, which must not match) or a segment (null: in it)."""
+    explained = decide(bundle, msgspec.structs.replace(request, explain=True))
+    assert (explained.segments, explained.placements) == (plain.segments, plain.placements)
+    failed = {f"{s.placement}.{s.rule}": s.why_not for s in explained.trace or () if s.outcome == "no_match"}
+    for rule, text in expected.get("rules", {}).items():
+        assert rule in failed, f"{rule} is not a rule that did not match: {sorted(failed)}"
+        why = failed[rule]
+        assert why is not None
+        assert format_why_not(why) == text, rule
+    for name, text in expected.get("segments", {}).items():
+        why = segment_why_not(bundle, request, name)
+        assert (None if why is None else format_why_not(why)) == text, f"segment {name}"
 
 
 def test_every_reason_is_covered_by_a_case() -> None:

@@ -31,6 +31,33 @@ def test_decide_prints_the_decision_with_its_trace() -> None:
     assert "cart_abandoner" in decision["segments"]
 
 
+def test_decide_prints_why_each_rule_did_not_match(tmp_path: Path) -> None:
+    visitor = tmp_path / "visitor.json"
+    visitor.write_text(
+        json.dumps({"id": "vip-1", "attributes": {"orders_12m": 2}, "consent": {"personalization": True}})
+    )
+    done = _tailor("decide", "--visitor", str(visitor), "--placement", "home_hero", "--now", "2026-11-22T12:00:00Z")
+    assert done.returncode == 0, done.stderr
+    step = json.loads(done.stdout)["trace"][0]
+    assert step["rule"] == "vip_offer"
+    assert step["why_not"] == {
+        "text": "rules/segments.yaml:11: segments.vip.when.all[0]: orders_12m gte 5, got 2",
+        "file": "rules/segments.yaml",
+        "line": 11,
+        "path": "segments.vip.when.all[0]",
+        "operator": "gte",
+        "expected": 5,
+        "source": "attr",
+        "name": "orders_12m",
+        "actual": 2,
+        "via": ["vip"],
+    }
+    assert "why not home_hero vip_offer: rules/segments.yaml:11: segments.vip.when.all[0]: orders_12m gte 5, got 2" in (
+        done.stderr.splitlines()
+    )
+    assert "why not home_hero eu_localized: rules/segments.yaml:33: segments.eu_visitor.when: country in" in done.stderr
+
+
 def test_decide_rejects_a_malformed_visitor_file(tmp_path: Path) -> None:
     visitor = tmp_path / "visitor.json"
     visitor.write_text('{"id": 5}')

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
+from service.bundle.loader import load_bundle
+from service.core.decide import decide
+from service.http import wire
 from service.http.decisions import decision_ids
+from service.http.mapping import decision_response, to_core
 from service.http.problems import PROBLEM_TYPES
+from service.settings import Settings
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -54,3 +63,18 @@ def test_make_run_takes_the_port_and_host_the_readme_shows() -> None:
     assert "PORT ?= 8080" in makefile
     assert "HOST ?= 127.0.0.1" in makefile
     assert "--host $(HOST) --port $(PORT)" in makefile
+
+
+def test_the_why_not_example_is_what_a_decision_explains() -> None:
+    section = README[README.index("### Why a rule did not match") :]
+    shown = json.loads(
+        section[section.index("```json") + len("```json") : section.index("```", section.index("```json") + 7)]
+    )
+    visitor = {"id": "vip-1", "attributes": {"orders_12m": 2}, "consent": {"personalization": True}}
+    request = msgspec.convert({"visitor": visitor, "placements": ["home_hero"], "explain": True}, wire.DecideRequest)
+    bundle = load_bundle(ROOT)
+    core = to_core(request, Settings(), lambda: datetime(2026, 11, 22, 12, tzinfo=UTC))
+    response = decision_response(bundle, decide(bundle, core), "readme", explain=True)
+    assert response.trace is not None
+    assert msgspec.to_builtins(response.trace[0]) == shown
+    assert '`{"orders_12m": 2}`' in section

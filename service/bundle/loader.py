@@ -80,7 +80,13 @@ def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer) ->
     blocks = reading.block_compiler(content_files, locale_files, templates)
     try:
         bundle = compile_bundle(
-            rule_files, content_files, snapshot.revision, models, blocks=blocks, unresolved=reading.unresolved()
+            rule_files,
+            content_files,
+            snapshot.revision,
+            models,
+            blocks=blocks,
+            unresolved=reading.unresolved(),
+            locate=reading.line_of,
         )
     except BundleError as exc:
         raise BundleError(reading.located([*reading.problems, *exc.problems])) from None
@@ -113,6 +119,11 @@ class _Reading:
 
     def unresolved(self) -> Unresolved:
         return Unresolved({kind: frozenset(names) for kind, names in self.names.items()}, frozenset(self.any_of))
+
+    def line_of(self, file: str, path: tuple[str | int, ...]) -> int | None:
+        """The line of ``path`` in the YAML file ``file``, for the compiler's why-not locations."""
+        document = self.documents.get(file)
+        return None if document is None else document.line_of(path)
 
     def located(self, problems: Iterable[Problem]) -> list[Problem]:
         """Fill in the line of each problem from the file it points into."""

@@ -22,6 +22,7 @@ from service.core.models import CompiledModel, LoadedModel, ModelCard, compile_m
 from service.core.outcome import PlacementDecision
 from service.core.rendering import Blocks
 from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
+from service.core.whynot import Explainer, Locate, compile_why_not
 
 Path = tuple[str | int, ...]
 T = TypeVar("T")
@@ -78,6 +79,7 @@ class CompiledRule:
     experiment: CompiledExperiment | None
     describe: str  # what it targets, for /v1/bundle and traces
     served: PlacementDecision | None  # the decision when it serves a variant, built once
+    why_not: Explainer | None = None  # the first failed condition, for traces only
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ class Bundle:
     models: Mapping[str, CompiledModel] = field(default_factory=lambda: _NOTHING)
     model_runners: Mapping[str, Callable[[Facts], str | float]] = field(default_factory=lambda: _NOTHING)
     segment_models: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NOTHING)  # through references
+    segment_why_not: Mapping[str, Explainer] = field(default_factory=lambda: _NOTHING)  # for explanations only
     warnings: tuple[Problem, ...] = ()
 
 
@@ -205,11 +208,13 @@ def compile_bundle(
     *,
     blocks: BlockCompiler,
     unresolved: Unresolved = NOTHING_UNRESOLVED,
+    locate: Locate = lambda file, path: None,
 ) -> Bundle:
     """Compile validated files, templates included, into a Bundle, or raise BundleError listing every problem.
 
     ``blocks`` compiles the templates (``service.render`` does, the core never imports Jinja); its
-    problems are reported with the rules' own, in one pass.
+    problems are reported with the rules' own, in one pass. ``locate`` gives the line of a path in a
+    rule file, for the why-not of explanations.
     """
     c = _Compiler(rule_files, content_files, unresolved=unresolved)
     for loaded in models:
@@ -238,7 +243,14 @@ def compile_bundle(
 
     compiled_models = {name: compile_model(loaded) for name, loaded in c.models.items()}
     compiled_experiments = {name: _experiment(name, d.spec) for name, d in experiments.items()}
-    compiled_placements = {name: _placement(name, d.spec, compiled_experiments) for name, d in placements.items()}
+    why_not: dict[str, Explainer] = {}  # filled before any request: segment explainers look each other up here
+    why_not.update(
+        (name, compile_why_not(d.spec.when, d.file, (*d.path, "when"), locate, why_not)) for name, d in segments.items()
+    )
+    compiled_placements = {
+        name: _placement(name, d, compiled_experiments, _RuleExplainers(locate, why_not))
+        for name, d in placements.items()
+    }
     _warn_unused(c, placements, experiments, variants)
     _warn_null_content(c, variants)
     return Bundle(
@@ -254,6 +266,7 @@ def compile_bundle(
         models=MappingProxyType(compiled_models),
         model_runners=MappingProxyType({name: m.run for name, m in compiled_models.items()}),
         segment_models=MappingProxyType(_segment_models(segments)),
+        segment_why_not=MappingProxyType(why_not),
         warnings=tuple(c.warnings),
     )
 
@@ -531,7 +544,24 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
     )
 
 
-def _placement(name: str, spec: Placement, experiments: Mapping[str, CompiledExperiment]) -> CompiledPlacement:
+@dataclass(frozen=True, slots=True)
+class _RuleExplainers:
+    locate: Locate
+    segments: Mapping[str, Explainer]
+
+    def of(self, d: _Defined[Placement], i: int) -> Explainer | None:
+        rule = d.spec.rules[i]
+        if rule.when is not None:
+            return compile_why_not(rule.when, d.file, (*d.path, "rules", i, "when"), self.locate, self.segments)
+        if rule.segment is not None:
+            return compile_why_not(Condition(segment=rule.segment), d.file, (), self.locate, self.segments)
+        return None
+
+
+def _placement(
+    name: str, d: _Defined[Placement], experiments: Mapping[str, CompiledExperiment], explainers: _RuleExplainers
+) -> CompiledPlacement:
+    spec = d.spec
     rules = []
     for i, rule in enumerate(spec.rules):
         target: Predicate | None = None
@@ -552,6 +582,7 @@ def _placement(name: str, spec: Placement, experiments: Mapping[str, CompiledExp
                 experiment=None if rule.experiment is None else experiments[rule.experiment],
                 describe=describe,
                 served=None if rule.serve is None else PlacementDecision(rule.serve, "targeting_match", label),
+                why_not=explainers.of(d, i),
             )
         )
     skipped = {reason: PlacementDecision(spec.default, reason) for reason in ("no_consent", "no_unit_id", "holdout")}

@@ -29,8 +29,9 @@ from service.core.bucketing import BUCKETS, bucket_of
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.conditions import Facts
 from service.core.outcome import REASONS, Assignment, Decision, Outcome, PlacementDecision, Reason, Skip, TraceStep
+from service.core.whynot import WhyNot
 
-__all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide"]
+__all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide", "segment_why_not"]
 
 _EVERYONE = (0, BUCKETS)
 
@@ -76,6 +77,15 @@ def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
     return Decision(_segments(bundle, facts), decided, trace, dict(facts.scores) if request.explain else None)
 
 
+def segment_why_not(bundle: Bundle, request: DecisionRequest, name: str) -> WhyNot | None:
+    """Why the visitor is not in segment ``name`` (None when they are), for tests and previews.
+
+    Consent and the holdout do not matter here: this answers what the segment's condition says.
+    """
+    facts = Facts(request.attributes, request.context, request.now.timestamp(), bundle.segments, bundle.model_runners)
+    return bundle.segment_why_not[name](facts)
+
+
 def _segments(bundle: Bundle, facts: Facts) -> list[str]:
     """Every segment without a model that the visitor is in, and the model segments the decision needed.
 
@@ -100,8 +110,9 @@ def _place(
 ) -> PlacementDecision:
     for rule in placement.rules:
         if rule.target is not None and not rule.target(facts):
-            if trace is not None:
-                trace.append(TraceStep(placement.name, rule.label, "no_match"))
+            if trace is not None:  # the why-not is worked out only here, when explaining
+                why_not = None if rule.why_not is None else rule.why_not(facts)
+                trace.append(TraceStep(placement.name, rule.label, "no_match", why_not))
             continue
         if rule.served is not None:
             if trace is not None:

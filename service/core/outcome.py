@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from service.core.whynot import WhyNot
+
 Reason = Literal[
     "targeting_match",
     "experiment",
@@ -41,6 +43,7 @@ class TraceStep(msgspec.Struct, frozen=True, gc=False):
     placement: str
     rule: str
     outcome: Outcome
+    why_not: WhyNot | None = None  # with no_match: the rule's first failed condition
 
 
 class Decision(msgspec.Struct, frozen=True):

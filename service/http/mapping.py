@@ -13,6 +13,7 @@ from service.core.decide import Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
 from service.core.models import ModelCard
 from service.core.rendering import Rendered
+from service.core.whynot import WhyNot, format_why_not
 from service.http import wire
 from service.settings import Settings
 
@@ -138,8 +139,30 @@ def decision_response(
     placements = placements_out(bundle, decision, rendered or {}, explain)
     trace = None
     if decision.trace is not None:
-        trace = [wire.TraceOut(step.placement, step.rule, step.outcome) for step in decision.trace]
+        trace = [
+            wire.TraceOut(step.placement, step.rule, step.outcome, why_not_out(step.why_not)) for step in decision.trace
+        ]
     return wire.DecideResponse(bundle.revision, decision_id, decision.segments, placements, trace, decision.scores)
+
+
+def why_not_out(why: WhyNot | None) -> wire.WhyNotOut | None:
+    if why is None:
+        return None
+    return wire.WhyNotOut(
+        text=format_why_not(why),
+        file=why.file,
+        line=why.line,
+        path=format_path(why.path),
+        operator=why.operator,
+        expected=why.expected,
+        source=why.source,
+        name=why.name,
+        actual=why.actual,
+        missing=why.missing,
+        reference=why.reference,
+        ignore_case=why.ignore_case,
+        via=list(why.via),
+    )
 
 
 def placements_out(

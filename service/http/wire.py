@@ -83,10 +83,35 @@ class PlacementOut(msgspec.Struct, frozen=True, omit_defaults=True):
     """With ``explain``: the failure's message."""
 
 
-class TraceOut(msgspec.Struct, frozen=True):
+class WhyNotOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A rule's first failed condition (docs/adr/0007); ``text`` is the same as one line."""
+
+    text: str
+    """``rules/segments.yaml:11: segments.vip.when.all[0]: orders_12m gte 5, got 3``."""
+    file: str
+    line: int | None
+    path: str
+    operator: str
+    expected: Any
+    """The operand as written; a reference is ``{"attr": path}`` or ``{"context": path}``."""
+    source: Literal["attr", "context", "model", "item"] | None = None
+    name: str = ""
+    actual: Any = None
+    """The visitor's value (a model's output for a model); absent when ``missing``."""
+    missing: bool = False
+    reference: Any = None
+    """For a reference: the value it pointed to; absent when that is missing."""
+    ignore_case: bool = False
+    via: list[str] = []
+    """The segments followed to reach the condition, outermost first."""
+
+
+class TraceOut(msgspec.Struct, frozen=True, omit_defaults=True):
     placement: str
     rule: str
     outcome: str
+    why_not: WhyNotOut | None = None
+    """With ``no_match``: the first condition of the rule that failed."""
 
 
 class DecideResponse(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -55,6 +55,33 @@ def test_a_visitor_in_the_lapsed_cluster_gets_the_win_back_hero(client: httpx.Cl
     assert body["scores"] == {"rfm": "lapsed"}
 
 
+def test_explain_names_the_first_failed_condition_of_each_rule(client: httpx.Client) -> None:
+    repeat_vip = {
+        **VIP,
+        "id": "vip-1",
+        "attributes": {**VIP["attributes"], "sessions_7d": 4, "orders_total": 30, "country": "US"},
+    }
+    repeat_vip["attributes"]["last_purchase_at"] = "2026-11-10T10:00:00Z"  # a low churn score: retention fails too
+    body = _decide(client, repeat_vip, placements=["promo_banner"], explain=True).json()
+    why_not = {step["rule"]: step.get("why_not") for step in body["trace"]}
+    assert why_not["loyal_browser"] == {
+        "text": "rules/placements.yaml:32: placements.promo_banner.rules[4].when.all[1]: "
+        "not {segment: 'vip'}, which holds",
+        "file": "rules/placements.yaml",
+        "line": 32,
+        "path": "placements.promo_banner.rules[4].when.all[1]",
+        "operator": "not",
+        "expected": {"segment": "vip"},
+        "actual": True,
+    }
+    assert why_not["cart_reminder"]["missing"] is True
+    assert why_not["early_access"]["via"] == ["valuable_in_eu", "eu_visitor"]
+    assert why_not["early_access"]["actual"] == "US"
+    plain = _decide(client, repeat_vip, placements=["promo_banner"]).json()
+    assert "trace" not in plain
+    assert plain["placements"] == body["placements"]
+
+
 def test_experiment_assignment_is_reported(client: httpx.Client) -> None:
     visitor = {"id": "visitor-0", "consent": {"personalization": True}}
     hero = _decide(client, visitor, placements=["home_hero"]).json()["placements"]["home_hero"]
