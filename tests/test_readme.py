@@ -73,7 +73,7 @@ def test_the_why_not_example_is_what_a_decision_explains() -> None:
     visitor = {"id": "vip-1", "attributes": {"orders_12m": 2}, "consent": {"personalization": True}}
     request = msgspec.convert({"visitor": visitor, "placements": ["home_hero"], "explain": True}, wire.DecideRequest)
     bundle = load_bundle(ROOT)
-    core = to_core(request, Settings(), lambda: datetime(2026, 11, 22, 12, tzinfo=UTC))
+    core = to_core(request, Settings(), lambda: datetime(2026, 11, 22, 12, tzinfo=UTC), client_time=False)
     response = decision_response(bundle, decide(bundle, core), "readme", explain=True)
     assert response.trace is not None
     assert msgspec.to_builtins(response.trace[0]) == shown

@@ -20,7 +20,9 @@ from service.checks.spec import PlacementExpect
 from service.core.compile import Bundle
 from service.core.conditions import Facts
 from service.core.decide import Decision, DecisionRequest, decide
+from service.core.outcome import TraceStep
 from service.core.rendering import Rendered
+from service.core.whynot import format_why_not
 from service.http import wire
 from service.http.mapping import to_core
 from service.render.page import Tally, inputs_for, render_decision
@@ -182,8 +184,15 @@ def _arms(decision: Decision) -> dict[str, str]:
 
 
 def _trace(decision: Decision, placement: str) -> str:
-    steps = [f"{step.rule} {step.outcome}" for step in decision.trace or () if step.placement == placement]
-    return ", ".join(steps)
+    steps = [_step(step) for step in decision.trace or () if step.placement == placement]
+    return "; ".join(steps)
+
+
+def _step(step: TraceStep) -> str:
+    """A rule's outcome and, for one that did not match, the first condition that failed."""
+    if step.why_not is None:
+        return f"{step.rule} {step.outcome}"
+    return f"{step.rule} {step.outcome}: {format_why_not(step.why_not)}"
 
 
 def _reach(decision: Decision, segments: list[str]) -> Reach:
