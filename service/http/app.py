@@ -34,7 +34,7 @@ from service.bundle.origin import BundleOrigin, Outcome
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
-from service.http import openapi, wire
+from service.http import ofrep, openapi, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.mapping import bundle_info, problem_out
@@ -54,6 +54,7 @@ LARGE_BODY_BYTES = 256 * 1024
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
 GIL_SWITCH_S = 0.0005
 ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
+ENDPOINTS |= ofrep.ENDPOINTS
 
 
 def create_app(
@@ -91,6 +92,7 @@ def create_app(
         metrics.watch_decision_log(recorder.log)
 
     def stop(_: Litestar) -> None:
+        notifier.close()
         source.stop()
         if recorder is not None and not recorder.close(timeout=5):
             log.warning("decision log closed with %d decisions not written", recorder.log.pending)
@@ -104,6 +106,8 @@ def create_app(
         if len(raw) > LARGE_BODY_BYTES:  # a big batch decodes beside the event loop, which serves page views
             return await asyncio.to_thread(decode, raw, kind)
         return decode(raw, kind)
+
+    ofrep_routes, notifier = ofrep.routes(settings, store, decisions, decoded)
 
     def client_time(request: Request[Any, Any, Any]) -> bool:
         return settings.allow_client_time or _is_admin(request, settings.admin_token)
@@ -171,6 +175,7 @@ def create_app(
             admin_reload,
             openapi_document,
             openapi_page,
+            *ofrep_routes,
         ],
         on_startup=[lambda _: source.start()],
         on_shutdown=[stop],
@@ -271,7 +276,11 @@ def _cors(origins: str) -> CORSConfig | None:
     allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
     if not allowed:
         return None
-    return CORSConfig(allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=["content-type"])
+    # OFREP's web provider sends If-None-Match and its key, and reads the ETag.
+    headers = ["content-type", "authorization", "x-api-key", "if-none-match"]
+    return CORSConfig(
+        allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=headers, expose_headers=["etag"]
+    )
 
 
 def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:
