@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from service.bundle.store import BundleStore
@@ -336,7 +337,7 @@ def routes(
         return result, result.decision_id
 
     @post(FLAG_PATH, status_code=200, include_in_schema=False)
-    async def evaluate_flag(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
+    async def evaluate_flag(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
         if not authorized(request, settings.ofrep_api_key):
             return _unauthorized()
         try:
@@ -367,7 +368,7 @@ def routes(
         return _json(BulkOut(flags, metadata, streams), headers=headers)
 
     @get(EVENTS_PATH, include_in_schema=False)
-    async def change_events(token: str | None = None) -> Response[Any]:
+    async def change_events(token: FromQuery[str | None] = None) -> Response[Any]:
         if key and not hmac.compare_digest((token or "").encode(), stream_token(key).encode()):
             return _unauthorized()
         if notifier.open >= notifier.cap:
