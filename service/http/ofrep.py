@@ -109,7 +109,8 @@ class EventStream(msgspec.Struct, frozen=True):
 
 
 class BulkOut(msgspec.Struct, frozen=True):
-    flags: list[FlagOut | FlagError]
+    flags: list[Any]
+    """Each a FlagOut or a FlagError; typed loosely because msgspec refuses untagged unions of structs."""
     metadata: Metadata
     eventStreams: list[EventStream]  # noqa: N815
 
@@ -378,3 +379,54 @@ def routes(
         return Stream(notifier.stream(), media_type="text/event-stream", headers=headers)
 
     return [evaluate_flag, evaluate_flags, change_events], notifier
+
+
+# The OpenAPI document's part (service/http/openapi.py merges it)
+
+REF = "#/components/schemas/{name}"
+_DOC_STRUCTS = (EvaluationRequest, FlagOut, FlagError, BulkOut, BulkError, GeneralError)
+
+
+def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OFREP paths and their schemas, from the structs above."""
+    _, schemas = msgspec.json.schema_components(_DOC_STRUCTS, ref_template=REF)
+    schemas["BulkOut"]["properties"]["flags"]["items"] = {"oneOf": [_ref("FlagOut"), _ref("FlagError")]}
+    schemas["EvaluationRequest"]["properties"]["context"]["description"] = (
+        f"`{TARGETING_KEY}` (required) is the visitor id; `{CONSENT_KEY}` is "
+        '`{"personalization": bool, "analytics": bool}` (absent: no); every other key is an attribute, '
+        "and a dotted key (`cart.items`) is a nested one."
+    )
+    body = {"required": True, "content": {"application/json": {"schema": _ref("EvaluationRequest")}}}
+    flag = {
+        "operationId": "ofrepEvaluateFlag",
+        "summary": "OpenFeature (OFREP v0.3): one flag, a placement",
+        "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": body,
+        "responses": {"200": _out("FlagOut"), "400": _out("FlagError"), "401": _out("GeneralError"),
+                      "404": _out("FlagError")},
+    }  # fmt: skip
+    bulk = {
+        "operationId": "ofrepEvaluateFlags",
+        "summary": "OpenFeature (OFREP v0.3): every flag, with an ETag; If-None-Match gets 304 while they are the same",
+        "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
+        "requestBody": body,
+        "responses": {"200": _out("BulkOut"), "304": {"description": "The flags are those of the ETag sent"},
+                      "400": _out("BulkError"), "401": _out("GeneralError")},
+    }  # fmt: skip
+    events = {
+        "operationId": "ofrepEvents",
+        "summary": "OpenFeature change events (SSE): a refetchEvaluation message when the bundle revision changes",
+        "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
+                      "401": _out("GeneralError"), "503": _out("GeneralError")},
+    }  # fmt: skip
+    paths = {BULK_PATH: {"post": bulk}, f"{BULK_PATH}/{{key}}": {"post": flag}, EVENTS_PATH: {"get": events}}
+    return paths, schemas
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(name=name)}
+
+
+def _out(name: str) -> dict[str, Any]:
+    return {"description": name, "content": {"application/json": {"schema": _ref(name)}}}

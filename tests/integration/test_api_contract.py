@@ -26,6 +26,7 @@ def test_schemathesis_finds_no_failure_with_every_check() -> None:
         command = [
             str(ST), "run", f"{base}/schema/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
             "--generation-deterministic", "--workers", "1", "--no-color", "--max-failures", "20",
+            "--exclude-path-regex", "^/ofrep/",  # OpenFeature's providers test those (tests/ofrep); SSE never ends
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
     report = done.stdout + done.stderr

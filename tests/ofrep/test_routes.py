@@ -175,3 +175,20 @@ def test_one_notifier_wakes_thousands_of_idle_streams() -> None:
 
     got = asyncio.run(run())
     assert set(got) == {b'id: r2\nevent: message\ndata: {"type":"refetchEvaluation","etag":"r2"}\n\n'}
+
+
+def test_the_openapi_document_describes_the_ofrep_routes(shared: TestClient[Any]) -> None:
+    document = shared.get("/schema/openapi.json").json()
+    paths = document["paths"]
+    assert set(paths["/ofrep/v1/evaluate/flags"]["post"]["responses"]) == {"200", "304", "400", "401"}
+    assert set(paths["/ofrep/v1/evaluate/flags/{key}"]["post"]["responses"]) == {"200", "400", "401", "404"}
+    assert set(paths["/ofrep/v1/events"]["get"]["responses"]) == {"200", "401", "503"}
+    flag = document["components"]["schemas"]["FlagOut"]
+    assert sorted(flag["properties"]["reason"]["enum"]) == ["DEFAULT", "SPLIT", "TARGETING_MATCH"]
+
+
+def test_past_the_stream_cap_a_stream_is_503(bundle: Path) -> None:
+    with _client(bundle, ofrep_max_streams=0) as client:
+        refused = client.get("/ofrep/v1/events")
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "30")
+    assert "TAILOR_OFREP_MAX_STREAMS" in refused.json()["errorDetails"]
