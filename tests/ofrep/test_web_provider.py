@@ -25,7 +25,7 @@ NODE_TIMEOUT_S = 120
 LOCKED = re.compile(r'"node_modules/(@openfeature/[\w-]+|eventsource)": \{\s+"version": "([\d.]+)"')
 
 
-def _npm_ci() -> None:
+def npm_ci() -> None:
     """The pinned packages of package-lock.json, installed once (npm ci skips nothing but is quick)."""
     installed = JS / "node_modules" / ".package-lock.json"
     if installed.exists() and installed.stat().st_mtime >= (JS / "package-lock.json").stat().st_mtime:
@@ -36,7 +36,7 @@ def _npm_ci() -> None:
 def test_the_web_provider_evaluates_and_follows_reloads(tmp_path: Path) -> None:
     assert shutil.which("node"), "node runs the web provider's test"
     assert shutil.which("npm"), "npm installs it"
-    _npm_ci()
+    npm_ci()
     bundle = bundle_copy(tmp_path)
     with running_server(bundle, TAILOR_RELOAD_INTERVAL="0.2") as base:
         done = subprocess.run(
