@@ -391,19 +391,27 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
     """The OFREP paths and their schemas, from the structs above."""
     _, schemas = msgspec.json.schema_components(_DOC_STRUCTS, ref_template=REF)
     schemas["BulkOut"]["properties"]["flags"]["items"] = {"oneOf": [_ref("FlagOut"), _ref("FlagError")]}
-    schemas["EvaluationRequest"]["properties"]["context"]["description"] = (
-        f"`{TARGETING_KEY}` (required) is the visitor id; `{CONSENT_KEY}` is "
-        '`{"personalization": bool, "analytics": bool}` (absent: no); every other key is an attribute, '
-        "and a dotted key (`cart.items`) is a nested one."
-    )
+    schemas["EvaluationRequest"]["required"] = ["context"]
+    schemas["EvaluationRequest"]["properties"]["context"] = {
+        "type": "object",
+        "description": f"`{TARGETING_KEY}` is the visitor id; `{CONSENT_KEY}` the consent (absent: no); every "
+        "other key is an attribute, and a dotted key (`cart.items`) is a nested one.",
+        "required": [TARGETING_KEY],
+        "properties": {
+            TARGETING_KEY: {"type": "string", "minLength": 1, "maxLength": 256},
+            CONSENT_KEY: _ref("Consent"),
+        },
+        "additionalProperties": True,
+    }
     body = {"required": True, "content": {"application/json": {"schema": _ref("EvaluationRequest")}}}
+    problems = {str(status): _problem(status) for status in BODY_PROBLEMS}
     flag = {
         "operationId": "ofrepEvaluateFlag",
         "summary": "OpenFeature (OFREP v0.3): one flag, a placement",
         "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": body,
         "responses": {"200": _out("FlagOut"), "400": _out("FlagError"), "401": _out("GeneralError"),
-                      "404": _out("FlagError")},
+                      "404": _out("FlagError"), **problems},
     }  # fmt: skip
     bulk = {
         "operationId": "ofrepEvaluateFlags",
@@ -411,7 +419,7 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
         "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
         "requestBody": body,
         "responses": {"200": _out("BulkOut"), "304": {"description": "The flags are those of the ETag sent"},
-                      "400": _out("BulkError"), "401": _out("GeneralError")},
+                      "400": _out("BulkError"), "401": _out("GeneralError"), **problems},
     }  # fmt: skip
     events = {
         "operationId": "ofrepEvents",
@@ -422,6 +430,14 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
     }  # fmt: skip
     paths = {BULK_PATH: {"post": bulk}, f"{BULK_PATH}/{{key}}": {"post": flag}, EVENTS_PATH: {"get": events}}
     return paths, schemas
+
+
+BODY_PROBLEMS = (408, 413, 415, 503)  # as on every route that reads a body: problem+json, not OFREP's shapes
+
+
+def _problem(status: int) -> dict[str, Any]:
+    what = {408: "body timeout", 413: "body too large", 415: "not JSON", 503: "no bundle loaded yet"}[status]
+    return {"description": what, "content": {"application/problem+json": {"schema": _ref("ProblemDetails")}}}
 
 
 def _ref(name: str) -> dict[str, str]:
