@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -232,12 +233,32 @@ class ChangeNotifier:
         self.open = 0
         self._next: asyncio.Future[str] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.closed = False
 
     def _future(self) -> asyncio.Future[str]:
         if self._next is None:  # first stream of this worker: start the one watcher on its loop
-            self._next = asyncio.get_running_loop().create_future()
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            self._task = loop.create_task(self._watch())
+            self._close_on_signals(loop)
         return self._next
+
+    def _close_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End the streams when the worker is told to stop, then pass the signal on.
+
+        Granian stops a worker with a signal and waits for its open connections before the app's
+        shutdown hook runs: one idle stream kept a worker "stopping" for eleven minutes. asyncio
+        keeps the handler granian set on the loop; when it is not found, nothing changes.
+        """
+        handlers = getattr(loop, "_signal_handlers", {})
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous = handlers.get(number)
+            if previous is not None:
+                loop.add_signal_handler(number, self._then, previous)
+
+    def _then(self, previous: Any) -> None:
+        self.close()
+        previous._run()  # the asyncio.Handle granian registered
 
     async def wait(self) -> str:
         return await asyncio.shield(self._future())  # a stream that leaves must not cancel everyone's
@@ -260,6 +281,7 @@ class ChangeNotifier:
                 self._resolve(_Event.KEEPALIVE)
 
     def close(self) -> None:
+        self.closed = True
         if self._task is not None:
             self._task.cancel()
             self._resolve(_Event.CLOSED)
@@ -269,7 +291,7 @@ class ChangeNotifier:
         self.open += 1
         try:
             yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
-            while (event := await self.wait()) != _Event.CLOSED:
+            while not self.closed and (event := await self.wait()) != _Event.CLOSED:
                 if event == _Event.KEEPALIVE:
                     yield b": keepalive\n\n"
                 else:
