@@ -166,7 +166,7 @@ def expand_dotted(context: dict[str, Any]) -> dict[str, Any]:
 def _context_path(message: str) -> str:
     for ours, theirs in (("$.id", f"$.context.{TARGETING_KEY}"), ("$.consent", f"$.context.{CONSENT_KEY}")):
         message = message.replace(ours, theirs)
-    return message.replace("$.attributes", "$.context").replace("$.visitor.attributes", "$.context")
+    return message.replace("$.attributes", "$.context")
 
 
 def _request_error(exc: RequestError) -> OfrepError:
