@@ -90,6 +90,13 @@ class Settings:
     """TAILOR_ALLOW_CLIENT_TIME: accept ``context.now`` from any client (previews, tests). Off, only
     requests with the admin bearer token may send it; from others it is a 400."""
 
+    ofrep_api_key: str | None = field(default=None, repr=False)
+    """TAILOR_OFREP_API_KEY: the OpenFeature routes (/ofrep/v1) want it as a bearer token or in
+    X-API-Key; the event stream's URL carries a token derived from it. Unset: no key asked."""
+    ofrep_max_streams: int = 1000
+    """TAILOR_OFREP_MAX_STREAMS: most open OpenFeature change-event streams per worker; past it a
+    new stream gets 503 and its provider polls."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``TAILOR_*`` variables; a malformed value is an error naming the variable."""

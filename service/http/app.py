@@ -28,7 +28,7 @@ from service import logs
 from service.bundle.loader import load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
-from service.http import openapi, wire
+from service.http import ofrep, openapi, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
@@ -50,6 +50,7 @@ LARGE_BODY_BYTES = 256 * 1024
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
 GIL_SWITCH_S = 0.0005
 ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
+ENDPOINTS |= ofrep.ENDPOINTS
 
 
 def create_app(
@@ -84,6 +85,7 @@ def create_app(
         metrics.watch_decision_log(recorder.log)
 
     def stop(_: Litestar) -> None:
+        notifier.close()
         source.stop()
         if recorder is not None and not recorder.close(timeout=5):
             log.warning("decision log closed with %d decisions not written", recorder.log.pending)
@@ -97,6 +99,8 @@ def create_app(
         if len(raw) > LARGE_BODY_BYTES:  # a big batch decodes beside the event loop, which serves page views
             return await asyncio.to_thread(decode, raw, kind)
         return decode(raw, kind)
+
+    ofrep_routes, notifier = ofrep.routes(settings, store, decisions, decoded)
 
     def client_time(request: Request[Any, Any, Any]) -> bool:
         return settings.allow_client_time or _is_admin(request, settings.admin_token)
@@ -165,6 +169,7 @@ def create_app(
             openapi_document,
             openapi_page,
             swagger_asset,
+            *ofrep_routes,
         ],
         on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
@@ -195,7 +200,11 @@ def _cors(origins: str) -> CORSConfig | None:
     allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
     if not allowed:
         return None
-    return CORSConfig(allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=["content-type"])
+    # OFREP's web provider sends If-None-Match and its key, and reads the ETag.
+    headers = ["content-type", "authorization", "x-api-key", "if-none-match"]
+    return CORSConfig(
+        allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=headers, expose_headers=["etag"]
+    )
 
 
 def _timed(app: ASGIApp, metrics: Metrics) -> ASGIApp:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from service.http import wire
+from service.http import ofrep, wire
 from service.http.problems import MEDIA_TYPE, PROBLEM_TYPES
 from service.settings import Settings
 
@@ -38,12 +38,13 @@ def document(settings: Settings, blocks: Sequence[str] | None) -> dict[str, Any]
     """The document for a server with these settings serving a bundle with these blocks (None: not ready)."""
     _, schemas = msgspec.json.schema_components(_STRUCTS, ref_template=REF)
     _bound(schemas, settings, blocks)
+    ofrep_paths, ofrep_schemas = ofrep.document_part()
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tailor decision API", "version": API_VERSION},
-        "paths": _paths(),
+        "paths": _paths() | ofrep_paths,
         "components": {
-            "schemas": schemas,
+            "schemas": schemas | ofrep_schemas,
             "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
         },
     }
