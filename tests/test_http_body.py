@@ -204,3 +204,19 @@ def test_skipping_the_key_and_number_pass_never_changes_an_answer(attribute: str
         patch.setattr(body_module, "_may_need_the_pass", lambda _: True)
         always = _outcome(text)
     assert _outcome(text) == always
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [
+        ('{"visitor": {"id": "v-1", "attributes": {"country": "DE"}}, "placements": ["home_hero"]}', False),
+        ('{"visitor": {"id": "a", "id": "b"}}', True),
+        ('{"visitor": {"id": "id"}}', True),  # a value equal to a key: the pass decides
+        ('{"visitor": {"id": "a\\u0062"}}', True),
+        ('{"visitor": {"attributes": {"n": ' + "1" * 309 + "}}}", True),
+        ('{"visitor": {"attributes": {"n": ' + "1" * 308 + "}}}", False),
+        ('{"visitor": {"attributes": {"n": ' + "[" * 200 + "]" * 200 + "}}}", True),
+    ],
+)
+def test_the_pass_is_skipped_only_for_plain_distinct_texts(text: str, needed: bool) -> None:
+    assert body_module._may_need_the_pass(text) is needed

@@ -11,9 +11,9 @@ What a body must be, checked in this order so the client hears the first thing w
    as floats, and ``float(10**400)`` raises.
 
 Steps 4 and 5 are a second pass with the standard library's parser, whose hooks see every
-object's keys and every integer's digits. That pass cost 28 µs of a 200-byte page view, so it
-runs only when a cheap look at the text says it could find something (``_may_need_the_pass``):
-a key text seen twice anywhere, a key with an escape, a run of 309 digits, or deep nesting.
+object's keys and every integer's digits. That pass costs several times msgspec's whole decode,
+so it runs only when a cheap look at the text says it could find something (``_may_need_the_pass``):
+one string twice anywhere (keys and values alike), an escape, a run of 309 digits, or deep nesting.
 Without any of these there is no duplicate in any object and no integer beyond a float, so
 skipping the pass never changes an answer. Only when the pass finds a problem does a third,
 slower pass locate it, so that the error names its JSON path.
@@ -38,10 +38,6 @@ JSON_MEDIA_TYPES = frozenset({"application/json"})
 LARGE_BODY_BYTES = 256 * 1024
 FLOAT_MAX = sys.float_info.max
 FLOAT_MAX_DIGITS = len(str(int(FLOAT_MAX)))  # 309: fewer digits always fit, more never do
-# Every string token of a valid JSON text, in order, and whether a colon follows it (a key).
-# The colon is optional so that each match consumes a whole string: the scan never restarts
-# inside one, since outside strings a valid text has no quote.
-_STRINGS = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?')
 _LONG_DIGITS = re.compile(f"[0-9]{{{FLOAT_MAX_DIGITS}}}")
 # The standard parser recurses once per level (RecursionError near 1,000): fewer openings than
 # this cannot nest deep enough, and no page view comes close.
@@ -99,13 +95,17 @@ def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
 def _may_need_the_pass(text: str) -> bool:
     """Could the key and number pass find anything in this (valid JSON) text? False only when it cannot.
 
-    A duplicate needs one key text twice in an object, so keys all distinct across the whole
-    text (and none with an escape, which could spell another key's text) rule it out.
+    Without a backslash, a valid text's quotes are exactly its strings' delimiters, so every
+    other piece between quotes is a string, keys and values alike. When no two strings are the
+    same, no object can hold one key twice. (An escape could spell one key two ways.) Every
+    step here runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass.
     """
-    if _LONG_DIGITS.search(text) is not None or text.count("{") + text.count("[") >= _DEEP_OPENINGS:
+    if "\\" in text or text.count("{") + text.count("[") >= _DEEP_OPENINGS:
         return True
-    keys = [key for key, colon in _STRINGS.findall(text) if colon]
-    return len(set(keys)) != len(keys) or any("\\" in key for key in keys)
+    if len(text) >= FLOAT_MAX_DIGITS and _LONG_DIGITS.search(text) is not None:
+        return True
+    strings = text.split('"')[1::2]
+    return len(set(strings)) != len(strings)
 
 
 async def decode_off_the_loop(body: bytes, kind: type[T]) -> T:
