@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from service import logs
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
+from service.core.rendering import Rendered
 from service.http import wire
 from service.http.mapping import block_out, decision_response, placements_out, recipient_to_core, to_core
 from service.render.cache import RenderCache
@@ -29,10 +30,18 @@ CACHE_HEADER = "x-tailor-render-cache"
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """One visitor's answer, and with ``render`` the render cache's tally for ``CACHE_HEADER``."""
+    """One visitor's decision, what was rendered for it, and the render cache's tally for ``CACHE_HEADER``."""
 
-    response: wire.DecideResponse
+    bundle: Bundle
+    decision: Decision
+    decision_id: str
+    rendered: Mapping[str, Rendered] | None = None  # with ``render``
+    explain: bool = False  # with ``render``: each block's failure message too
     cache: str | None = None
+
+    def response(self) -> wire.DecideResponse:
+        """The answer as ``POST /v1/decide`` sends it."""
+        return decision_response(self.bundle, self.decision, self.decision_id, self.rendered, self.explain)
 
 
 class Serving:
@@ -54,19 +63,20 @@ class Serving:
         self.next_id = decision_ids()
 
     def decision(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Decided:
-        """The answer to one ``DecideRequest``: what ``POST /v1/decide`` sends."""
+        """The decision for one ``DecideRequest``, logged and counted, rendered when it asks."""
         request = to_core(data, self.settings, self.clock, client_time=client_time)
         visitor = data.visitor
         decision, decision_id = self.decide_one(bundle, request, visitor.id, visitor.consent.analytics)
         if not data.render:
-            return Decided(decision_response(bundle, decision, decision_id))
+            return Decided(bundle, decision, decision_id)
         tally = Tally()
         inputs = inputs_for(request, decision.segments)
         rendered = render_decision(
             bundle, decision, inputs, cache=self.cache, tally=tally, observe=self.metrics.observe_render
         )
-        body = decision_response(bundle, decision, decision_id, rendered, data.explain)
-        return Decided(body, f"hits={tally.hits}, misses={tally.misses}")
+        return Decided(
+            bundle, decision, decision_id, rendered, data.explain, f"hits={tally.hits}, misses={tally.misses}"
+        )
 
     def recipient(self, bundle: Bundle, data: wire.RenderRequest, index: int, tally: Tally) -> wire.RecipientResult:
         """One recipient of a checked render batch: decided and rendered, or its one block rendered."""

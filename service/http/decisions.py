@@ -39,8 +39,8 @@ class Decisions(Serving):
     def decide(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Response[wire.DecideResponse]:
         decided = self.decision(bundle, data, client_time=client_time)
         if decided.cache is None:
-            return Response(decided.response)
-        return Response(decided.response, headers={CACHE_HEADER: decided.cache})
+            return Response(decided.response())
+        return Response(decided.response(), headers={CACHE_HEADER: decided.cache})
 
     async def render_batch(
         self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool, client_time: bool

@@ -25,6 +25,7 @@ from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
 from service.http.body import check_headers, decode_off_the_loop, read_body
+from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
 from service.serving import CACHE_HEADER, Serving
 from service.settings import Settings
@@ -52,6 +53,7 @@ class LeanDecide:
         self.metrics = metrics
         self.client_time = client_time
         self.encode = msgspec.json.Encoder().encode
+        self.fragments = Fragments()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = perf_counter()
@@ -84,7 +86,9 @@ class LeanDecide:
         data = await decode_off_the_loop(raw, wire.DecideRequest)
         bundle = self.store.current.bundle  # one bundle for the whole request
         decided = self.serving.decision(bundle, data, client_time=self.client_time(headers))
-        return self.encode(decided.response), decided.cache
+        if decided.rendered is None:
+            return self.fragments.encode(bundle, decided.decision, decided.decision_id), None
+        return self.encode(decided.response()), decided.cache
 
 
 def _headers(scope: Scope) -> dict[str, str]:
