@@ -35,7 +35,8 @@ LOADED = {name: _load(folder) for name, folder in BUNDLES.items()}
 FRAGMENTS = {name: Fragments() for name in BUNDLES}  # shared by the examples: later ones hit the pieces
 VIEWS = [view.body for view in page_views(200, 7, NOW)]
 
-visitor_ids = st.none() | st.sampled_from(["qa-tester", "v-1"]) | st.text("abcdef0123456789-", min_size=1, max_size=12)
+FORCED = ["qa-bold-1", "qa-control-1"]  # the example's forced arms: "forced", not "experiment"
+visitor_ids = st.none() | st.sampled_from([*FORCED, "v-1"]) | st.text("abcdef0123456789-", min_size=1, max_size=12)
 attributes = st.fixed_dictionaries(
     {},
     optional={

@@ -20,7 +20,9 @@ from service.core.outcome import Decision, PlacementDecision
 from service.http import wire
 from service.http.mapping import decision_response, placements_out
 
-Outcome = tuple[str, str | None, str, str | None, str | None, str | None]  # name, variant, reason, rule, key, arm
+# (name, decision) without an experiment; (name, variant, reason, rule, experiment, arm) with one:
+# all of the decision but its bucket, which is not part of the piece.
+Outcome = tuple[str, PlacementDecision] | tuple[str, str | None, str, str | None, str, str]
 _BUCKET_TAIL = b"0}}"  # a piece is encoded with bucket 0: what precedes the bucket is kept
 _encode = msgspec.json.Encoder().encode
 
@@ -52,7 +54,10 @@ class Fragments:
 
     def _piece(self, bundle: Bundle, name: str, placed: PlacementDecision) -> bytes:
         assignment = placed.experiment
-        key = (name, placed.variant, placed.reason, placed.rule, *_arm(placed))
+        # Without an experiment the outcome is the (frozen, hashable) decision itself.
+        key: Outcome = (name, placed)
+        if assignment is not None:
+            key = (name, placed.variant, placed.reason, placed.rule, assignment.key, assignment.arm)
         head = self._pieces.get(key)
         if head is None:
             head = _head(bundle, name, placed)
@@ -61,11 +66,6 @@ class Fragments:
         if assignment is None:
             return head
         return head + (b"null" if assignment.bucket is None else str(assignment.bucket).encode()) + b"}}"
-
-
-def _arm(placed: PlacementDecision) -> tuple[str | None, str | None]:
-    assignment = placed.experiment
-    return (None, None) if assignment is None else (assignment.key, assignment.arm)
 
 
 def _head(bundle: Bundle, name: str, placed: PlacementDecision) -> bytes:
