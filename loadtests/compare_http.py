@@ -78,6 +78,7 @@ from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20
 LUA = ROOT / "loadtests" / "pageviews.lua"
 GROWTHBOOK = ROOT / "loadtests" / "growthbook"
 VISITORS = 1000
+JSON_HEADERS = {"content-type": "application/json"}  # a body without it is a 415 since the strict decoder
 SEED = 2026
 WARMUP_S = 2
 FLAG_COUNT = len(FLAGS)
@@ -284,7 +285,7 @@ def check_answers(by_name: dict[str, Server]) -> tuple[list[str], list[str]]:
         example = by_name["tailor-example"]
         with httpx.Client(base_url=example.base, timeout=10.0) as client:
             lines = Path(example.bodies).read_text().splitlines()
-            ok = sum(client.post("/v1/decide", content=line).status_code == 200 for line in lines)
+            ok = sum(client.post("/v1/decide", content=line, headers=JSON_HEADERS).status_code == 200 for line in lines)
         facts.append(f"Example page views answered 200 before the load: {ok:,} of {len(lines):,}.")
         if ok != len(lines):
             problems.append(f"example page views: {len(lines) - ok} not answered 200")

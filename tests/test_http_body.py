@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from service.core.errors import RequestError
+from service.http import body as body_module
 from service.http import wire
 from service.http.app import create_app
 from service.http.body import decode
@@ -167,3 +168,55 @@ def test_a_duplicate_key_is_refused_at_its_path(
     _, where = _planted(path, 0, 0)
     error = _refused(text.encode(), wire.DecideRequest)
     assert (error.where, error.message) == (f"$.visitor.attributes.{root}{where}.{key}", f"duplicate key '{key}'")
+
+
+# JSON texts written by hand, so that objects can repeat a key: keys from a small alphabet (so
+# repeats are common), sometimes spelled with an escape, numbers sometimes of 309 digits or more.
+_plain_keys = st.sampled_from(["a", "b", "id", "x_y"])
+_escaped_keys = st.sampled_from(["\\u0061", "\\u0069d", 'q\\"'])
+_numbers = st.sampled_from(["1", "-0", "2.5e3", "9" * 308, "9" * 309, "-" + "1" * 320, "1" + "0" * 308 + ".5"])
+_texts = st.sampled_from(['"s"', '"9999"', '"' + "7" * 330 + '"', '"a\\"b:"', "true", "null"])
+_json_texts = st.recursive(
+    _numbers | _texts,
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(_plain_keys | _escaped_keys, inner), max_size=4).map(
+            lambda pairs: "{" + ", ".join(f'"{key}": {value}' for key, value in pairs) + "}"
+        )
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(text: bytes) -> Any:
+    try:
+        return decode(text, wire.DecideRequest).visitor.attributes
+    except RequestError as error:
+        return (error.where, error.message)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_texts)
+def test_skipping_the_key_and_number_pass_never_changes_an_answer(attribute: str) -> None:
+    """The pre-check may skip the second pass only where the pass would have found nothing."""
+    text = ('{"visitor": {"attributes": {"k": ' + attribute + "}}}").encode()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(body_module, "_may_need_the_pass", lambda _: True)
+        always = _outcome(text)
+    assert _outcome(text) == always
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [
+        ('{"visitor": {"id": "v-1", "attributes": {"country": "DE"}}, "placements": ["home_hero"]}', False),
+        ('{"visitor": {"id": "a", "id": "b"}}', True),
+        ('{"visitor": {"id": "id"}}', True),  # a value equal to a key: the pass decides
+        ('{"visitor": {"id": "a\\u0062"}}', True),
+        ('{"visitor": {"attributes": {"n": ' + "1" * 309 + "}}}", True),
+        ('{"visitor": {"attributes": {"n": ' + "1" * 308 + "}}}", False),
+        ('{"visitor": {"attributes": {"n": ' + "[" * 200 + "]" * 200 + "}}}", True),
+    ],
+)
+def test_the_pass_is_skipped_only_for_plain_distinct_texts(text: str, needed: bool) -> None:
+    assert body_module._may_need_the_pass(text) is needed

@@ -12,7 +12,7 @@ import functools
 import hmac
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -29,9 +29,10 @@ from service.bundle.loader import load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
 from service.http import ofrep, openapi, wire
-from service.http.body import check_headers, decode, read_body
+from service.http.body import check_headers, decode_off_the_loop, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
+from service.http.lean import LeanDecide, in_front
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -39,13 +40,12 @@ from service.runtime import freeze_heap
 from service.segments.onnx import OnnxScorer
 from service.settings import Settings
 from service.telemetry.metrics import CONTENT_TYPE, Metrics
-from service.telemetry.recorder import open_recorder
+from service.telemetry.recorder import DecisionRecorder, open_recorder
 
 log = logging.getLogger("tailor.http")
 
 T = TypeVar("T")
 
-LARGE_BODY_BYTES = 256 * 1024
 # granian's I/O thread needs the GIL to hand each request, body and response to the event loop;
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
 GIL_SWITCH_S = 0.0005
@@ -57,8 +57,14 @@ def create_app(
     settings: Settings | None = None,
     store: BundleStore | None = None,
     clock: Callable[[], datetime] | None = None,
+    *,
+    lean_decide: bool = True,
 ) -> Litestar:
-    """Build the ASGI app. Tests pass their own store or clock; the server passes nothing."""
+    """Build the ASGI app. Tests pass their own store or clock; the server passes nothing.
+
+    ``lean_decide``: answer ``POST /v1/decide`` on the lean path (service/http/lean.py); the
+    tests that pin it to the routed handler build the app without it.
+    """
     settings = settings or Settings.from_env()
     sys.setswitchinterval(GIL_SWITCH_S)
     logs.configure(settings.log_level, settings.log_format)
@@ -72,15 +78,7 @@ def create_app(
             metrics.serving(store.current.bundle.revision)
 
     source = open_source(settings, store, reloaded)
-    recorder = open_recorder(
-        path=None if settings.decision_log == "off" else Path(settings.decision_log),
-        url=settings.decision_log_url or None,
-        key=settings.pseudonym_key.encode(),
-        queue_size=settings.decision_log_queue,
-        max_bytes=settings.decision_log_max_bytes,
-        backups=settings.decision_log_backups,
-        per_process=settings.workers > 1,
-    )
+    recorder = _recorder(settings)
     if recorder is not None:
         metrics.watch_decision_log(recorder.log)
 
@@ -96,27 +94,25 @@ def create_app(
         check_headers(request.headers)
         declared = request.headers.get("content-length")
         raw = await read_body(request.receive, limit=limit, timeout_s=settings.body_timeout_s, declared=declared)
-        if len(raw) > LARGE_BODY_BYTES:  # a big batch decodes beside the event loop, which serves page views
-            return await asyncio.to_thread(decode, raw, kind)
-        return decode(raw, kind)
+        return await decode_off_the_loop(raw, kind)
 
     ofrep_routes, notifier = ofrep.routes(settings, store, decisions, decoded)
 
-    def client_time(request: Request[Any, Any, Any]) -> bool:
-        return settings.allow_client_time or _is_admin(request, settings.admin_token)
+    def client_time(headers: Mapping[str, str]) -> bool:
+        return settings.allow_client_time or is_admin(headers, settings.admin_token)
 
     @post("/v1/decide", status_code=200)
     async def decide_placements(request: Request[Any, Any, Any]) -> Response[wire.DecideResponse]:
         data = await decoded(request, wire.DecideRequest, settings.max_body_bytes)
         bundle = store.current.bundle  # one bundle for the whole request
-        return decisions.decide(bundle, data, client_time=client_time(request))
+        return decisions.decide(bundle, data, client_time=client_time(request.headers))
 
     @post("/v1/render", status_code=200)
     async def render_batch(request: Request[Any, Any, Any]) -> Response[Any]:
         data = await decoded(request, wire.RenderRequest, settings.max_render_body_bytes)
         bundle = store.current.bundle  # one bundle for the whole batch, whatever swaps meanwhile
         stream = NDJSON in request.headers.get("accept", "")
-        return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request))
+        return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request.headers))
 
     @get("/schema/openapi.json", include_in_schema=False)
     async def openapi_document() -> Response[bytes]:
@@ -127,19 +123,11 @@ def create_app(
         return Response(swagger_page(request, api_document()), media_type="text/html")
 
     def api_document() -> dict[str, Any]:
-        if not store.ready:
-            return openapi.document(settings, None)
-        bundle = store.current.bundle
-        blocks = bundle.blocks
-        return openapi.document(settings, [v for v in bundle.variants if blocks.has_block(v)])
+        return _api_document(settings, store)
 
     @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments, models")
     async def describe_bundle() -> wire.BundleInfo:
         return bundle_info(store.current, store.last_problems)
-
-    @get("/healthz", summary="The process is alive")
-    async def healthz() -> wire.Health:
-        return wire.Health("ok")
 
     @get("/readyz", summary="A bundle is loaded and decisions can be made")
     async def readyz() -> Response[wire.Health]:
@@ -157,7 +145,7 @@ def create_app(
         report = await asyncio.to_thread(source.reload)  # compiling is not the event loop's work
         return wire.ReloadOut(report.ok, report.revision, [problem_out(p) for p in report.problems])
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             decide_placements,
             render_batch,
@@ -181,18 +169,48 @@ def create_app(
         logging_config=None,  # logs.configure has set up every logger; Litestar's own would replace the root's
         debug=False,
     )
+    if lean_decide:  # in front of the router, behind what Litestar's __call__ sets up (lifespan, scope["app"])
+        lean = LeanDecide(settings, store, decisions, metrics, client_time)
+        app.asgi_handler = in_front(app.asgi_handler, lean, app.cors_config)
+    return app
+
+
+@get("/healthz", summary="The process is alive")
+async def healthz() -> wire.Health:
+    return wire.Health("ok")
+
+
+def _api_document(settings: Settings, store: BundleStore) -> dict[str, Any]:
+    """The OpenAPI document with the limits of these settings and the blocks of the bundle served."""
+    if not store.ready:
+        return openapi.document(settings, None)
+    bundle = store.current.bundle
+    return openapi.document(settings, [v for v in bundle.variants if bundle.blocks.has_block(v)])
 
 
 def _authorize(request: Request[Any, Any, Any], token: str | None) -> None:
     """Admin endpoints exist only with a token, and compare it in constant time."""
     if not token:
         raise AdminDisabledError("admin endpoints are off: no TAILOR_ADMIN_TOKEN is set")
-    if not _is_admin(request, token):
+    if not is_admin(request.headers, token):
         raise UnauthorizedError("a valid bearer token is required")
 
 
-def _is_admin(request: Request[Any, Any, Any], token: str | None) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+def _recorder(settings: Settings) -> DecisionRecorder | None:
+    return open_recorder(
+        path=None if settings.decision_log == "off" else Path(settings.decision_log),
+        url=settings.decision_log_url or None,
+        key=settings.pseudonym_key.encode(),
+        queue_size=settings.decision_log_queue,
+        max_bytes=settings.decision_log_max_bytes,
+        backups=settings.decision_log_backups,
+        per_process=settings.workers > 1,
+    )
+
+
+def is_admin(headers: Mapping[str, str], token: str | None) -> bool:
+    """Does the request carry the admin bearer token? (compared in constant time)"""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), str(token).encode())
 
 

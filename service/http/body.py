@@ -11,14 +11,19 @@ What a body must be, checked in this order so the client hears the first thing w
    as floats, and ``float(10**400)`` raises.
 
 Steps 4 and 5 are a second pass with the standard library's parser, whose hooks see every
-object's keys and every integer's digits. The pass builds nothing; only when it finds a problem
-does a third, slower pass locate it, so that the error names its JSON path.
+object's keys and every integer's digits. That pass costs several times msgspec's whole decode,
+so it runs only when a cheap look at the text says it could find something (``_may_need_the_pass``):
+one string twice anywhere (keys and values alike), an escape, a run of 309 digits, or deep nesting.
+Without any of these there is no duplicate in any object and no integer beyond a float, so
+skipping the pass never changes an answer. Only when the pass finds a problem does a third,
+slower pass locate it, so that the error names its JSON path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -30,8 +35,13 @@ from service.core.errors import RequestError, TailorError
 T = TypeVar("T")
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
+LARGE_BODY_BYTES = 256 * 1024
 FLOAT_MAX = sys.float_info.max
 FLOAT_MAX_DIGITS = len(str(int(FLOAT_MAX)))  # 309: fewer digits always fit, more never do
+_LONG_DIGITS = re.compile(f"[0-9]{{{FLOAT_MAX_DIGITS}}}")
+# The standard parser recurses once per level (RecursionError near 1,000): fewer openings than
+# this cannot nest deep enough, and no page view comes close.
+_DEEP_OPENINGS = 200
 
 
 class UnsupportedMediaError(TailorError):
@@ -59,15 +69,50 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise RequestError("the request body is empty; send a JSON object", "$")
     text = _text(body)
     try:
-        value = msgspec.json.decode(text, type=kind, strict=True)
+        value = _decoder(kind).decode(text)
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc}", "$") from None
     except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
         raise RequestError("the JSON nests too deeply", "$") from None
-    _check_keys_and_numbers(text)
+    if _may_need_the_pass(text):
+        _check_keys_and_numbers(text)
     return value
+
+
+_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
+    """One decoder per wire type: ``msgspec.json.decode(type=...)`` looks the type up on every call."""
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind, strict=True)
+    return decoder
+
+
+def _may_need_the_pass(text: str) -> bool:
+    """Could the key and number pass find anything in this (valid JSON) text? False only when it cannot.
+
+    Without a backslash, a valid text's quotes are exactly its strings' delimiters, so every
+    other piece between quotes is a string, keys and values alike. When no two strings are the
+    same, no object can hold one key twice. (An escape could spell one key two ways.) Every
+    step here runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass.
+    """
+    if "\\" in text or text.count("{") + text.count("[") >= _DEEP_OPENINGS:
+        return True
+    if len(text) >= FLOAT_MAX_DIGITS and _LONG_DIGITS.search(text) is not None:
+        return True
+    strings = text.split('"')[1::2]
+    return len(set(strings)) != len(strings)
+
+
+async def decode_off_the_loop(body: bytes, kind: type[T]) -> T:
+    """``decode``, in a worker thread for a big body: a batch decodes beside the loop, which serves page views."""
+    if len(body) > LARGE_BODY_BYTES:
+        return await asyncio.to_thread(decode, body, kind)
+    return decode(body, kind)
 
 
 def _text(body: bytes) -> str:

@@ -1,82 +1,46 @@
-"""The work behind ``/v1/decide`` and ``/v1/render``: decide, log, count, render, encode.
+"""The work behind ``/v1/decide`` and ``/v1/render`` as Litestar responses: framing and streaming.
 
-The routes in ``app.py`` only pick the bundle and hand the decoded request here.
+The routes in ``app.py`` only pick the bundle and hand the decoded request here; the deciding,
+logging, counting and rendering is service/serving.py's, which the lean decide path calls too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Response
 from litestar.response import Stream
 
-from service import logs
 from service.core.compile import Bundle
-from service.core.decide import Decision, DecisionRequest, decide
 from service.core.errors import RequestError
 from service.http import wire
-from service.http.mapping import (
-    block_out,
-    check_batch,
-    decision_response,
-    placements_out,
-    recipient_to_core,
-    to_core,
-)
-from service.render.cache import RenderCache
-from service.render.page import Tally, inputs_for, render_decision, render_variant
-from service.settings import Settings
-from service.telemetry.metrics import Metrics
-from service.telemetry.recorder import DecisionRecorder
+from service.http.mapping import check_batch
+from service.render.page import Tally
+from service.serving import CACHE_HEADER, Serving, decision_ids
+
+__all__ = ["CACHE_HEADER", "JSON", "NDJSON", "Decisions", "decision_ids"]
 
 log = logging.getLogger("tailor.http")
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
-CACHE_HEADER = "x-tailor-render-cache"
 STREAM_CHUNK_BYTES = 64 * 1024  # results go out in chunks about this large
 LARGE_BATCH = 500
 
 
-class Decisions:
-    """Decides for one visitor or a batch, with the decision log, metrics and the render cache of a worker."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        metrics: Metrics,
-        recorder: DecisionRecorder | None,
-        clock: Callable[[], datetime],
-        cache: RenderCache,
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.recorder = recorder
-        self.clock = clock
-        self.cache = cache
-        self.next_id = decision_ids()
+class Decisions(Serving):
+    """The decisions of a worker (service/serving.py), framed as Litestar responses for the routes."""
 
     def decide(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Response[wire.DecideResponse]:
-        request = to_core(data, self.settings, self.clock, client_time=client_time)
-        visitor = data.visitor
-        decision, decision_id = self._decide(bundle, request, visitor.id, visitor.consent.analytics)
-        if not data.render:
-            return Response(decision_response(bundle, decision, decision_id))
-        tally = Tally()
-        inputs = inputs_for(request, decision.segments)
-        rendered = render_decision(
-            bundle, decision, inputs, cache=self.cache, tally=tally, observe=self.metrics.observe_render
-        )
-        body = decision_response(bundle, decision, decision_id, rendered, data.explain)
-        return Response(body, headers={CACHE_HEADER: f"hits={tally.hits}, misses={tally.misses}"})
+        decided = self.decision(bundle, data, client_time=client_time)
+        if decided.cache is None:
+            return Response(decided.response())
+        return Response(decided.response(), headers={CACHE_HEADER: decided.cache})
 
     async def render_batch(
         self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool, client_time: bool
@@ -93,46 +57,11 @@ class Decisions:
         if data.block is not None and not bundle.blocks.has_block(data.block):
             raise RequestError(f"no variant '{data.block}' with a template in bundle {bundle.revision}", "$.block")
         tally = Tally()
-        results = (self._recipient(bundle, data, index, tally) for index in range(len(data.recipients)))
+        results = (self.recipient(bundle, data, index, tally) for index in range(len(data.recipients)))
         summary = functools.partial(_summary, bundle, data, tally)
         if stream:
             return Stream(_beside_the_loop(_ndjson(results, summary)), media_type=NDJSON)
         return Stream(_beside_the_loop(_document(bundle.revision, results, summary)), media_type=JSON)
-
-    def _recipient(self, bundle: Bundle, data: wire.RenderRequest, index: int, tally: Tally) -> wire.RecipientResult:
-        request = recipient_to_core(data, index, self.clock)
-        recipient = data.recipients[index]
-        observe = self.metrics.observe_render
-        if data.block is None:
-            decision, decision_id = self._decide(bundle, request, recipient.id, recipient.consent.analytics)
-            inputs = inputs_for(request, decision.segments)
-            rendered = render_decision(bundle, decision, inputs, cache=self.cache, tally=tally, observe=observe)
-            placements = placements_out(bundle, decision, rendered, data.explain)
-            return wire.RecipientResult(index, decision_id, placements, recipient.id)
-        segments = decide(bundle, request).segments  # no placements: only the segments a template may read
-        inputs = inputs_for(request, segments)
-        block = render_variant(bundle, data.block, inputs, cache=self.cache, tally=tally, observe=observe)
-        placements = {data.block: block_out(data.block, block, data.explain)}
-        return wire.RecipientResult(index, self.next_id(), placements, recipient.id)
-
-    def _decide(
-        self, bundle: Bundle, request: DecisionRequest, visitor: str | None, analytics: bool
-    ) -> tuple[Decision, str]:
-        decision_id = self.next_id()
-        logs.decision_id.set(decision_id)
-        decision = decide(bundle, request)
-        if self.recorder is not None:
-            self.recorder.record(
-                decision, decision_id=decision_id, revision=bundle.revision, visitor_id=visitor,
-                analytics_consent=analytics,
-            )  # fmt: skip
-        self.metrics.count_decisions(
-            [
-                (name if name in bundle.placements else "(unknown)", p.variant or "none", p.reason)
-                for name, p in decision.placements.items()
-            ]
-        )
-        return decision, decision_id
 
 
 def _summary(bundle: Bundle, data: wire.RenderRequest, tally: Tally) -> wire.RenderSummary:
@@ -180,15 +109,3 @@ async def _beside_the_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         yield chunk
-
-
-def decision_ids() -> Callable[[], str]:
-    """Decision ids: 32 hex characters, a random 64-bit prefix per worker and a counter.
-
-    Unique across workers and replicas without coordination (2^64 prefixes), in order within a
-    worker, and cheap: a uuid4 per request (a system call for random bytes, then a UUID object)
-    cost about 6 µs here, and was the largest single item when profiling the endpoint.
-    """
-    prefix = os.urandom(8).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter):016x}"

@@ -56,16 +56,25 @@ _LITESTAR_EXCEPTIONS: tuple[tuple[type[HTTPException], str], ...] = (
 
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Exception handler for every exception the app lets through."""
+    status, body, headers = problem(exc)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
+
+
+def problem(exc: Exception) -> tuple[int, bytes, dict[str, str]]:
+    """The status, problem+json body and extra headers for an error: for the routes and the lean path alike."""
     code, detail, errors = _classify(exc)
     status, title = PROBLEM_TYPES[code]
     body = ProblemDetails(type=code, title=title, status=status, detail=detail, errors=errors)
-    allow = exc.headers.get("allow") if isinstance(exc, HTTPException) and exc.headers else None
-    headers = {"allow": allow} if allow else None
+    return status, msgspec.json.encode(body), _headers(code, exc)
+
+
+def _headers(code: str, exc: Exception) -> dict[str, str]:
     if code == "unauthorized":
-        headers = {"www-authenticate": 'Bearer realm="tailor-admin"'}
+        return {"www-authenticate": 'Bearer realm="tailor-admin"'}
     if code == "body-timeout":
-        headers = {"connection": "close"}  # the rest of a slow body is not worth waiting for
-    return Response(msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+        return {"connection": "close"}  # the rest of a slow body is not worth waiting for
+    allow = exc.headers.get("allow") if isinstance(exc, HTTPException) and exc.headers else None
+    return {"allow": allow} if allow else {}
 
 
 # Our own errors whose message is the detail, and the problem type each one is.
