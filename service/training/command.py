@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 DEFAULT_DATA = Path("data/cdnow/CDNOW_master.txt")
+# The optional `training` dependencies (pyproject.toml); `make run` installs only the serving ones.
+TRAINING_MODULES = frozenset({"sklearn", "skl2onnx", "onnx", "matplotlib", "threadpoolctl", "scipy", "numpy"})
+MISSING_TRAINING = (
+    "tailor train: the training dependencies are not installed (no module named '{module}'). "
+    "Run `make train`, which installs them into .venv and trains, or install them into this environment "
+    "with `pip install -r requirements/dev.lock` (or `pip install -e '.[training]'`).\n"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,9 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     # Imported here so `tailor train --help` is quick and argument errors need no scikit-learn.
-    from service.training.report import write_report  # noqa: PLC0415
-    from service.training.train import train, write_models  # noqa: PLC0415
-
+    try:
+        from service.training.report import write_report  # noqa: PLC0415
+        from service.training.train import train, write_models  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").partition(".")[0]
+        if module not in TRAINING_MODULES:
+            raise
+        sys.stderr.write(MISSING_TRAINING.format(module=module))
+        return EXIT_PROBLEMS
     fmt: Format | None = args.format
     try:
         tx = load(args.data, fmt, source=_display(args.data))

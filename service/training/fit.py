@@ -47,6 +47,7 @@ REPEAT_ORDERS = 1.5  # a cluster whose centroid is nearer two orders than one is
 AUC_GAIN = 0.002
 MIN_CHECK_ROWS = 20
 RMSE_GAIN = 0.01
+SOLVER_TOL = 1e-10
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -78,18 +79,29 @@ _CELLS: dict[tuple[bool, bool], tuple[str, ...]] = {
 }
 
 
+def wide(x: npt.NDArray[Any]) -> FloatArray:
+    """Fit in float64: float32 sums and a loose optimiser differ in the last bits between machines
+    and thread counts, and the ONNX export (float32) would show it."""
+    return np.asarray(x, dtype=np.float64)
+
+
 def rfm_pipeline(k: int, seed: int) -> Pipeline:
-    kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed, algorithm="lloyd")
+    # tol=0: Lloyd runs until no label changes, so the centres are exact means of a fixed partition.
+    kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed, algorithm="lloyd", tol=0.0)
     return Pipeline([("scale", StandardScaler()), ("kmeans", kmeans)])
 
 
 def churn_pipeline(seed: int) -> Pipeline:
-    return Pipeline([("scale", StandardScaler()), ("logistic", LogisticRegression(max_iter=1000, random_state=seed))])
+    # Newton steps converge quadratically: the coefficients are the optimum to float64 precision, not
+    # wherever lbfgs stopped (which moved with BLAS and thread counts and changed the float32 export).
+    logistic = LogisticRegression(solver="newton-cholesky", tol=SOLVER_TOL, max_iter=100, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("logistic", logistic)])
 
 
 def value_pipeline(seed: int) -> Pipeline:
-    del seed  # lbfgs on a convex loss: no randomness
-    return Pipeline([("scale", StandardScaler()), ("poisson", PoissonRegressor(alpha=1e-4, max_iter=1000))])
+    del seed  # Newton on a convex loss: no randomness
+    poisson = PoissonRegressor(alpha=1e-4, solver="newton-cholesky", tol=SOLVER_TOL, max_iter=100)
+    return Pipeline([("scale", StandardScaler()), ("poisson", poisson)])
 
 
 @dataclass(frozen=True)
@@ -124,8 +136,8 @@ def choose_k(x: Matrix, seed: int, ks: Sequence[int] = K_RANGE) -> KChoice:
     inertia: list[float] = []
     silhouette: list[float] = []
     for k in candidates:
-        pipe = rfm_pipeline(k, seed).fit(x)
-        scaled = pipe.named_steps["scale"].transform(x[sample])
+        pipe = rfm_pipeline(k, seed).fit(wide(x))
+        scaled = pipe.named_steps["scale"].transform(wide(x[sample]))
         labels = pipe.named_steps["kmeans"].labels_[sample]
         inertia.append(float(pipe.named_steps["kmeans"].inertia_))
         two = len(set(labels.tolist())) > 1
@@ -212,9 +224,9 @@ def check_features(
     def score(names: Sequence[str]) -> float:
         data = np.hstack([x[name] for name in names])
         if kind == "churn":
-            pipe = churn_pipeline(seed).fit(data[fit_rows], target[fit_rows])
+            pipe = churn_pipeline(seed).fit(wide(data[fit_rows]), target[fit_rows])
             return float(roc_auc_score(target[val_rows], pipe.predict_proba(data[val_rows])[:, 1]))
-        pipe = value_pipeline(seed).fit(data[fit_rows], target[fit_rows])
+        pipe = value_pipeline(seed).fit(wide(data[fit_rows]), target[fit_rows])
         return float(root_mean_squared_error(target[val_rows], pipe.predict(data[val_rows])))
 
     base = score(RFM)

@@ -42,6 +42,7 @@ from service.training.fit import (
     positive_column,
     rfm_pipeline,
     value_pipeline,
+    wide,
 )
 from service.training.transactions import Population, Transactions, population_at
 
@@ -185,7 +186,7 @@ def _rfm(
     x_all = feature_matrix(specs, population)
     x_train = x_all[population.training]
     choice = choose_k(x_train, seed)
-    pipeline = rfm_pipeline(choice.k, seed).fit(x_train)
+    pipeline = rfm_pipeline(choice.k, seed).fit(wide(x_train))
     profiles = centroids(pipeline, specs)
     names = name_clusters(profiles, float(population.feature_days))
     data, runner = _export("rfm", pipeline, specs)
@@ -245,7 +246,7 @@ def _churn(
     names = [*RFM, *(n for n in EXTRAS if n in check.kept)]
     specs = pick(candidates, names)
     x_all = feature_matrix(specs, population)
-    pipeline = churn_pipeline(seed).fit(x_all[train_rows], y[train_rows])
+    pipeline = churn_pipeline(seed).fit(wide(x_all[train_rows]), y[train_rows])
     column = positive_column(pipeline)
     data, runner = _export("churn", pipeline, specs, classifier=True)
     x = x_all
@@ -253,7 +254,7 @@ def _churn(
     p_all = runner.run(x)["probabilities"][:, column].astype(np.float64)
 
     x_base = np.hstack([columns[name] for name in BASELINE_CHURN])
-    baseline = churn_pipeline(seed).fit(x_base[train_rows], y[train_rows])
+    baseline = churn_pipeline(seed).fit(wide(x_base[train_rows]), y[train_rows])
     p_base = baseline.predict_proba(x_base[held])[:, positive_column(baseline)].astype(np.float64)
 
     metrics_model = evaluate.classification(y[held], p_all[held])
@@ -303,7 +304,7 @@ def _value(
     names = [*RFM, *(n for n in EXTRAS if n in check.kept)]
     specs = pick(candidates, names)
     x_all = feature_matrix(specs, population)
-    pipeline = value_pipeline(seed).fit(x_all[train_rows], target[train_rows])
+    pipeline = value_pipeline(seed).fit(wide(x_all[train_rows]), target[train_rows])
     data, runner = _export("value", pipeline, specs)
     x = x_all
     onnx_input, onnx_outputs = tensors(data)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import pytest
 from service.training.cards import read_card
 from service.training.command import main
 from service.training.report import FIGURES
+
+from .conftest import ROOT
 
 
 def _shop(path: Path, customers: int = 240) -> Path:
@@ -76,3 +80,35 @@ def test_bad_arguments_exit_with_usage(capsys: pytest.CaptureFixture[str]) -> No
         main(["--cutoff", "October"])
     assert exit_info.value.code == 2
     assert "--cutoff" in capsys.readouterr().err
+
+
+MISSING = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r} or name.startswith({module!r} + "."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.modules.pop({module!r}, None)
+sys.meta_path.insert(0, Missing())
+from service.cli import main
+raise SystemExit(main(["train", "--out", {out!r}, "--report", {report!r}]))
+"""
+
+
+@pytest.mark.parametrize("module", ["matplotlib", "sklearn", "skl2onnx"])
+def test_without_the_training_dependencies_it_says_what_to_install(tmp_path: Path, module: str) -> None:
+    """`make run` installs only the serving dependencies: `tailor train` there explains, no traceback."""
+    out, report = tmp_path / "m", tmp_path / "r"
+    code = MISSING.format(module=module, out=str(out), report=str(report))
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("tailor train: the training dependencies are not installed")
+    assert f"(no module named '{module}')" in done.stderr
+    assert "make train" in done.stderr
+    assert "pip install -r requirements/dev.lock" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert not report.exists()

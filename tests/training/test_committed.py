@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -15,7 +16,7 @@ from service.core.spec import NAME_PATTERN
 from service.training.cards import SCHEMA_LINE, read_card
 from service.training.export import Runner
 from service.training.report import FIGURES
-from service.training.train import TrainingRun
+from service.training.train import TrainingRun, write_models
 
 from .conftest import DATA, MODELS, ROOT
 
@@ -83,8 +84,30 @@ def parse_ok(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
 
+TIMESTAMP = re.compile(r"^  trained_at: .*$", re.MULTILINE)
+
+
+def _one_timestamp_out(text: str) -> str:
+    """The card without its single ``training.trained_at`` line (the only field allowed to differ)."""
+    without, count = TIMESTAMP.subn("  trained_at: <removed>", text)
+    assert count == 1, "a card has exactly one trained_at"
+    return without
+
+
+def test_retraining_gives_the_committed_files_byte_for_byte(full_run: TrainingRun, tmp_path: Path) -> None:
+    """Stale or irreproducible models fail here: `make train` after changing features or training code."""
+    written = write_models(full_run, tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in MODELS.iterdir())  # nothing missing, no extra
+    for path in written:
+        fresh, committed = path.read_bytes(), (MODELS / path.name).read_bytes()
+        if path.suffix == ".onnx":
+            assert fresh == committed, f"{path.name}: retraining gives different bytes"
+        else:
+            assert _one_timestamp_out(fresh.decode()) == _one_timestamp_out(committed.decode()), path.name
+
+
 def test_committed_models_are_what_training_gives_now(full_run: TrainingRun, cards: dict[str, ModelCard]) -> None:
-    """Stale models fail here: retrain with `tailor train` after changing features or training code."""
+    """Scores agree too (a clearer message than differing bytes when features or training code changed)."""
     for name in NAMES:
         fresh = full_run.models[name]
         committed = cards[name]

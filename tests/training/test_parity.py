@@ -13,8 +13,8 @@ from service.training.train import TrainingRun
 def _held_out(run: TrainingRun, name: str) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
     model = run.models[name]
     x = model.x[run.held_out]
-    assert x.dtype == np.float32  # both sides get the very same float32 rows
-    return model.pipeline, x, Runner(model.onnx).run(x)
+    assert x.dtype == np.float32  # both sides get the very same float32 rows ...
+    return model.pipeline, x.astype(np.float64), Runner(model.onnx).run(x)  # ... scikit-learn's widened exactly
 
 
 def test_rfm_labels_are_identical(full_run: TrainingRun) -> None:
