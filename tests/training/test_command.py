@@ -14,6 +14,7 @@ import pytest
 from service.training.cards import read_card
 from service.training.command import main
 from service.training.report import FIGURES
+from service.training.transactions import default_cutoff, load
 
 from .conftest import ROOT
 
@@ -44,10 +45,12 @@ def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: p
     code = main(["--data", str(data), "--out", str(out), "--report", str(report), "--seed", "1"])
     printed = capsys.readouterr().out
     assert code == 0
-    for name in ("rfm", "churn", "value"):
+    cutoff = default_cutoff(load(data))
+    for name in ("rfm", "churn", "value", "purchases"):
         card = read_card(out / f"{name}.yaml")
         assert (out / card.file).is_file()
-        assert card.training.cutoff == date(2024, 9, 30)  # 2024-01-01 + 39 weeks
+        assert card.training.cutoff == cutoff  # the last 273 days are the outcome window
+        assert card.training.outcome_window_days == 273
         assert card.training.seed == 1
     assert "lapsed" in (read_card(out / "rfm.yaml").output.labels or {}).values()
     assert all((report / figure).is_file() for figure in FIGURES.values())
@@ -55,7 +58,7 @@ def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: p
     assert "WARNING: segment" in text  # 240 customers: every segment is under 100
     assert "rfm:   k=" in printed
     assert "churn: ROC AUC" in printed
-    assert "value: MAE" in printed
+    assert "value (out of time): MAE" in printed
     assert "WARNING: segment" in printed
 
 
@@ -65,6 +68,16 @@ def test_format_flag_and_cutoff_flag(tmp_path: Path) -> None:
     args = ["--data", str(data), "--format", "csv", "--cutoff", "2024-06-01", "--out", str(out)]
     assert main([*args, "--report", str(tmp_path / "report")]) == 0
     assert read_card(out / "churn.yaml").training.cutoff == date(2024, 6, 1)
+
+
+def test_horizon_flag_sets_the_outcome_window(tmp_path: Path) -> None:
+    data = _shop(tmp_path / "shop.csv")
+    out = tmp_path / "models"
+    assert main(["--data", str(data), "--horizon", "91", "--out", str(out), "--report", str(tmp_path / "r")]) == 0
+    card = read_card(out / "churn.yaml")
+    assert card.training.outcome_window_days == 91
+    assert card.training.cutoff == default_cutoff(load(data), 91)
+    assert "next 91 days" in card.description
 
 
 def test_a_broken_file_is_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -20,7 +21,7 @@ from service.training.train import TrainingRun, write_models
 
 from .conftest import DATA, MODELS, ROOT
 
-NAMES = ("rfm", "churn", "value")
+NAMES = ("rfm", "churn", "value", "purchases")
 ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
 
 
@@ -62,7 +63,7 @@ def test_models_were_trained_on_the_committed_data(name: str, cards: dict[str, M
     assert (ROOT / training.data).resolve() == DATA.resolve()
     assert training.sha256 == hashlib.sha256(DATA.read_bytes()).hexdigest()
     assert (training.transactions, training.customers) == (69_659, 23_570)
-    assert str(training.cutoff) == "1997-10-01"
+    assert str(training.cutoff) == "1997-10-01"  # 1998-06-30 + 1 - the horizon
     assert training.outcome_window_days == 273
 
 
@@ -129,3 +130,32 @@ def test_report_is_next_to_its_figures() -> None:
         assert (report.parent / figure).is_file()
         assert f"]({figure})" in text
     assert "**lapsed**" in text
+
+
+def test_the_example_likely_churn_rule_uses_the_cards_threshold(cards: dict[str, ModelCard]) -> None:
+    rules = parse_yaml((ROOT / "rules" / "segments.yaml").read_text()).data
+    conditions = rules["segments"]["likely_churn"]["when"]["all"]
+    (churn,) = [c for c in conditions if c.get("model") == "churn"]
+    thresholds: Any = cards["churn"].metrics["thresholds"]
+    assert churn["gte"] == thresholds["likely_churn"]
+
+
+def test_personas_describe_every_cluster(cards: dict[str, ModelCard]) -> None:
+    card = cards["rfm"]
+    personas: Any = card.metrics["personas"]
+    assert set(personas) == set(card.segments)
+    assert sum(p["customers"] for p in personas.values()) == card.metrics["population"]
+    assert abs(sum(p["share_of_spend"] for p in personas.values()) - 1) < 1e-3
+    for name, p in personas.items():
+        assert p["customers"] == card.segments[name]
+        assert p["customers"] >= 100
+        assert p["description"].startswith(name.replace("_", " ").capitalize() + ":")
+        assert 0 <= p["churn_rate"] <= 1
+
+
+def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]) -> None:
+    for name in ("value", "purchases"):
+        assert str(cards[name].metrics["evaluation"]).startswith("out of time")
+    assert str(cards["churn"].metrics["evaluation"]).startswith("in period")
+    baselines: Any = cards["value"].metrics["baselines"]
+    assert set(baselines) == {"pareto_nbd", "glm_in_period", "past_spend", "zero"}
