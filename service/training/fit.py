@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.metrics import roc_auc_score, root_mean_squared_error, silhouette_score
+from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -43,6 +44,9 @@ K_RANGE = range(2, 9)
 SILHOUETTE_SAMPLE = 4000
 SILHOUETTE_TOLERANCE = 0.01
 KMEANS_N_INIT = 10
+GMM_N_INIT = 3
+GMM_TOL = 1e-8
+Clustering = Literal["kmeans", "gmm"]
 REPEAT_ORDERS = 1.5  # a cluster whose centroid is nearer two orders than one is a repeat-buyer cluster
 AUC_GAIN = 0.002
 MIN_CHECK_ROWS = 20
@@ -85,10 +89,22 @@ def wide(x: npt.NDArray[Any]) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
-def rfm_pipeline(k: int, seed: int) -> Pipeline:
+def rfm_pipeline(k: int, seed: int, kind: Clustering = "kmeans") -> Pipeline:
+    if kind == "gmm":
+        # A tight tolerance: EM stops at its fixed point, not wherever the float noise of a machine left it.
+        gmm = GaussianMixture(
+            k, covariance_type="full", n_init=GMM_N_INIT, tol=GMM_TOL, max_iter=1000, random_state=seed
+        )
+        return Pipeline([("scale", StandardScaler()), ("cluster", gmm)])
     # tol=0: Lloyd runs until no label changes, so the centres are exact means of a fixed partition.
     kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed, algorithm="lloyd", tol=0.0)
-    return Pipeline([("scale", StandardScaler()), ("kmeans", kmeans)])
+    return Pipeline([("scale", StandardScaler()), ("cluster", kmeans)])
+
+
+def cluster_centres(pipe: Pipeline) -> FloatArray:
+    """The centres in scaled units: k-means centroids or the mixture's component means."""
+    step = pipe.named_steps["cluster"]
+    return np.asarray(step.means_ if isinstance(step, GaussianMixture) else step.cluster_centers_, dtype=np.float64)
 
 
 def churn_pipeline(seed: int) -> Pipeline:
@@ -138,8 +154,8 @@ def choose_k(x: Matrix, seed: int, ks: Sequence[int] = K_RANGE) -> KChoice:
     for k in candidates:
         pipe = rfm_pipeline(k, seed).fit(wide(x))
         scaled = pipe.named_steps["scale"].transform(wide(x[sample]))
-        labels = pipe.named_steps["kmeans"].labels_[sample]
-        inertia.append(float(pipe.named_steps["kmeans"].inertia_))
+        labels = pipe.named_steps["cluster"].labels_[sample]
+        inertia.append(float(pipe.named_steps["cluster"].inertia_))
         two = len(set(labels.tolist())) > 1
         silhouette.append(float(silhouette_score(scaled, labels, random_state=seed)) if two else -1.0)
     bend = elbow(candidates, inertia)
@@ -161,7 +177,7 @@ class Profile:
 
 def centroids(pipe: Pipeline, specs: Sequence[FeatureSpec]) -> list[Profile]:
     """The k-means centres mapped back through the scaler and the card's ``log1p``."""
-    centers = np.asarray(pipe.named_steps["scale"].inverse_transform(pipe.named_steps["kmeans"].cluster_centers_))
+    centers = np.asarray(pipe.named_steps["scale"].inverse_transform(cluster_centres(pipe)))
     centers = centers.astype(np.float64)
     for j, spec in enumerate(specs):
         if spec.transform == "log1p":

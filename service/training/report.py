@@ -322,6 +322,7 @@ def markdown(run: TrainingRun, command: str) -> str:
         f"Naming: {NAME_RULE}",
         "",
         *_persona_lines(run),
+        *_clustering_lines(run),
         "## Segment sizes",
         "",
         f"![segment sizes]({FIGURES['segments']})",
@@ -509,6 +510,34 @@ def _reference_lines(run: TrainingRun) -> list[str]:
         ),
         "",
     ]
+
+
+def _clustering_lines(run: TrainingRun) -> list[str]:
+    metrics: Any = run.models["rfm"].card.metrics
+    comparison, minimum = metrics["algorithm_comparison"], metrics["minimum_cluster"]
+    lines = [
+        (
+            f"Algorithm and stability (k = {comparison['k']}): kept **{metrics['algorithm']}**. "
+            f"Rule: {comparison['rule']}."
+        ),
+        "",
+        "| algorithm | silhouette (training sample) | adjusted Rand index, fits a quarter apart |",
+        "|---|---|---|",
+    ]
+    for kind in ("kmeans", "gmm"):
+        figures = comparison[kind]
+        ari = ", ".join(f"{v:.3f}" for v in figures["stability_ari"]) or "n/a (too little data before the cutoff)"
+        lines.append(f"| {kind} | {_f(figures['silhouette'], 3)} | {ari} |")
+    lowered = minimum["lowered_from"]
+    lines += [
+        "",
+        (
+            f"Minimum cluster: {minimum['customers']} customers ({minimum['rule']}); "
+            + (f"k was lowered from {lowered} to {metrics['k']}." if lowered else "no cluster was smaller, k kept.")
+        ),
+        "",
+    ]
+    return lines
 
 
 def _persona_lines(run: TrainingRun) -> list[str]:

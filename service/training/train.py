@@ -8,14 +8,16 @@ byte-identical ONNX files and cards that differ only in ``training.trained_at``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from threadpoolctl import threadpool_limits
 
 from service.core.models import FeatureSpec, ModelCard, OutputSpec, TrainingInfo
@@ -33,6 +35,9 @@ from service.training.features import (
     pick,
 )
 from service.training.fit import (
+    SILHOUETTE_SAMPLE,
+    SILHOUETTE_TOLERANCE,
+    Clustering,
     FeatureCheck,
     KChoice,
     Profile,
@@ -60,6 +65,14 @@ LIKELY_CHURN_RULE = (
 )
 HIGH_VALUE = 100.0  # dollars expected in the outcome window
 REPEAT_PURCHASES = 2.0  # the example rule {model: purchases, gte: 2}
+QUARTER_DAYS = 91
+STABILITY_QUARTERS = 2  # fits at the cutoff and one and two quarters before it
+CLUSTERINGS: tuple[Clustering, ...] = ("kmeans", "gmm")
+CLUSTERING_RULE = (
+    "k-means and a Gaussian mixture (full covariances) are fitted at the k the k rule picks; the mixture is kept when "
+    "its mean adjusted Rand index between fits a quarter apart (scored on the same customers at the cutoff) is "
+    f"higher and its silhouette is within {SILHOUETTE_TOLERANCE} of k-means'; otherwise k-means"
+)
 BASELINE_CHURN = ("recency_days",)
 VALUE_EVALUATION = (
     "out of time: fitted only on the purchases before the cutoff (no outcome is used), scored at the cutoff, "
@@ -184,7 +197,7 @@ def train(
     columns = {name: every[:, [j]] for j, name in enumerate(candidates)}  # for the checks and the baseline
     with threadpool_limits(limits=1):
         refs = _references(population, candidates)
-        rfm, rfm_detail = _rfm(population, candidates, seed, info)
+        rfm, rfm_detail = _rfm(tx, population, candidates, seed, info)
         churn, churn_detail = _churn(population, candidates, columns, refs, seed, info)
         value, purchases, value_detail = _value(population, candidates, columns, refs, seed, info)
     run = TrainingRun(
@@ -241,22 +254,26 @@ def _export(name: str, pipeline: Any, specs: list[FeatureSpec], *, classifier: b
 
 
 def _rfm(
-    population: Population, candidates: dict[str, FeatureSpec], seed: int, info: TrainingInfo
+    tx: Transactions, population: Population, candidates: dict[str, FeatureSpec], seed: int, info: TrainingInfo
 ) -> tuple[Trained, RfmDetail]:
     specs = pick(candidates, RFM)
     x_all = feature_matrix(specs, population)
     x_train = x_all[population.training]
     choice = choose_k(x_train, seed)
+    comparison = {kind: _clustering_figures(tx, population, x_train, choice.k, kind, seed) for kind in CLUSTERINGS}
+    kind = better_clustering(comparison)
     smallest = max(evaluate.MIN_SEGMENT, math.ceil(evaluate.MIN_SEGMENT_SHARE * population.size))
-    k, pipeline = _large_enough(choice.k, x_train, x_all, smallest, seed)
+    k, pipeline = _large_enough(choice.k, x_train, x_all, smallest, seed, kind)
     profiles = centroids(pipeline, specs)
     names = name_clusters(profiles, float(population.feature_days))
     data, runner = _export("rfm", pipeline, specs)
     x = x_all
     onnx_input, onnx_outputs = tensors(data)
-    labels = runner.run(x)["label"].astype(np.int64)
+    labels = runner.run(x)["label"].reshape(-1).astype(np.int64)  # a mixture labels [N, 1], k-means [N]
     segments = {names[label]: int((labels == label).sum()) for label in sorted(names)}
     metrics: dict[str, Any] = {
+        "algorithm": kind,
+        "algorithm_comparison": {"rule": CLUSTERING_RULE, "k": choice.k, **comparison},
         "k": k,
         "k_rule_choice": choice.k,
         "minimum_cluster": {
@@ -296,19 +313,65 @@ def _rfm(
         metrics=metrics,
         segments=segments,
     )
-    blank = int(runner.run(no_history_row(specs, population.now))["label"][0])
+    blank = int(runner.run(no_history_row(specs, population.now))["label"].reshape(-1)[0])
     trained = Trained("rfm", pipeline, specs, data, card, x, labels.astype(np.float64), names[blank])
     return trained, RfmDetail(k, choice, profiles, names, labels)
 
 
-def _large_enough(k: int, x_train: Matrix, x_all: Matrix, smallest: int, seed: int) -> tuple[int, Any]:
+def _large_enough(  # noqa: PLR0917 - the arrays and the rule's numbers, used once
+    k: int, x_train: Matrix, x_all: Matrix, smallest: int, seed: int, kind: Clustering = "kmeans"
+) -> tuple[int, Any]:
     """The largest k <= ``k`` whose every cluster holds at least ``smallest`` customers of the population."""
     for candidate in range(k, 1, -1):
-        pipeline = rfm_pipeline(candidate, seed).fit(wide(x_train))
+        pipeline = rfm_pipeline(candidate, seed, kind).fit(wide(x_train))
         counts = np.bincount(pipeline.predict(wide(x_all)), minlength=candidate)
         if counts.min() >= smallest:
             return candidate, pipeline
-    return 2, rfm_pipeline(2, seed).fit(wide(x_train))
+    return 2, rfm_pipeline(2, seed, kind).fit(wide(x_train))
+
+
+def _clustering_figures(  # noqa: PLR0917 - one step of _rfm
+    tx: Transactions, population: Population, x_train: Matrix, k: int, kind: Clustering, seed: int
+) -> dict[str, Any]:
+    """Silhouette at the cutoff, and the adjusted Rand index between fits a quarter apart (same customers)."""
+    pipeline = rfm_pipeline(k, seed, kind).fit(wide(x_train))
+    rows = np.random.default_rng(seed).choice(x_train.shape[0], min(x_train.shape[0], SILHOUETTE_SAMPLE), replace=False)
+    sample = wide(x_train[np.sort(rows)])
+    labels = pipeline.predict(sample)
+    scaled = pipeline.named_steps["scale"].transform(sample)
+    two = len(set(labels.tolist())) > 1
+    silhouette = float(silhouette_score(scaled, labels, random_state=seed)) if two else -1.0
+    return {"silhouette": silhouette, "stability_ari": _stability(tx, population, k, kind, seed)}
+
+
+def _stability(tx: Transactions, population: Population, k: int, kind: Clustering, seed: int) -> list[float]:
+    """ARI between consecutive quarterly fits (cutoffs a quarter apart), all scored on the customers at the cutoff."""
+    labelings = []
+    for back in range(STABILITY_QUARTERS, -1, -1):
+        cutoff = population.cutoff - timedelta(days=back * QUARTER_DAYS)
+        try:
+            earlier = population_at(tx, cutoff, population.outcome_days)
+        except ValueError:
+            continue
+        if int(earlier.training.sum()) <= k:
+            continue
+        specs = pick(candidate_specs(earlier), RFM)  # each fit with its own clips, as it would be served
+        fitted = rfm_pipeline(k, seed, kind).fit(wide(feature_matrix(specs, earlier)[earlier.training]))
+        labelings.append(fitted.predict(wide(feature_matrix(specs, population))))
+    return [float(adjusted_rand_score(a, b)) for a, b in itertools.pairwise(labelings)]
+
+
+def better_clustering(figures: dict[Clustering, dict[str, Any]]) -> Clustering:
+    """``CLUSTERING_RULE``: the more stable one, unless its silhouette is lower by more than the tolerance."""
+
+    def stability(kind: Clustering) -> float:
+        values = figures[kind]["stability_ari"]
+        return float(np.mean(values)) if values else float("nan")
+
+    kmeans, gmm = figures["kmeans"], figures["gmm"]
+    steadier = stability("gmm") > stability("kmeans")
+    close = gmm["silhouette"] >= kmeans["silhouette"] - SILHOUETTE_TOLERANCE
+    return "gmm" if steadier and close else "kmeans"
 
 
 def personas(population: Population, labels: npt.NDArray[np.int64], names: dict[int, str]) -> dict[str, Any]:

@@ -153,6 +153,15 @@ def test_personas_describe_every_cluster(cards: dict[str, ModelCard]) -> None:
         assert 0 <= p["churn_rate"] <= 1
 
 
+def test_the_rfm_card_reports_the_algorithm_comparison(cards: dict[str, ModelCard]) -> None:
+    metrics: Any = cards["rfm"].metrics
+    comparison = metrics["algorithm_comparison"]
+    assert metrics["algorithm"] in {"kmeans", "gmm"}
+    for kind in ("kmeans", "gmm"):
+        assert len(comparison[kind]["stability_ari"]) == 2  # fits at the cutoff, one and two quarters before
+        assert all(-1 <= v <= 1 for v in comparison[kind]["stability_ari"])
+
+
 def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]) -> None:
     for name in ("value", "purchases"):
         assert str(cards[name].metrics["evaluation"]).startswith("out of time")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from service.training.fit import Profile, choose_k, elbow, name_clusters
-from service.training.train import _large_enough, likely_churn_threshold
+from service.training.train import _large_enough, better_clustering, likely_churn_threshold
 
 WINDOW = 273.0
 
@@ -75,3 +77,22 @@ def test_likely_churn_threshold_flags_the_target_share() -> None:
     threshold = likely_churn_threshold(p)
     assert threshold == 0.75  # the 75th percentile, rounded down to 0.01
     assert 0.25 <= float(np.mean(p >= threshold)) < 0.27
+
+
+@pytest.mark.parametrize(
+    ("kmeans", "gmm", "kept"),
+    [
+        (
+            {"silhouette": 0.40, "stability_ari": [0.3, 0.7]},
+            {"silhouette": 0.37, "stability_ari": [0.9, 1.0]},
+            "kmeans",
+        ),
+        ({"silhouette": 0.40, "stability_ari": [0.3, 0.7]}, {"silhouette": 0.395, "stability_ari": [0.9, 1.0]}, "gmm"),
+        ({"silhouette": 0.40, "stability_ari": [0.9]}, {"silhouette": 0.45, "stability_ari": [0.8]}, "kmeans"),
+        ({"silhouette": 0.40, "stability_ari": []}, {"silhouette": 0.45, "stability_ari": []}, "kmeans"),
+    ],
+)
+def test_the_mixture_is_kept_only_when_steadier_and_as_well_separated(
+    kmeans: dict[str, Any], gmm: dict[str, Any], kept: str
+) -> None:
+    assert better_clustering({"kmeans": kmeans, "gmm": gmm}) == kept
