@@ -442,15 +442,16 @@ def markdown(run: TrainingRun, command: str) -> str:
     lines += [
         (
             "`W` = the feature window; no purchase history gives recency = W, frequency = spend = 0. Clips stop at the "
-            "largest value among the training customers; `log1p` is applied by `features_for` after the clip."
+            "largest value among the training customers (for the raw `orders` and `spend_per_order` of value and "
+            "purchases, among all customers before the cutoff); `log1p` is applied by `features_for` after the clip."
         ),
         "",
         "## Reproduce",
         "",
         (
             f"`{command}` (defaults: `--data data/cdnow/CDNOW_master.txt --out models --report docs/models "
-            f"--seed 0`, cutoff = first day + 39 weeks). Same data and seed give byte-identical ONNX files and cards "
-            "that differ only in `trained_at`."
+            "--seed 0 --horizon 273`, cutoff = the last day + 1 - the horizon). Same data and seed give "
+            "byte-identical ONNX files and cards that differ only in `trained_at`."
         ),
         "",
     ]

@@ -403,7 +403,8 @@ def personas(population: Population, labels: npt.NDArray[np.int64], names: dict[
 def _persona_line(name: str, f: dict[str, Any], horizon: int) -> str:
     return (
         f"{name.replace('_', ' ').capitalize()}: {f['share_of_customers']:.0%} of customers and "
-        f"{f['share_of_spend']:.0%} of spend; typically {f['median_orders']:g} orders worth "
+        f"{f['share_of_spend']:.0%} of spend; typically {f['median_orders']:g} "
+        f"order{'' if f['median_orders'] == 1 else 's'} worth "
         f"${f['median_spend']:.0f}, the last {f['median_recency_days']:.0f} days ago, customers for "
         f"{f['median_tenure_days']:.0f} days; {f['churn_rate']:.0%} bought nothing in the next {horizon} days."
     )
