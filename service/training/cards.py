@@ -2,8 +2,10 @@
 
 Stable means: fields in the model's order, floats rounded to 6 significant digits, short
 lists in flow style, and nothing that changes between two trainings on the same data
-except ``training.trained_at``. ``model_version`` is ``<cutoff YYYYMMDD>-<first 12 hex
-digits of the ONNX file's sha256>``: it changes exactly when the exported model does.
+except ``training.trained_at``. ``model_version`` is ``<cutoff YYYYMMDD>-<12 hex digits>``, the
+digits from a sha256 over what determines the model: the data's checksum, the training settings
+(cutoff, horizon, seed) and the ONNX bytes (the code's effect). Never the clock: it changes exactly
+when the data, a setting or the exported model does.
 
 The YAML reads the same under PyYAML's YAML 1.1 rules and the YAML 1.2 core schema the bundle
 loader uses: text that either would read as a number or a boolean is quoted.
@@ -33,8 +35,10 @@ _NUMBER_OR_BOOL = re.compile(
 )
 
 
-def model_version(cutoff: date, onnx_bytes: bytes) -> str:
-    return f"{cutoff:%Y%m%d}-{hashlib.sha256(onnx_bytes).hexdigest()[:12]}"
+def model_version(training: TrainingInfo, onnx_bytes: bytes) -> str:
+    settings = f"{training.sha256}|{training.cutoff}|{training.outcome_window_days}|{training.seed}|"
+    digest = hashlib.sha256(settings.encode() + onnx_bytes).hexdigest()
+    return f"{training.cutoff:%Y%m%d}-{digest[:12]}"
 
 
 def build_card(
@@ -56,7 +60,7 @@ def build_card(
         {
             "version": CARD_VERSION,
             "name": name,
-            "model_version": model_version(training.cutoff, onnx_bytes),
+            "model_version": model_version(training, onnx_bytes),
             "kind": kind,
             "description": description,
             "file": f"{name}.onnx",

@@ -1,7 +1,7 @@
 """``tailor train``: retrain the rfm, churn and value models, write them with their cards and the report.
 
     tailor train [--data PATH] [--format cdnow|csv] [--out models] [--report docs/models]
-                 [--cutoff YYYY-MM-DD] [--seed N]
+                 [--horizon DAYS] [--cutoff YYYY-MM-DD] [--seed N]
 
 Paths are relative to the current directory. ``trained_at`` is the current time, or
 ``SOURCE_DATE_EPOCH`` when set (then two runs write identical cards too).
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.training.transactions import FORMATS, Format, default_cutoff, load
+from service.training.transactions import DEFAULT_HORIZON_DAYS, FORMATS, Format, default_cutoff, load
 
 if TYPE_CHECKING:
     from service.training.train import TrainingRun
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 DEFAULT_DATA = Path("data/cdnow/CDNOW_master.txt")
+# The optional `training` dependencies (pyproject.toml); `make run` installs only the serving ones.
+TRAINING_MODULES = frozenset({"sklearn", "skl2onnx", "onnx", "matplotlib", "threadpoolctl", "scipy", "numpy"})
+MISSING_TRAINING = (
+    "tailor train: the training dependencies are not installed (no module named '{module}'). "
+    "Run `make train`, which installs them into .venv and trains, or install them into this environment "
+    "with `pip install -r requirements/dev.lock` (or `pip install -e '.[training]'`).\n"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,8 +48,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("models"), help="folder for <name>.onnx and <name>.yaml")
     p.add_argument("--report", type=Path, default=Path("docs/models"), help="folder for REPORT.md and its figures")
     p.add_argument(
-        "--cutoff", type=date.fromisoformat, help="first day of the outcome window (default: first day + 39 weeks)"
-    )
+        "--horizon", type=int, default=DEFAULT_HORIZON_DAYS,
+        help=f"days the models forecast: churn = no purchase in them (default: {DEFAULT_HORIZON_DAYS})",
+    )  # fmt: skip
+    p.add_argument(
+        "--cutoff", type=date.fromisoformat,
+        help="first day of the outcome window (default: the last day of the data + 1 - the horizon)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return p
 
@@ -51,14 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     # Imported here so `tailor train --help` is quick and argument errors need no scikit-learn.
-    from service.training.report import write_report  # noqa: PLC0415
-    from service.training.train import train, write_models  # noqa: PLC0415
-
+    try:
+        from service.training.report import write_report  # noqa: PLC0415
+        from service.training.train import train, write_models  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").partition(".")[0]
+        if module not in TRAINING_MODULES:
+            raise
+        sys.stderr.write(MISSING_TRAINING.format(module=module))
+        return EXIT_PROBLEMS
     fmt: Format | None = args.format
     try:
         tx = load(args.data, fmt, source=_display(args.data))
-        cutoff = args.cutoff or default_cutoff(tx)
-        run = train(tx, cutoff, seed=args.seed, trained_at=_trained_at())
+        cutoff = args.cutoff or default_cutoff(tx, args.horizon)
+        run = train(tx, cutoff, horizon_days=args.horizon, seed=args.seed, trained_at=_trained_at())
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"tailor train: {exc}\n")
         return EXIT_PROBLEMS
@@ -79,17 +97,17 @@ def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:
         (f"data {run.tx.source}: {run.tx.rows} transactions, {len(run.tx.customers)} customers; cutoff {pop.cutoff}, "
         f"features {pop.feature_days} days, outcome {pop.outcome_days} days; {pop.size} customers "
         f"({int(pop.held_out.sum())} held out)"),
-        f"rfm:   k={choice.k} (elbow k={choice.elbow}; best silhouette at or after it within 0.01; "
-        f"silhouette {choice.silhouette[choice.ks.index(choice.k)]:.3f}, alone it would pick k={best_silhouette}); "
+        f"rfm:   k={run.rfm.k} (elbow k={choice.elbow}; best silhouette at or after it within 0.01; "
+        f"silhouette {choice.silhouette[choice.ks.index(run.rfm.k)]:.3f}, alone it would pick k={best_silhouette}); "
         + ", ".join(f"{name} {count}" for name, count in run.models["rfm"].card.segments.items()),
-        (f"churn: ROC AUC {c['roc_auc']:.4f} vs recency-only {cb['roc_auc']:.4f}; Brier {c['brier']:.4f} "
-        f"vs {cb['brier']:.4f}; likely_churn {run.models['churn'].card.segments['likely_churn']}"),
-        (f"value: MAE {v['mae']:.2f} RMSE {v['rmse']:.2f} vs past spend MAE {vb['past_spend']['mae']:.2f} "
-        f"RMSE {vb['past_spend']['rmse']:.2f}, mean MAE {vb['mean']['mae']:.2f} RMSE {vb['mean']['rmse']:.2f}, "
-        f"zero MAE {vb['zero']['mae']:.2f} RMSE {vb['zero']['rmse']:.2f}; "
+        (f"churn: ROC AUC {c['roc_auc']:.4f} vs Pareto/NBD {cb['roc_auc']:.4f}; Brier {c['brier']:.4f} "
+        f"vs {cb['brier']:.4f} (in period); likely_churn {run.models['churn'].card.segments['likely_churn']}"),
+        (f"value (out of time): MAE {v['mae']:.2f} RMSE {v['rmse']:.2f} top decile {v['top_decile_share']:.3f} "
+        f"total/actual {v['total_ratio']:.3f}; Pareto/NBD x GG MAE {vb['pareto_nbd']['mae']:.2f} "
+        f"RMSE {vb['pareto_nbd']['rmse']:.2f}; zero MAE {vb['zero']['mae']:.2f} RMSE {vb['zero']['rmse']:.2f}; "
         f"high_value {run.models['value'].card.segments['high_value']}"),
         "features: churn " + ", ".join(s.name for s in run.models["churn"].specs)
-        + "; value " + ", ".join(s.name for s in run.models["value"].specs),
+        + "; value, purchases " + ", ".join(s.name for s in run.models["value"].specs),
     ]  # fmt: skip
     lines += [f"WARNING: {w}" for w in run.warnings] or ["warnings: none"]
     lines.append(f"wrote {len(written)} files in {seconds:.1f} s: " + ", ".join(p.as_posix() for p in written))

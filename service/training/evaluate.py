@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import spearmanr
 from sklearn.metrics import brier_score_loss, log_loss, mean_absolute_error, roc_auc_score, root_mean_squared_error
 
 FloatArray = npt.NDArray[np.float64]
@@ -60,6 +61,24 @@ def regression(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
         "mae": float(mean_absolute_error(actual, predicted)),
         "rmse": float(root_mean_squared_error(actual, predicted)),
     }
+
+
+def value_metrics(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
+    """The value table's columns: errors, rank agreement, the top decile's share and total over actual."""
+    total = float(actual.sum())
+    return {
+        **regression(actual, predicted),
+        "spearman": _spearman(actual, predicted),
+        "top_decile_share": top_decile_share(actual, predicted),
+        "total_ratio": float(predicted.sum()) / total if total > 0 else float("nan"),
+    }
+
+
+def _spearman(actual: FloatArray, predicted: FloatArray) -> float:
+    """Rank correlation; undefined (nan) when either side is constant, such as the zero baseline."""
+    if actual.size < 2 or np.ptp(actual) == 0 or np.ptp(predicted) == 0:
+        return float("nan")
+    return float(spearmanr(actual, predicted).statistic)
 
 
 def top_decile_share(actual: FloatArray, predicted: FloatArray) -> float:

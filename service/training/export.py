@@ -4,7 +4,7 @@ Every model takes one float32 input named ``features`` of shape ``[None, n_featu
 Opsets: ``ai.onnx`` 17 and ``ai.onnx.ml`` 3, both well inside what onnxruntime 1.31 runs.
 Classifiers are exported with ``zipmap: False`` so probabilities are a plain
 ``[None, n_classes]`` tensor. skl2onnx names the graph with a random UUID; we replace it by a
-fixed name so the same fitted pipeline always gives the same bytes.
+fixed name, and sort the opset list, so the same fitted pipeline always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ def to_onnx(pipeline: Any, n_features: int, name: str, *, classifier: bool = Fal
         target_opset=TARGET_OPSET,
         options=options,
     )
+    # skl2onnx collects the opsets in a set: their order follows the string hash, which changes with every
+    # process (PYTHONHASHSEED), and so did the bytes. Sorted by domain, the same pipeline gives the same file.
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in opsets)
     model.graph.name = f"tailor_{name}"
     model.doc_string = f"Tailor segment model '{name}' (tailor train)"
     data: bytes = model.SerializeToString()

@@ -15,7 +15,9 @@ attributes at the cutoff and the cutoff as "now", exactly as serving will comput
 ``W`` is the length of the feature window in days (CDNOW: 273), the longest recency seen in
 training, so a visitor who never bought looks like the most lapsed customer on record and
 one who bought longer ago than the data reaches is treated as that. ``max`` is the largest
-value among the training customers (6 significant digits): a visitor beyond anything seen in
+value among the training customers (6 significant digits; for the raw ``orders`` and
+``spend_per_order`` of the closed-form models, among all customers before the cutoff: the
+BG/NBD and Gamma-Gamma forms grow linearly and were fitted without outcomes): a visitor beyond anything seen in
 training (a test account, a bulk buyer) is scored as the largest customer seen, never
 extrapolated. (A tighter clip at the 99.9th percentile flattened exactly the biggest
 customers, whom the value model most needs to tell apart.) Skewed counts and amounts get
@@ -35,6 +37,8 @@ from service.training.transactions import Population
 
 RFM = ("recency_days", "frequency", "monetary")
 EXTRAS = ("tenure_days", "avg_order_value", "interpurchase_days")
+# The closed-form models (BG/NBD x Gamma-Gamma) read raw counts and amounts, in this order.
+CLOSED_FORM = ("recency_days", "orders", "tenure_days", "spend_per_order")
 
 Matrix = npt.NDArray[np.float32]
 
@@ -51,6 +55,10 @@ def candidate_specs(population: Population) -> dict[str, FeatureSpec]:
     orders = population.column("orders_total")[train]
     spend = population.column("spend_total")[train]
     per_order = np.divide(spend, orders, out=np.zeros_like(spend), where=orders > 0)
+
+    everyone = population.column("orders_total")  # features only, no outcome: the closed form may use them all
+    every_spend = population.column("spend_total")
+    every_per_order = np.divide(every_spend, everyone, out=np.zeros_like(every_spend), where=everyone > 0)
 
     def high(values: npt.NDArray[np.float64]) -> float:
         return significant(float(values.max())) if values.size else 1.0
@@ -109,6 +117,22 @@ def candidate_specs(population: Population) -> dict[str, FeatureSpec]:
             source=FeatureSource(interval=("first_purchase_at", "last_purchase_at", "orders_total")),
             missing=window,
             clip=(0.0, window),
+        ),
+        FeatureSpec(
+            name="orders",
+            unit="orders",
+            description="Orders so far (an order is a distinct purchase day), as they are.",
+            source=FeatureSource(attr="orders_total"),
+            missing=0.0,
+            clip=(0.0, max(high(everyone), 1.0)),
+        ),
+        FeatureSpec(
+            name="spend_per_order",
+            unit="dollars per order",
+            description="Spend per order (spend_total / orders_total), as it is; 0 without an order.",
+            source=FeatureSource(ratio=("spend_total", "orders_total")),
+            missing=0.0,
+            clip=(0.0, max(high(every_per_order), 1.0)),
         ),
     ]
     return {spec.name: spec for spec in specs}

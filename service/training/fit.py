@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.metrics import roc_auc_score, root_mean_squared_error, silhouette_score
+from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -43,10 +44,14 @@ K_RANGE = range(2, 9)
 SILHOUETTE_SAMPLE = 4000
 SILHOUETTE_TOLERANCE = 0.01
 KMEANS_N_INIT = 10
+GMM_N_INIT = 3
+GMM_TOL = 1e-8
+Clustering = Literal["kmeans", "gmm"]
 REPEAT_ORDERS = 1.5  # a cluster whose centroid is nearer two orders than one is a repeat-buyer cluster
 AUC_GAIN = 0.002
 MIN_CHECK_ROWS = 20
 RMSE_GAIN = 0.01
+SOLVER_TOL = 1e-10
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -78,18 +83,41 @@ _CELLS: dict[tuple[bool, bool], tuple[str, ...]] = {
 }
 
 
-def rfm_pipeline(k: int, seed: int) -> Pipeline:
-    kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed, algorithm="lloyd")
-    return Pipeline([("scale", StandardScaler()), ("kmeans", kmeans)])
+def wide(x: npt.NDArray[Any]) -> FloatArray:
+    """Fit in float64: float32 sums and a loose optimiser differ in the last bits between machines
+    and thread counts, and the ONNX export (float32) would show it."""
+    return np.asarray(x, dtype=np.float64)
+
+
+def rfm_pipeline(k: int, seed: int, kind: Clustering = "kmeans") -> Pipeline:
+    if kind == "gmm":
+        # A tight tolerance: EM stops at its fixed point, not wherever the float noise of a machine left it.
+        gmm = GaussianMixture(
+            k, covariance_type="full", n_init=GMM_N_INIT, tol=GMM_TOL, max_iter=1000, random_state=seed
+        )
+        return Pipeline([("scale", StandardScaler()), ("cluster", gmm)])
+    # tol=0: Lloyd runs until no label changes, so the centres are exact means of a fixed partition.
+    kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed, algorithm="lloyd", tol=0.0)
+    return Pipeline([("scale", StandardScaler()), ("cluster", kmeans)])
+
+
+def cluster_centres(pipe: Pipeline) -> FloatArray:
+    """The centres in scaled units: k-means centroids or the mixture's component means."""
+    step = pipe.named_steps["cluster"]
+    return np.asarray(step.means_ if isinstance(step, GaussianMixture) else step.cluster_centers_, dtype=np.float64)
 
 
 def churn_pipeline(seed: int) -> Pipeline:
-    return Pipeline([("scale", StandardScaler()), ("logistic", LogisticRegression(max_iter=1000, random_state=seed))])
+    # Newton steps converge quadratically: the coefficients are the optimum to float64 precision, not
+    # wherever lbfgs stopped (which moved with BLAS and thread counts and changed the float32 export).
+    logistic = LogisticRegression(solver="newton-cholesky", tol=SOLVER_TOL, max_iter=100, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("logistic", logistic)])
 
 
 def value_pipeline(seed: int) -> Pipeline:
-    del seed  # lbfgs on a convex loss: no randomness
-    return Pipeline([("scale", StandardScaler()), ("poisson", PoissonRegressor(alpha=1e-4, max_iter=1000))])
+    del seed  # Newton on a convex loss: no randomness
+    poisson = PoissonRegressor(alpha=1e-4, solver="newton-cholesky", tol=SOLVER_TOL, max_iter=100)
+    return Pipeline([("scale", StandardScaler()), ("poisson", poisson)])
 
 
 @dataclass(frozen=True)
@@ -124,10 +152,10 @@ def choose_k(x: Matrix, seed: int, ks: Sequence[int] = K_RANGE) -> KChoice:
     inertia: list[float] = []
     silhouette: list[float] = []
     for k in candidates:
-        pipe = rfm_pipeline(k, seed).fit(x)
-        scaled = pipe.named_steps["scale"].transform(x[sample])
-        labels = pipe.named_steps["kmeans"].labels_[sample]
-        inertia.append(float(pipe.named_steps["kmeans"].inertia_))
+        pipe = rfm_pipeline(k, seed).fit(wide(x))
+        scaled = pipe.named_steps["scale"].transform(wide(x[sample]))
+        labels = pipe.named_steps["cluster"].labels_[sample]
+        inertia.append(float(pipe.named_steps["cluster"].inertia_))
         two = len(set(labels.tolist())) > 1
         silhouette.append(float(silhouette_score(scaled, labels, random_state=seed)) if two else -1.0)
     bend = elbow(candidates, inertia)
@@ -149,7 +177,7 @@ class Profile:
 
 def centroids(pipe: Pipeline, specs: Sequence[FeatureSpec]) -> list[Profile]:
     """The k-means centres mapped back through the scaler and the card's ``log1p``."""
-    centers = np.asarray(pipe.named_steps["scale"].inverse_transform(pipe.named_steps["kmeans"].cluster_centers_))
+    centers = np.asarray(pipe.named_steps["scale"].inverse_transform(cluster_centres(pipe)))
     centers = centers.astype(np.float64)
     for j, spec in enumerate(specs):
         if spec.transform == "log1p":
@@ -212,9 +240,9 @@ def check_features(
     def score(names: Sequence[str]) -> float:
         data = np.hstack([x[name] for name in names])
         if kind == "churn":
-            pipe = churn_pipeline(seed).fit(data[fit_rows], target[fit_rows])
+            pipe = churn_pipeline(seed).fit(wide(data[fit_rows]), target[fit_rows])
             return float(roc_auc_score(target[val_rows], pipe.predict_proba(data[val_rows])[:, 1]))
-        pipe = value_pipeline(seed).fit(data[fit_rows], target[fit_rows])
+        pipe = value_pipeline(seed).fit(wide(data[fit_rows]), target[fit_rows])
         return float(root_mean_squared_error(target[val_rows], pipe.predict(data[val_rows])))
 
     base = score(RFM)

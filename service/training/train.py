@@ -8,20 +8,24 @@ byte-identical ONNX files and cards that differ only in ``training.trained_at``.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from threadpoolctl import threadpool_limits
 
 from service.core.models import FeatureSpec, ModelCard, OutputSpec, TrainingInfo
-from service.training import evaluate
+from service.training import closed_form, evaluate
 from service.training.cards import build_card, write_card
 from service.training.export import Runner, tensors, to_onnx
 from service.training.features import (
+    CLOSED_FORM,
     EXTRAS,
     RFM,
     Matrix,
@@ -31,6 +35,9 @@ from service.training.features import (
     pick,
 )
 from service.training.fit import (
+    SILHOUETTE_SAMPLE,
+    SILHOUETTE_TOLERANCE,
+    Clustering,
     FeatureCheck,
     KChoice,
     Profile,
@@ -42,13 +49,40 @@ from service.training.fit import (
     positive_column,
     rfm_pipeline,
     value_pipeline,
+    wide,
 )
-from service.training.transactions import Population, Transactions, population_at
+from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
+from service.training.transactions import DEFAULT_HORIZON_DAYS, Population, Transactions, population_at
 
 DEFAULT_SEED = 0
-LIKELY_CHURN = 0.7
+# likely_churn flags the customers a win-back budget can reach: the LIKELY_CHURN_SHARE with the highest
+# churn probability among the training customers, the threshold rounded down to 0.01 (LIKELY_CHURN_RULE).
+LIKELY_CHURN_SHARE = 0.25
+LIKELY_CHURN_RULE = (
+    f"likely_churn threshold = the churn probability reached by the {LIKELY_CHURN_SHARE:.0%} of training customers "
+    "most likely to churn, rounded down to 0.01. A threshold at the base rate (about 0.7 on CDNOW) flags two "
+    "customers in three, which no win-back budget covers; a fixed share keeps the segment the size of the action."
+)
 HIGH_VALUE = 100.0  # dollars expected in the outcome window
+REPEAT_PURCHASES = 2.0  # the example rule {model: purchases, gte: 2}
+QUARTER_DAYS = 91
+STABILITY_QUARTERS = 2  # fits at the cutoff and one and two quarters before it
+CLUSTERINGS: tuple[Clustering, ...] = ("kmeans", "gmm")
+CLUSTERING_RULE = (
+    "k-means and a Gaussian mixture (full covariances) are fitted at the k the k rule picks; the mixture is kept when "
+    "its mean adjusted Rand index between fits a quarter apart (scored on the same customers at the cutoff) is "
+    f"higher and its silhouette is within {SILHOUETTE_TOLERANCE} of k-means'; otherwise k-means"
+)
 BASELINE_CHURN = ("recency_days",)
+VALUE_EVALUATION = (
+    "out of time: fitted only on the purchases before the cutoff (no outcome is used), scored at the cutoff, "
+    "measured over the horizon after it, on the held-out customers"
+)
+CHURN_EVALUATION = (
+    "in period: fitted on the training customers' outcomes in the same horizon, measured on the held-out customers. "
+    "An out-of-time backtest of a model fitted on outcomes needs a complete outcome window before the cutoff, "
+    "that is two horizons of data after the first customers arrive"
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,6 +103,7 @@ class Trained:
 
 @dataclass
 class RfmDetail:
+    k: int
     choice: KChoice
     profiles: list[Profile]
     names: dict[int, str]
@@ -98,6 +133,25 @@ class ValueDetail:
 
 
 @dataclass
+class References:
+    """BG/NBD, Pareto/NBD and Gamma-Gamma fitted on the training customers' histories before the cutoff."""
+
+    bgnbd: BgNbd
+    pareto: ParetoNbd
+    gamma_gamma: GammaGamma
+    rfm: Rfm  # every customer of the population
+    orders: FloatArray
+    per_order: FloatArray
+
+    def value(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
+        purchases = model.expected(self.rfm, horizon_days / DAYS_PER_WEEK)
+        return purchases * self.gamma_gamma.expected(self.orders, self.per_order)
+
+    def p_none(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
+        return model.p_none(self.rfm, horizon_days / DAYS_PER_WEEK)
+
+
+@dataclass
 class TrainingRun:
     tx: Transactions
     population: Population
@@ -107,6 +161,7 @@ class TrainingRun:
     rfm: RfmDetail
     churn: ChurnDetail
     value: ValueDetail
+    references: References
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -118,11 +173,12 @@ def train(
     tx: Transactions,
     cutoff: date,
     *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
     seed: int = DEFAULT_SEED,
     trained_at: datetime | None = None,
 ) -> TrainingRun:
-    """Fit, export and evaluate the three models (nothing is written)."""
-    population = population_at(tx, cutoff)
+    """Fit, export and evaluate the models (nothing is written)."""
+    population = population_at(tx, cutoff, horizon_days)
     if population.training.sum() < 2 or population.held_out.sum() < 1:
         raise ValueError(f"too few customers before {cutoff} ({population.size}) to train and evaluate")
     stamp = trained_at or datetime.now(UTC).replace(microsecond=0)
@@ -140,18 +196,20 @@ def train(
     every = feature_matrix(list(candidates.values()), population)
     columns = {name: every[:, [j]] for j, name in enumerate(candidates)}  # for the checks and the baseline
     with threadpool_limits(limits=1):
-        rfm, rfm_detail = _rfm(population, candidates, seed, info)
-        churn, churn_detail = _churn(population, candidates, columns, seed, info)
-        value, value_detail = _value(population, candidates, columns, seed, info)
+        refs = _references(population, candidates)
+        rfm, rfm_detail = _rfm(tx, population, candidates, seed, info)
+        churn, churn_detail = _churn(population, candidates, columns, refs, seed, info)
+        value, purchases, value_detail = _value(population, candidates, columns, refs, seed, info)
     run = TrainingRun(
         tx,
         population,
         seed,
         stamp,
-        {"rfm": rfm, "churn": churn, "value": value},
+        {"rfm": rfm, "churn": churn, "value": value, "purchases": purchases},
         rfm_detail,
         churn_detail,
         value_detail,
+        refs,
     )
     for model in run.models.values():
         run.warnings.extend(evaluate.segment_warnings(model.name, model.card.segments, population.size))
@@ -160,6 +218,23 @@ def train(
             f"{population.customers_after_only} customers first bought on or after the cutoff: not in the population"
         )
     return run
+
+
+def _references(population: Population, candidates: dict[str, FeatureSpec]) -> References:
+    """The statistics from the very features the closed-form graph is served (clipped as serving clips)."""
+    x = feature_matrix(pick(candidates, CLOSED_FORM), population).astype(np.float64)
+    recency, orders, tenure, per_order = x.T
+    rfm = from_days(orders, recency, tenure)
+    rows = population.training
+    fit_on = Rfm(rfm.x[rows], rfm.t_x[rows], rfm.T[rows])
+    return References(
+        BgNbd.fit(fit_on),
+        ParetoNbd.fit(fit_on),
+        GammaGamma.fit(orders[rows], per_order[rows]),
+        rfm,
+        orders,
+        per_order,
+    )
 
 
 def write_models(run: TrainingRun, out: Path) -> list[Path]:
@@ -179,26 +254,38 @@ def _export(name: str, pipeline: Any, specs: list[FeatureSpec], *, classifier: b
 
 
 def _rfm(
-    population: Population, candidates: dict[str, FeatureSpec], seed: int, info: TrainingInfo
+    tx: Transactions, population: Population, candidates: dict[str, FeatureSpec], seed: int, info: TrainingInfo
 ) -> tuple[Trained, RfmDetail]:
     specs = pick(candidates, RFM)
     x_all = feature_matrix(specs, population)
     x_train = x_all[population.training]
     choice = choose_k(x_train, seed)
-    pipeline = rfm_pipeline(choice.k, seed).fit(x_train)
+    comparison = {kind: _clustering_figures(tx, population, x_train, choice.k, kind, seed) for kind in CLUSTERINGS}
+    kind = better_clustering(comparison)
+    smallest = max(evaluate.MIN_SEGMENT, math.ceil(evaluate.MIN_SEGMENT_SHARE * population.size))
+    k, pipeline = _large_enough(choice.k, x_train, x_all, smallest, seed, kind)
     profiles = centroids(pipeline, specs)
     names = name_clusters(profiles, float(population.feature_days))
     data, runner = _export("rfm", pipeline, specs)
     x = x_all
     onnx_input, onnx_outputs = tensors(data)
-    labels = runner.run(x)["label"].astype(np.int64)
+    labels = runner.run(x)["label"].reshape(-1).astype(np.int64)  # a mixture labels [N, 1], k-means [N]
     segments = {names[label]: int((labels == label).sum()) for label in sorted(names)}
     metrics: dict[str, Any] = {
-        "k": choice.k,
+        "algorithm": kind,
+        "algorithm_comparison": {"rule": CLUSTERING_RULE, "k": choice.k, **comparison},
+        "k": k,
+        "k_rule_choice": choice.k,
+        "minimum_cluster": {
+            "rule": f"no cluster under {evaluate.MIN_SEGMENT} customers or {evaluate.MIN_SEGMENT_SHARE:.0%} of the "
+            "population: k is lowered until every cluster is at least that large",
+            "customers": smallest,
+            "lowered_from": choice.k if k != choice.k else None,
+        },
         "elbow_k": choice.elbow,
-        "silhouette": choice.silhouette[choice.ks.index(choice.k)],
+        "silhouette": choice.silhouette[choice.ks.index(k)],
         "silhouette_sample": choice.sample,
-        "inertia": choice.inertia[choice.ks.index(choice.k)],
+        "inertia": choice.inertia[choice.ks.index(k)],
         "silhouette_by_k": {str(k): s for k, s in zip(choice.ks, choice.silhouette, strict=True)},
         "inertia_by_k": {str(k): i for k, i in zip(choice.ks, choice.inertia, strict=True)},
         "centroids": {
@@ -206,12 +293,13 @@ def _rfm(
         },
         "training_customers": int(population.training.sum()),
         "population": population.size,
+        "personas": personas(population, labels, names),
     }
     card = build_card(
         name="rfm",
         kind="cluster",
         description=(
-            f"RFM segments: k-means (k={choice.k}) on recency, frequency and monetary value at the cutoff, fitted on "
+            f"RFM segments: k-means (k={k}) on recency, frequency and monetary value at the cutoff, fitted on "
             "the training customers; clusters named from their centroids "
             f"({', '.join(names[i] for i in sorted(names))}). "
             f"Segment sizes count all {population.size} customers with a purchase before the cutoff."
@@ -225,15 +313,112 @@ def _rfm(
         metrics=metrics,
         segments=segments,
     )
-    blank = int(runner.run(no_history_row(specs, population.now))["label"][0])
+    blank = int(runner.run(no_history_row(specs, population.now))["label"].reshape(-1)[0])
     trained = Trained("rfm", pipeline, specs, data, card, x, labels.astype(np.float64), names[blank])
-    return trained, RfmDetail(choice, profiles, names, labels)
+    return trained, RfmDetail(k, choice, profiles, names, labels)
 
 
-def _churn(
+def _large_enough(  # noqa: PLR0917 - the arrays and the rule's numbers, used once
+    k: int, x_train: Matrix, x_all: Matrix, smallest: int, seed: int, kind: Clustering = "kmeans"
+) -> tuple[int, Any]:
+    """The largest k <= ``k`` whose every cluster holds at least ``smallest`` customers of the population."""
+    for candidate in range(k, 1, -1):
+        pipeline = rfm_pipeline(candidate, seed, kind).fit(wide(x_train))
+        counts = np.bincount(pipeline.predict(wide(x_all)), minlength=candidate)
+        if counts.min() >= smallest:
+            return candidate, pipeline
+    return 2, rfm_pipeline(2, seed, kind).fit(wide(x_train))
+
+
+def _clustering_figures(  # noqa: PLR0917 - one step of _rfm
+    tx: Transactions, population: Population, x_train: Matrix, k: int, kind: Clustering, seed: int
+) -> dict[str, Any]:
+    """Silhouette at the cutoff, and the adjusted Rand index between fits a quarter apart (same customers)."""
+    pipeline = rfm_pipeline(k, seed, kind).fit(wide(x_train))
+    rows = np.random.default_rng(seed).choice(x_train.shape[0], min(x_train.shape[0], SILHOUETTE_SAMPLE), replace=False)
+    sample = wide(x_train[np.sort(rows)])
+    labels = pipeline.predict(sample)
+    scaled = pipeline.named_steps["scale"].transform(sample)
+    two = len(set(labels.tolist())) > 1
+    silhouette = float(silhouette_score(scaled, labels, random_state=seed)) if two else -1.0
+    return {"silhouette": silhouette, "stability_ari": _stability(tx, population, k, kind, seed)}
+
+
+def _stability(tx: Transactions, population: Population, k: int, kind: Clustering, seed: int) -> list[float]:
+    """ARI between consecutive quarterly fits (cutoffs a quarter apart), all scored on the customers at the cutoff."""
+    labelings = []
+    for back in range(STABILITY_QUARTERS, -1, -1):
+        cutoff = population.cutoff - timedelta(days=back * QUARTER_DAYS)
+        try:
+            earlier = population_at(tx, cutoff, population.outcome_days)
+        except ValueError:
+            continue
+        if int(earlier.training.sum()) <= k:
+            continue
+        specs = pick(candidate_specs(earlier), RFM)  # each fit with its own clips, as it would be served
+        fitted = rfm_pipeline(k, seed, kind).fit(wide(feature_matrix(specs, earlier)[earlier.training]))
+        labelings.append(fitted.predict(wide(feature_matrix(specs, population))))
+    return [float(adjusted_rand_score(a, b)) for a, b in itertools.pairwise(labelings)]
+
+
+def better_clustering(figures: dict[Clustering, dict[str, Any]]) -> Clustering:
+    """``CLUSTERING_RULE``: the more stable one, unless its silhouette is lower by more than the tolerance."""
+
+    def stability(kind: Clustering) -> float:
+        values = figures[kind]["stability_ari"]
+        return float(np.mean(values)) if values else float("nan")
+
+    kmeans, gmm = figures["kmeans"], figures["gmm"]
+    steadier = stability("gmm") > stability("kmeans")
+    close = gmm["silhouette"] >= kmeans["silhouette"] - SILHOUETTE_TOLERANCE
+    return "gmm" if steadier and close else "kmeans"
+
+
+def personas(population: Population, labels: npt.NDArray[np.int64], names: dict[int, str]) -> dict[str, Any]:
+    """Each cluster in numbers a marketer can read, and one line saying it."""
+    cut = population.cutoff.toordinal()
+    recency = np.array([cut - _ordinal(a["last_purchase_at"]) for a in population.attributes], dtype=np.float64)
+    tenure = np.array([cut - _ordinal(a["first_purchase_at"]) for a in population.attributes], dtype=np.float64)
+    orders, spend = population.column("orders_total"), population.column("spend_total")
+    total_spend = float(spend.sum()) or 1.0
+    out: dict[str, Any] = {}
+    for label, name in sorted(names.items()):
+        rows = labels == label
+        if not rows.any():
+            continue
+        figures = {
+            "customers": int(rows.sum()),
+            "share_of_customers": float(rows.mean()),
+            "share_of_spend": float(spend[rows].sum()) / total_spend,
+            "median_recency_days": float(np.median(recency[rows])),
+            "median_orders": float(np.median(orders[rows])),
+            "median_spend": float(np.median(spend[rows])),
+            "median_tenure_days": float(np.median(tenure[rows])),
+            "churn_rate": float(population.churned[rows].mean()),
+        }
+        out[name] = {**figures, "description": _persona_line(name, figures, population.outcome_days)}
+    return out
+
+
+def _persona_line(name: str, f: dict[str, Any], horizon: int) -> str:
+    return (
+        f"{name.replace('_', ' ').capitalize()}: {f['share_of_customers']:.0%} of customers and "
+        f"{f['share_of_spend']:.0%} of spend; typically {f['median_orders']:g} "
+        f"order{'' if f['median_orders'] == 1 else 's'} worth "
+        f"${f['median_spend']:.0f}, the last {f['median_recency_days']:.0f} days ago, customers for "
+        f"{f['median_tenure_days']:.0f} days; {f['churn_rate']:.0%} bought nothing in the next {horizon} days."
+    )
+
+
+def _ordinal(text: str) -> int:
+    return date.fromisoformat(text[:10]).toordinal()
+
+
+def _churn(  # noqa: PLR0917 - one step of train(), called once
     population: Population,
     candidates: dict[str, FeatureSpec],
     columns: dict[str, Matrix],
+    refs: References,
     seed: int,
     info: TrainingInfo,
 ) -> tuple[Trained, ChurnDetail]:
@@ -245,35 +430,59 @@ def _churn(
     names = [*RFM, *(n for n in EXTRAS if n in check.kept)]
     specs = pick(candidates, names)
     x_all = feature_matrix(specs, population)
-    pipeline = churn_pipeline(seed).fit(x_all[train_rows], y[train_rows])
+    pipeline = churn_pipeline(seed).fit(wide(x_all[train_rows]), y[train_rows])
     column = positive_column(pipeline)
     data, runner = _export("churn", pipeline, specs, classifier=True)
-    x = x_all
     onnx_input, onnx_outputs = tensors(data)
-    p_all = runner.run(x)["probabilities"][:, column].astype(np.float64)
+    p_all = runner.run(x_all)["probabilities"][:, column].astype(np.float64)
+    threshold = likely_churn_threshold(p_all[train_rows])
 
+    horizon = population.outcome_days
+    references = {
+        "pareto_nbd": refs.p_none(refs.pareto, horizon)[held],
+        "bg_nbd": refs.p_none(refs.bgnbd, horizon)[held],
+    }
     x_base = np.hstack([columns[name] for name in BASELINE_CHURN])
-    baseline = churn_pipeline(seed).fit(x_base[train_rows], y[train_rows])
-    p_base = baseline.predict_proba(x_base[held])[:, positive_column(baseline)].astype(np.float64)
+    baseline = churn_pipeline(seed).fit(wide(x_base[train_rows]), y[train_rows])
+    p_recency = baseline.predict_proba(wide(x_base[held]))[:, positive_column(baseline)].astype(np.float64)
 
     metrics_model = evaluate.classification(y[held], p_all[held])
-    metrics_base = evaluate.classification(y[held], p_base)
+    metrics_base = evaluate.classification(y[held], references["pareto_nbd"])
+    flagged = p_all >= threshold
     metrics: dict[str, Any] = {
+        "evaluation": CHURN_EVALUATION,
         "held_out_customers": int(held.sum()),
         "churn_rate": float(y[held].mean()),
         **metrics_model,
-        "baseline": {"model": "same pipeline on recency_days alone", **metrics_base},
+        "baseline": {
+            "model": f"Pareto/NBD P(no purchase in {horizon} days), fitted on the histories before the cutoff "
+            "(out of time)",
+            **metrics_base,
+        },
+        "references": {
+            "bg_nbd": {"model": f"BG/NBD P(no purchase in {horizon} days)", **evaluate.classification(
+                y[held], references["bg_nbd"])},
+            "recency_only": {"model": "scaler + logistic regression on recency_days", **evaluate.classification(
+                y[held], p_recency)},
+        },
         "feature_check": _check_metrics(check),
-        "thresholds": {"likely_churn": LIKELY_CHURN},
-    }
-    segments = {"likely_churn": int((p_all >= LIKELY_CHURN).sum())}
+        "thresholds": {"likely_churn": threshold},
+        "likely_churn": {
+            "rule": LIKELY_CHURN_RULE,
+            "share_flagged": float(flagged.mean()),
+            "held_out_churn_rate_flagged": float(y[held & flagged].mean()) if (held & flagged).any() else None,
+            "held_out_churn_rate_not_flagged": float(y[held & ~flagged].mean()) if (held & ~flagged).any() else None,
+        },
+    }  # fmt: skip
+    segments = {"likely_churn": int(flagged.sum())}
     card = build_card(
         name="churn",
         kind="classifier",
         description=(
-            f"Probability that a customer makes no purchase in the next {population.outcome_days} days "
-            "(standard scaler + logistic regression). Segment likely_churn: probability >= "
-            f"{LIKELY_CHURN}, counted on all {population.size} customers with a purchase before the cutoff."
+            f"Probability that a customer makes no purchase in the next {horizon} days "
+            f"(standard scaler + logistic regression on {', '.join(names)}). Segment likely_churn: probability >= "
+            f"{threshold} (the {LIKELY_CHURN_SHARE:.0%} of training customers most likely to churn), counted on all "
+            f"{population.size} customers with a purchase before the cutoff."
         ),
         specs=specs,
         onnx_bytes=data,
@@ -285,91 +494,152 @@ def _churn(
         segments=segments,
     )
     blank = float(runner.run(no_history_row(specs, population.now))["probabilities"][0, column])
-    trained = Trained("churn", pipeline, specs, data, card, x, p_all, blank)
-    detail = ChurnDetail(check, baseline, y[held], p_all[held], p_base, metrics_model, metrics_base)
+    trained = Trained("churn", pipeline, specs, data, card, x_all, p_all, blank)
+    detail = ChurnDetail(check, baseline, y[held], p_all[held], references["pareto_nbd"], metrics_model, metrics_base)
     return trained, detail
 
 
-def _value(
+def likely_churn_threshold(p: FloatArray) -> float:
+    """``LIKELY_CHURN_RULE``: the (1 - share) quantile of the training customers' probabilities, down to 0.01."""
+    quantile = float(np.quantile(p, 1 - LIKELY_CHURN_SHARE, method="lower")) if p.size else 1.0
+    return math.floor(quantile * 100) / 100
+
+
+def _value(  # noqa: PLR0917 - one step of train(), called once
     population: Population,
     candidates: dict[str, FeatureSpec],
     columns: dict[str, Matrix],
+    refs: References,
     seed: int,
     info: TrainingInfo,
-) -> tuple[Trained, ValueDetail]:
+) -> tuple[Trained, Trained, ValueDetail]:
+    """The served value model: BG/NBD x Gamma-Gamma as an ONNX graph; purchases from the same graph."""
+    horizon = population.outcome_days
+    specs = pick(candidates, CLOSED_FORM)
+    x_all = feature_matrix(specs, population)
+    data = closed_form.to_onnx("value", horizon, refs.bgnbd, refs.gamma_gamma)
+    runner = Runner(data)
+    out = runner.run(x_all)
+    predicted_all = out["value"].reshape(-1).astype(np.float64)
+    purchases_all = out["purchases"].reshape(-1).astype(np.float64)
+
     target = population.outcome_spend
     train_rows, held = population.training, population.held_out
     check = check_features("value", columns, target, train_rows & ~population.validation, population.validation)
-    names = [*RFM, *(n for n in EXTRAS if n in check.kept)]
-    specs = pick(candidates, names)
-    x_all = feature_matrix(specs, population)
-    pipeline = value_pipeline(seed).fit(x_all[train_rows], target[train_rows])
-    data, runner = _export("value", pipeline, specs)
-    x = x_all
-    onnx_input, onnx_outputs = tensors(data)
-    predicted_all = runner.run(x)["variable"].reshape(-1).astype(np.float64)
+    glm_specs = pick(candidates, [*RFM, *(n for n in EXTRAS if n in check.kept)])
+    glm_x = feature_matrix(glm_specs, population)
+    glm = value_pipeline(seed).fit(wide(glm_x[train_rows]), target[train_rows])
 
     actual, predicted = target[held], predicted_all[held]
-    scale = population.outcome_days / population.feature_days
+    scale = horizon / population.feature_days
     baselines = {
-        "mean": np.full(actual.shape, float(target[train_rows].mean())),
+        "pareto_nbd": refs.value(refs.pareto, horizon)[held],
+        "glm_in_period": glm.predict(wide(glm_x[held])).astype(np.float64),
         "past_spend": population.column("spend_total")[held] * scale,
         "zero": np.zeros(actual.shape),
     }
-    past = baselines["past_spend"]
     model_metrics = {
-        **evaluate.regression(actual, predicted),
+        **evaluate.value_metrics(actual, predicted),
         "mean_actual": float(actual.mean()),
         "mean_predicted": float(predicted.mean()),
-        "top_decile_share": evaluate.top_decile_share(actual, predicted),
         "top10_squared_error_share": evaluate.top_error_share(actual, predicted),
     }
     intervals = {
-        "rmse_minus_past_spend_90ci": list(
-            evaluate.bootstrap_difference(actual, predicted, past, evaluate.rmse, seed=seed)
+        "rmse_minus_pareto_nbd_90ci": list(
+            evaluate.bootstrap_difference(actual, predicted, baselines["pareto_nbd"], evaluate.rmse, seed=seed)
         ),
-        "mae_minus_past_spend_90ci": list(
-            evaluate.bootstrap_difference(actual, predicted, past, evaluate.mae, seed=seed)
+        "mae_minus_pareto_nbd_90ci": list(
+            evaluate.bootstrap_difference(actual, predicted, baselines["pareto_nbd"], evaluate.mae, seed=seed)
         ),
     }
-    base_metrics = {name: evaluate.regression(actual, guess) for name, guess in baselines.items()}
+    base_metrics = {name: evaluate.value_metrics(actual, guess) for name, guess in baselines.items()}
+    described = {
+        "pareto_nbd": "Pareto/NBD x Gamma-Gamma, fitted on the histories before the cutoff (out of time)",
+        "glm_in_period": "scaler + Poisson GLM on " + ", ".join(s.name for s in glm_specs)
+        + f", fitted on the training customers' spend in the same {horizon} days (in period: secondary)",
+        "past_spend": f"spend before the cutoff x {horizon}/{population.feature_days} days",
+        "zero": "nothing",
+    }  # fmt: skip
     metrics: dict[str, Any] = {
+        "evaluation": VALUE_EVALUATION,
         "held_out_customers": int(held.sum()),
         **model_metrics,
-        "baselines": {
-            "mean": {"model": "mean outcome spend of the training customers", **base_metrics["mean"]},
-            "past_spend": {
-                "model": f"spend before the cutoff x {population.outcome_days}/{population.feature_days} days",
-                **base_metrics["past_spend"],
-            },
-            "zero": {"model": "nothing", **base_metrics["zero"]},
-        },
+        "parameters": _parameters(refs),
+        "baselines": {name: {"model": described[name], **base_metrics[name]} for name in baselines},
         "bootstrap": intervals,
         "feature_check": _check_metrics(check),
         "thresholds": {"high_value": HIGH_VALUE},
     }
-    segments = {"high_value": int((predicted_all >= HIGH_VALUE).sum())}
-    card = build_card(
+    onnx_input, onnx_outputs = tensors(data)
+    common: dict[str, Any] = {
+        "specs": specs, "onnx_bytes": data, "onnx_input": onnx_input, "onnx_outputs": onnx_outputs, "training": info,
+    }  # fmt: skip
+    value_card = build_card(
         name="value",
         kind="regressor",
         description=(
-            f"Expected spend in dollars in the next {population.outcome_days} days (standard scaler + Poisson "
-            f"regression, log link). Segment high_value: expected spend >= {HIGH_VALUE:g} dollars, counted on all "
+            f"Expected spend in dollars in the next {horizon} days: BG/NBD expected purchases x Gamma-Gamma "
+            "expected spend per order, fitted by maximum likelihood on the training customers' purchases before the "
+            f"cutoff and computed in closed form by the ONNX graph. Segment high_value: expected spend >= "
+            f"{HIGH_VALUE:g} dollars, counted on all {population.size} customers with a purchase before the cutoff."
+        ),
+        output=OutputSpec(kind="value", tensor="value"),
+        metrics=metrics,
+        segments={"high_value": int((predicted_all >= HIGH_VALUE).sum())},
+        **common,
+    )
+    purchases_card = _purchases_card(population, refs, purchases_all, common)
+    blank_row = no_history_row(specs, population.now)
+    blank = runner.run(blank_row)
+    value = Trained("value", None, specs, data, value_card, x_all, predicted_all, float(blank["value"][0, 0]))
+    purchases = Trained(
+        "purchases", None, specs, data, purchases_card, x_all, purchases_all, float(blank["purchases"][0, 0])
+    )
+    detail = ValueDetail(check, actual, predicted, baselines, model_metrics, base_metrics, intervals)
+    return value, purchases, detail
+
+
+def _purchases_card(
+    population: Population, refs: References, purchases: FloatArray, common: dict[str, Any]
+) -> ModelCard:
+    horizon, held = population.outcome_days, population.held_out
+    actual = population.outcome_orders[held].astype(np.float64)
+    metrics: dict[str, Any] = {
+        "evaluation": VALUE_EVALUATION,
+        "held_out_customers": int(held.sum()),
+        **evaluate.value_metrics(actual, purchases[held]),
+        "mean_actual": float(actual.mean()),
+        "parameters": _parameters(refs),
+        "baselines": {
+            "pareto_nbd": {
+                "model": "Pareto/NBD expected purchases (out of time)",
+                **evaluate.value_metrics(actual, refs.pareto.expected(refs.rfm, horizon / DAYS_PER_WEEK)[held]),
+            }
+        },
+        "thresholds": {"repeat_buyer": REPEAT_PURCHASES},
+    }
+    return build_card(
+        name="purchases",
+        kind="regressor",
+        description=(
+            f"Expected number of orders (purchase days) in the next {horizon} days: the BG/NBD part of the value "
+            f"model's graph. Segment repeat_buyer: >= {REPEAT_PURCHASES:g} expected orders, counted on all "
             f"{population.size} customers with a purchase before the cutoff."
         ),
-        specs=specs,
-        onnx_bytes=data,
-        onnx_input=onnx_input,
-        onnx_outputs=onnx_outputs,
-        output=OutputSpec(kind="value", tensor="variable"),
-        training=info,
+        output=OutputSpec(kind="value", tensor="purchases"),
         metrics=metrics,
-        segments=segments,
+        segments={"repeat_buyer": int((purchases >= REPEAT_PURCHASES).sum())},
+        **common,
     )
-    blank = float(runner.run(no_history_row(specs, population.now))["variable"].reshape(-1)[0])
-    trained = Trained("value", pipeline, specs, data, card, x, predicted_all, blank)
-    detail = ValueDetail(check, actual, predicted, baselines, model_metrics, base_metrics, intervals)
-    return trained, detail
+
+
+def _parameters(refs: References) -> dict[str, Any]:
+    return {
+        "time_unit": "weeks",
+        "bg_nbd": {"r": refs.bgnbd.r, "alpha": refs.bgnbd.alpha, "a": refs.bgnbd.a, "b": refs.bgnbd.b},
+        "pareto_nbd": {"r": refs.pareto.r, "alpha": refs.pareto.alpha, "s": refs.pareto.s, "beta": refs.pareto.beta},
+        "gamma_gamma": {"p": refs.gamma_gamma.p, "q": refs.gamma_gamma.q, "gamma": refs.gamma_gamma.gamma},
+    }
 
 
 def _check_metrics(check: FeatureCheck) -> dict[str, Any]:

@@ -12,8 +12,9 @@ Conventions, the same for both:
 * an **order** is a distinct purchase day of a customer: the rows of one customer on one day
   are one order (the CDNOW README notes a customer may have several rows a day);
   ``orders_total`` counts purchase days and ``spend_total`` sums every row's amount;
-* the **cutoff** is a date: features use the days strictly before it, the outcome window runs
-  from it to the last day in the data, both inclusive; serving's "now" for the features is
+* the **cutoff** is a date: features use the days strictly before it, the outcome window is the
+  ``horizon`` days from it (``[cutoff, cutoff + horizon)``), whatever follows in the file, so
+  "churn" means the same on a file of two years or of ten; serving's "now" for the features is
   the cutoff at 00:00 UTC;
 * the **population** at a cutoff is every customer with at least one purchase before it;
 * **churn** is no purchase (no row at all) in the outcome window;
@@ -40,7 +41,7 @@ Format = Literal["cdnow", "csv"]
 FORMATS: tuple[Format, ...] = ("cdnow", "csv")
 
 EPOCH_DAY = date(1970, 1, 1)
-FEATURE_WEEKS = 39  # default cutoff: the first 39 weeks are the feature window
+DEFAULT_HORIZON_DAYS = 273  # the 39 weeks of the CDNOW literature's hold-out period
 HOLDOUT_PERCENT = 25
 VALIDATION_PERCENT = 20  # of all customers, taken from the training customers, to choose features
 _HOLDOUT_SALT = b"tailor-holdout-v1:"
@@ -179,9 +180,9 @@ def _amount(text: str, path: Path, line_no: int) -> float:
     return value
 
 
-def default_cutoff(tx: Transactions) -> date:
-    """The day after the first 39 weeks of data (CDNOW: 1997-01-01 + 273 days = 1997-10-01)."""
-    return tx.first_day + timedelta(weeks=FEATURE_WEEKS)
+def default_cutoff(tx: Transactions, horizon_days: int = DEFAULT_HORIZON_DAYS) -> date:
+    """The latest cutoff whose whole outcome window is in the data (CDNOW: 1998-06-30 + 1 - 273 days = 1997-10-01)."""
+    return tx.last_day + timedelta(days=1 - horizon_days)
 
 
 def bucket(customer_id: str) -> int:
@@ -195,6 +196,7 @@ class Population:
     """Customers with a purchase before the cutoff: their attributes then, and what they did after."""
 
     cutoff: date
+    horizon_days: int
     now: float
     first_day: date
     last_day: date
@@ -202,6 +204,7 @@ class Population:
     attributes: tuple[dict[str, Any], ...]
     churned: BoolArray
     outcome_spend: FloatArray
+    outcome_orders: IntArray
     held_out: BoolArray
     validation: BoolArray
     transactions_before: int
@@ -218,8 +221,8 @@ class Population:
 
     @property
     def outcome_days(self) -> int:
-        """Days in the outcome window: the cutoff .. the last day in the data."""
-        return (self.last_day - self.cutoff).days + 1
+        """Days in the outcome window: the horizon."""
+        return self.horizon_days
 
     @property
     def training(self) -> BoolArray:
@@ -230,15 +233,20 @@ class Population:
         return np.array([float(a.get(key, 0)) for a in self.attributes], dtype=np.float64)
 
 
-def population_at(tx: Transactions, cutoff: date) -> Population:
-    """Attributes at ``cutoff`` and outcomes after it, for every customer who bought before it."""
-    if not tx.first_day < cutoff <= tx.last_day:
+def population_at(tx: Transactions, cutoff: date, horizon_days: int = DEFAULT_HORIZON_DAYS) -> Population:
+    """Attributes at ``cutoff`` and outcomes in the ``horizon_days`` from it, for every earlier buyer."""
+    if horizon_days < 1:
+        raise ValueError(f"the horizon must be at least one day, not {horizon_days}")
+    end = cutoff + timedelta(days=horizon_days - 1)
+    if not tx.first_day < cutoff <= tx.last_day or end > tx.last_day:
         raise ValueError(
-            f"cutoff {cutoff} must leave data on both sides: after {tx.first_day} and on or before {tx.last_day}"
+            f"cutoff {cutoff} with a horizon of {horizon_days} days needs data from before {cutoff} until {end}; "
+            f"the data runs from {tx.first_day} to {tx.last_day}"
         )
     cut = to_day(cutoff)
     n = len(tx.customers)
     before = tx.day < cut
+    after = (tx.day >= cut) & (tx.day < cut + horizon_days)
     big = np.iinfo(np.int64).max
     first = np.full(n, big, dtype=np.int64)
     last = np.full(n, -1, dtype=np.int64)
@@ -247,8 +255,10 @@ def population_at(tx: Transactions, cutoff: date) -> Population:
     spend = np.bincount(tx.customer[before], weights=tx.amount[before], minlength=n)
     purchase_days = np.unique(np.stack([tx.customer[before], tx.day[before]], axis=1), axis=0)
     orders = np.bincount(purchase_days[:, 0], minlength=n)
-    later = np.bincount(tx.customer[~before], weights=tx.amount[~before], minlength=n)
-    active = np.bincount(tx.customer[~before], minlength=n) > 0
+    later = np.bincount(tx.customer[after], weights=tx.amount[after], minlength=n)
+    active = np.bincount(tx.customer[after], minlength=n) > 0
+    later_days = np.unique(np.stack([tx.customer[after], tx.day[after]], axis=1), axis=0)
+    later_orders = np.bincount(later_days[:, 0], minlength=n)
 
     members = np.flatnonzero(last >= 0)
     ids = tuple(tx.customers[i] for i in members)
@@ -264,6 +274,7 @@ def population_at(tx: Transactions, cutoff: date) -> Population:
     buckets = np.array([bucket(name) for name in ids], dtype=np.int64)
     return Population(
         cutoff=cutoff,
+        horizon_days=horizon_days,
         now=epoch(cutoff),
         first_day=tx.first_day,
         last_day=tx.last_day,
@@ -271,6 +282,7 @@ def population_at(tx: Transactions, cutoff: date) -> Population:
         attributes=attributes,
         churned=~active[members],
         outcome_spend=np.round(later[members], 2),
+        outcome_orders=later_orders[members].astype(np.int64),
         held_out=buckets < HOLDOUT_PERCENT,
         validation=(buckets >= HOLDOUT_PERCENT) & (buckets < HOLDOUT_PERCENT + VALIDATION_PERCENT),
         transactions_before=int(before.sum()),

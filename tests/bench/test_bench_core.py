@@ -173,6 +173,6 @@ def test_bench_compile_example_bundle(benchmark: Any) -> None:
     assert set(bundle.placements) == {"home_hero", "promo_banner", "recommended_products", "cart_email"}
     assert set(bundle.experiments) == {"hero_layout_test", "hero_copy_test", "cart_email_test"}
     assert len(bundle.segments) == 10
-    assert set(bundle.models) == {"rfm", "churn", "value"}
+    assert set(bundle.models) == {"rfm", "churn", "value", "purchases"}
     assert bundle.holdout is not None
     assert bundle.holdout.buckets == 500

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -15,11 +17,11 @@ from service.core.spec import NAME_PATTERN
 from service.training.cards import SCHEMA_LINE, read_card
 from service.training.export import Runner
 from service.training.report import FIGURES
-from service.training.train import TrainingRun
+from service.training.train import TrainingRun, write_models
 
 from .conftest import DATA, MODELS, ROOT
 
-NAMES = ("rfm", "churn", "value")
+NAMES = ("rfm", "churn", "value", "purchases")
 ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
 
 
@@ -61,7 +63,7 @@ def test_models_were_trained_on_the_committed_data(name: str, cards: dict[str, M
     assert (ROOT / training.data).resolve() == DATA.resolve()
     assert training.sha256 == hashlib.sha256(DATA.read_bytes()).hexdigest()
     assert (training.transactions, training.customers) == (69_659, 23_570)
-    assert str(training.cutoff) == "1997-10-01"
+    assert str(training.cutoff) == "1997-10-01"  # 1998-06-30 + 1 - the horizon
     assert training.outcome_window_days == 273
 
 
@@ -83,8 +85,30 @@ def parse_ok(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
 
+TIMESTAMP = re.compile(r"^  trained_at: .*$", re.MULTILINE)
+
+
+def _one_timestamp_out(text: str) -> str:
+    """The card without its single ``training.trained_at`` line (the only field allowed to differ)."""
+    without, count = TIMESTAMP.subn("  trained_at: <removed>", text)
+    assert count == 1, "a card has exactly one trained_at"
+    return without
+
+
+def test_retraining_gives_the_committed_files_byte_for_byte(full_run: TrainingRun, tmp_path: Path) -> None:
+    """Stale or irreproducible models fail here: `make train` after changing features or training code."""
+    written = write_models(full_run, tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in MODELS.iterdir())  # nothing missing, no extra
+    for path in written:
+        fresh, committed = path.read_bytes(), (MODELS / path.name).read_bytes()
+        if path.suffix == ".onnx":
+            assert fresh == committed, f"{path.name}: retraining gives different bytes"
+        else:
+            assert _one_timestamp_out(fresh.decode()) == _one_timestamp_out(committed.decode()), path.name
+
+
 def test_committed_models_are_what_training_gives_now(full_run: TrainingRun, cards: dict[str, ModelCard]) -> None:
-    """Stale models fail here: retrain with `tailor train` after changing features or training code."""
+    """Scores agree too (a clearer message than differing bytes when features or training code changed)."""
     for name in NAMES:
         fresh = full_run.models[name]
         committed = cards[name]
@@ -106,3 +130,41 @@ def test_report_is_next_to_its_figures() -> None:
         assert (report.parent / figure).is_file()
         assert f"]({figure})" in text
     assert "**lapsed**" in text
+
+
+def test_the_example_likely_churn_rule_uses_the_cards_threshold(cards: dict[str, ModelCard]) -> None:
+    rules = parse_yaml((ROOT / "rules" / "segments.yaml").read_text()).data
+    conditions = rules["segments"]["likely_churn"]["when"]["all"]
+    (churn,) = [c for c in conditions if c.get("model") == "churn"]
+    thresholds: Any = cards["churn"].metrics["thresholds"]
+    assert churn["gte"] == thresholds["likely_churn"]
+
+
+def test_personas_describe_every_cluster(cards: dict[str, ModelCard]) -> None:
+    card = cards["rfm"]
+    personas: Any = card.metrics["personas"]
+    assert set(personas) == set(card.segments)
+    assert sum(p["customers"] for p in personas.values()) == card.metrics["population"]
+    assert abs(sum(p["share_of_spend"] for p in personas.values()) - 1) < 1e-3
+    for name, p in personas.items():
+        assert p["customers"] == card.segments[name]
+        assert p["customers"] >= 100
+        assert p["description"].startswith(name.replace("_", " ").capitalize() + ":")
+        assert 0 <= p["churn_rate"] <= 1
+
+
+def test_the_rfm_card_reports_the_algorithm_comparison(cards: dict[str, ModelCard]) -> None:
+    metrics: Any = cards["rfm"].metrics
+    comparison = metrics["algorithm_comparison"]
+    assert metrics["algorithm"] in {"kmeans", "gmm"}
+    for kind in ("kmeans", "gmm"):
+        assert len(comparison[kind]["stability_ari"]) == 2  # fits at the cutoff, one and two quarters before
+        assert all(-1 <= v <= 1 for v in comparison[kind]["stability_ari"])
+
+
+def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]) -> None:
+    for name in ("value", "purchases"):
+        assert str(cards[name].metrics["evaluation"]).startswith("out of time")
+    assert str(cards["churn"].metrics["evaluation"]).startswith("in period")
+    baselines: Any = cards["value"].metrics["baselines"]
+    assert set(baselines) == {"pareto_nbd", "glm_in_period", "past_spend", "zero"}

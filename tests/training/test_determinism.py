@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
+from service.training import export
 from service.training.train import train, write_models
 from service.training.transactions import Transactions, bucket, default_cutoff
 
@@ -22,7 +28,7 @@ def test_two_trainings_on_a_small_subset_are_identical(cdnow: Transactions, tmp_
     second = train(subset, cutoff, seed=3, trained_at=datetime(2026, 6, 1, tzinfo=UTC))
     write_models(first, tmp_path / "a")
     write_models(second, tmp_path / "b")
-    for name in ("rfm", "churn", "value"):
+    for name in ("rfm", "churn", "value", "purchases"):
         a = (tmp_path / "a" / f"{name}.onnx").read_bytes()
         b = (tmp_path / "b" / f"{name}.onnx").read_bytes()
         assert a == b, f"{name}.onnx differs"
@@ -33,3 +39,22 @@ def test_two_trainings_on_a_small_subset_are_identical(cdnow: Transactions, tmp_
     assert first.rfm.names == second.rfm.names
     assert "lapsed" in first.rfm.names.values()
     np.testing.assert_array_equal(first.rfm.labels, second.rfm.labels)
+
+
+def test_exports_do_not_depend_on_the_order_skl2onnx_lists_opsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """skl2onnx gathers the opsets in a set: the committed rfm.onnx listed them in another order than a
+    retraining did, and the bytes differed. The export sorts them."""
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    kmeans = Pipeline([("s", StandardScaler()), ("k", KMeans(3, random_state=0, n_init=2))]).fit(x)
+    as_listed = export.to_onnx(kmeans, 3, "rfm")
+    real = export.convert_sklearn
+
+    def reversed_opsets(*args: Any, **kwargs: Any) -> Any:
+        model = real(*args, **kwargs)
+        opsets = list(model.opset_import)[::-1]
+        del model.opset_import[:]
+        model.opset_import.extend(opsets)
+        return model
+
+    monkeypatch.setattr(export, "convert_sklearn", reversed_opsets)
+    assert export.to_onnx(kmeans, 3, "rfm") == as_listed

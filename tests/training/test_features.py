@@ -42,7 +42,7 @@ def csv_file(tmp_path: Path) -> Path:
 def test_attributes_and_outcomes_at_the_cutoff(csv_file: Path) -> None:
     tx = load(csv_file)
     assert (tx.rows, tx.customers) == (10, ("a", "b", "c", "d"))
-    pop = population_at(tx, date(2024, 2, 1))
+    pop = population_at(tx, date(2024, 2, 1), 30)
     assert pop.now == datetime(2024, 2, 1, tzinfo=UTC).timestamp()
     assert pop.ids == ("a", "b", "d")  # c first bought after the cutoff
     assert pop.customers_after_only == 1
@@ -72,9 +72,9 @@ def test_attributes_and_outcomes_at_the_cutoff(csv_file: Path) -> None:
 
 
 def test_feature_matrix_is_features_for_on_hand_made_attributes(csv_file: Path) -> None:
-    pop = population_at(load(csv_file), date(2024, 2, 1))
+    pop = population_at(load(csv_file), date(2024, 2, 1), 30)
     specs = list(candidate_specs(pop).values())
-    assert [s.name for s in specs] == [*RFM, *EXTRAS]
+    assert [s.name for s in specs] == [*RFM, *EXTRAS, "orders", "spend_per_order"]
     hand_made = {
         "first_purchase_at": "2024-01-01T00:00:00Z",
         "last_purchase_at": "2024-01-11T00:00:00Z",
@@ -86,18 +86,20 @@ def test_feature_matrix_is_features_for_on_hand_made_attributes(csv_file: Path) 
     np.testing.assert_array_equal(feature_matrix(specs, pop)[0], expected)
     # and the numbers themselves: 21 days since the last order, log1p(2) orders, log1p(35.5) dollars,
     # 31 days since the first, log1p(17.75) per order, 10 days between the two orders
-    np.testing.assert_allclose(expected, [21, np.log1p(2), np.log1p(35.5), 31, np.log1p(17.75), 10], rtol=1e-6)
+    np.testing.assert_allclose(
+        expected, [21, np.log1p(2), np.log1p(35.5), 31, np.log1p(17.75), 10, 2, 17.75], rtol=1e-6
+    )
 
 
 def test_a_visitor_without_history_gets_the_missing_values(csv_file: Path) -> None:
-    pop = population_at(load(csv_file), date(2024, 2, 1))
+    pop = population_at(load(csv_file), date(2024, 2, 1), 30)
     specs = list(candidate_specs(pop).values())
     row = no_history_row(specs, pop.now)[0]
-    assert row.tolist() == [62.0, 0.0, 0.0, 0.0, 0.0, 62.0]  # recency = interpurchase = the feature window
+    assert row.tolist() == [62.0, 0.0, 0.0, 0.0, 0.0, 62.0, 0.0, 0.0]  # recency = interpurchase = the feature window
 
 
 def test_clips_stop_at_the_largest_training_value(csv_file: Path) -> None:
-    pop = population_at(load(csv_file), date(2024, 2, 1))
+    pop = population_at(load(csv_file), date(2024, 2, 1), 30)
     specs = candidate_specs(pop)
     train = pop.training
     assert specs["recency_days"].clip == (0.0, 62.0)
@@ -113,8 +115,8 @@ def test_cdnow_format_and_format_detection(tmp_path: Path) -> None:
     tx = load(path)
     assert tx.customers == ("00001", "00002", "00003")  # zero-padded ids stay text
     assert tx.amount.tolist() == [11.77, 12.0, 77.0, 5.0]
-    assert default_cutoff(tx) == date(1997, 10, 1)  # first day + 39 weeks
-    pop = population_at(tx, date(1997, 1, 13))
+    assert default_cutoff(tx, 20) == date(1997, 1, 13)  # the last 20 days are the outcome window
+    pop = population_at(tx, date(1997, 1, 13), 20)
     assert pop.attributes[1]["orders_total"] == 1  # two rows, one day
 
 
@@ -136,8 +138,25 @@ def test_bad_csv_files_are_refused_with_the_line(tmp_path: Path, text: str, mess
 
 def test_cutoff_must_leave_data_on_both_sides(csv_file: Path) -> None:
     tx = load(csv_file)
-    with pytest.raises(ValueError, match="must leave data on both sides"):
-        population_at(tx, date(2024, 3, 2))
+    with pytest.raises(ValueError, match="the data runs from 2023-12-01 to 2024-03-01"):
+        population_at(tx, date(2024, 3, 2), 1)
+    with pytest.raises(
+        ValueError, match="with a horizon of 31 days needs data from before 2024-02-01 until 2024-03-02"
+    ):
+        population_at(tx, date(2024, 2, 1), 31)
+
+
+def test_the_outcome_window_is_the_horizon_whatever_follows(csv_file: Path) -> None:
+    """Churn and spend count the horizon's days only: a longer file does not change what churn means."""
+    pop = population_at(load(csv_file), date(2024, 2, 1), 3)  # 2024-02-01 .. 2024-02-03
+    assert pop.outcome_days == 3
+    assert pop.churned.tolist() == [False, True, True]  # d's purchase on 2024-03-01 is after the window
+    assert pop.outcome_spend.tolist() == [7.25, 0.0, 0.0]
+
+
+def test_the_default_cutoff_leaves_one_horizon_at_the_end(cdnow: Transactions) -> None:
+    assert default_cutoff(cdnow) == date(1997, 10, 1)  # 1998-06-30 + 1 - 273 days
+    assert default_cutoff(cdnow, 91) == date(1998, 4, 1)
 
 
 def test_held_out_split_is_by_customer_and_about_a_quarter(cdnow: Transactions) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from service.training.fit import Profile, choose_k, elbow, name_clusters
+from service.training.train import _large_enough, better_clustering, likely_churn_threshold
 
 WINDOW = 273.0
 
@@ -56,3 +59,40 @@ def test_choose_k_stays_below_the_number_of_distinct_points() -> None:
     choice = choose_k(x, seed=0)
     assert choice.ks == (2, 3)
     assert choice.k in choice.ks
+
+
+def test_k_is_lowered_until_no_cluster_is_too_small() -> None:
+    """Four blobs, one of 30 customers next to a large one: at k=4 it is a cluster of its own; the rule asks for 100."""
+    rng = np.random.default_rng(1)
+    blobs = [(0, 0, 0, 500), (10, 0, 0, 500), (0, 10, 0, 500), (0, 0, 4, 30)]
+    x = np.vstack([rng.normal((a, b, c), 0.5, (n, 3)) for a, b, c, n in blobs]).astype(np.float32)
+    k, pipeline = _large_enough(4, x, x, 100, seed=0)
+    assert k == 3
+    assert np.bincount(pipeline.predict(x.astype(np.float64))).min() >= 100
+    assert _large_enough(3, x, x, 100, seed=0)[0] == 3  # nothing to lower
+
+
+def test_likely_churn_threshold_flags_the_target_share() -> None:
+    p = np.linspace(0, 1, 1001)
+    threshold = likely_churn_threshold(p)
+    assert threshold == 0.75  # the 75th percentile, rounded down to 0.01
+    assert 0.25 <= float(np.mean(p >= threshold)) < 0.27
+
+
+@pytest.mark.parametrize(
+    ("kmeans", "gmm", "kept"),
+    [
+        (
+            {"silhouette": 0.40, "stability_ari": [0.3, 0.7]},
+            {"silhouette": 0.37, "stability_ari": [0.9, 1.0]},
+            "kmeans",
+        ),
+        ({"silhouette": 0.40, "stability_ari": [0.3, 0.7]}, {"silhouette": 0.395, "stability_ari": [0.9, 1.0]}, "gmm"),
+        ({"silhouette": 0.40, "stability_ari": [0.9]}, {"silhouette": 0.45, "stability_ari": [0.8]}, "kmeans"),
+        ({"silhouette": 0.40, "stability_ari": []}, {"silhouette": 0.45, "stability_ari": []}, "kmeans"),
+    ],
+)
+def test_the_mixture_is_kept_only_when_steadier_and_as_well_separated(
+    kmeans: dict[str, Any], gmm: dict[str, Any], kept: str
+) -> None:
+    assert better_clustering({"kmeans": kmeans, "gmm": gmm}) == kept

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.training.export import Runner
+from service.training.reference import DAYS_PER_WEEK, from_days
 from service.training.train import TrainingRun
 
 
 def _held_out(run: TrainingRun, name: str) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
     model = run.models[name]
     x = model.x[run.held_out]
-    assert x.dtype == np.float32  # both sides get the very same float32 rows
-    return model.pipeline, x, Runner(model.onnx).run(x)
+    assert x.dtype == np.float32  # both sides get the very same float32 rows ...
+    return model.pipeline, x.astype(np.float64), Runner(model.onnx).run(x)  # ... scikit-learn's widened exactly
 
 
 def test_rfm_labels_are_identical(full_run: TrainingRun) -> None:
@@ -31,10 +34,39 @@ def test_churn_probabilities_agree_within_1e_5(full_run: TrainingRun) -> None:
     np.testing.assert_array_equal(out["label"], pipeline.predict(x))
 
 
-def test_value_predictions_agree_within_relative_1e_5(full_run: TrainingRun) -> None:
-    pipeline, x, out = _held_out(full_run, "value")
-    expected = pipeline.predict(x)
-    np.testing.assert_allclose(out["variable"].reshape(-1), expected, rtol=1e-5, atol=1e-4)
+def _scipy_closed_form(run: TrainingRun, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    refs = run.references
+    recency, orders, tenure, per_order = x.astype(np.float64).T
+    rfm = from_days(orders, recency, tenure)
+    purchases = refs.bgnbd.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
+    return purchases, purchases * refs.gamma_gamma.expected(orders, per_order)
+
+
+def test_value_graph_is_the_scipy_closed_form_on_held_out_customers(full_run: TrainingRun) -> None:
+    model = full_run.models["value"]
+    x = model.x[full_run.held_out]
+    out = Runner(model.onnx).run(x)
+    purchases, value = _scipy_closed_form(full_run, x)
+    np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=1e-6)
+    np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0, 273), st.integers(0, 81), st.floats(0, 273), st.floats(0, 1200, allow_subnormal=False)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_value_graph_matches_scipy_on_any_clipped_features(full_run: TrainingRun, rows: list[Any]) -> None:
+    """Every row serving can send (features inside the card's clips, missing ones included): finite, same numbers."""
+    x = np.array(rows, dtype=np.float32)
+    out = Runner(full_run.models["value"].onnx).run(x)
+    purchases, value = _scipy_closed_form(full_run, x)
+    assert np.isfinite(out["value"]).all()
+    np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
 
 
 def test_card_output_reads_the_churn_column(full_run: TrainingRun) -> None:
