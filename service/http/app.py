@@ -32,6 +32,7 @@ from service.http import openapi, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
+from service.http.events import Outcomes
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -49,7 +50,9 @@ LARGE_BODY_BYTES = 256 * 1024
 # granian's I/O thread needs the GIL to hand each request, body and response to the event loop;
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
 GIL_SWITCH_S = 0.0005
-ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
+ENDPOINTS = frozenset(
+    {"/v1/decide", "/v1/render", "/v1/events", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"}
+)
 
 
 def create_app(
@@ -114,6 +117,13 @@ def create_app(
         stream = NDJSON in request.headers.get("accept", "")
         return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request))
 
+    outcomes = Outcomes(settings, metrics, recorder, now)
+
+    @post("/v1/events", status_code=202)
+    async def record_events(request: Request[Any, Any, Any]) -> wire.EventsAccepted:
+        data = await decoded(request, wire.EventsRequest, settings.max_body_bytes)
+        return outcomes.accept(data, client_time=client_time(request))
+
     @get("/schema/openapi.json", include_in_schema=False)
     async def openapi_document() -> Response[bytes]:
         return Response(msgspec.json.encode(api_document()), media_type="application/json")
@@ -157,6 +167,7 @@ def create_app(
         route_handlers=[
             decide_placements,
             render_batch,
+            record_events,
             describe_bundle,
             healthz,
             readyz,

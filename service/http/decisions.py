@@ -19,6 +19,7 @@ from litestar import Response
 from litestar.response import Stream
 
 from service import logs
+from service.assignments import AssignmentTokens
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
 from service.core.errors import RequestError
@@ -30,6 +31,7 @@ from service.http.mapping import (
     placements_out,
     recipient_to_core,
     to_core,
+    with_token,
 )
 from service.render.cache import RenderCache
 from service.render.page import Tally, inputs_for, render_decision, render_variant
@@ -63,19 +65,23 @@ class Decisions:
         self.clock = clock
         self.cache = cache
         self.next_id = decision_ids()
+        self.tokens = AssignmentTokens.from_settings(settings)
 
     def decide(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Response[wire.DecideResponse]:
-        request = to_core(data, self.settings, self.clock, client_time=client_time)
         visitor = data.visitor
+        issued_at = self.clock().timestamp()
+        held, status = self.tokens.read(visitor.assignments_token, visitor.id, issued_at)
+        request = to_core(data, self.settings, self.clock, client_time=client_time, sticky=held)
         decision, decision_id = self._decide(bundle, request, visitor.id, visitor.consent.analytics)
+        token = self.tokens.issue(bundle, decision, held, visitor.id, issued_at)
         if not data.render:
-            return Response(decision_response(bundle, decision, decision_id))
+            return Response(with_token(decision_response(bundle, decision, decision_id), token, status))
         tally = Tally()
         inputs = inputs_for(request, decision.segments)
         rendered = render_decision(
             bundle, decision, inputs, cache=self.cache, tally=tally, observe=self.metrics.observe_render
         )
-        body = decision_response(bundle, decision, decision_id, rendered, data.explain)
+        body = with_token(decision_response(bundle, decision, decision_id, rendered, data.explain), token, status)
         return Response(body, headers={CACHE_HEADER: f"hits={tally.hits}, misses={tally.misses}"})
 
     async def render_batch(
