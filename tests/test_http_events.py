@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from service.http import wire
 from service.http.app import create_app
+from service.http.events import Outcomes
 from service.settings import Settings
+from service.telemetry import DecisionLog, DecisionRecorder, JsonLinesSink
 from service.telemetry.events import Pseudonymizer
+from service.telemetry.metrics import Metrics
 
 ROOT = Path(__file__).parents[1]
 KEY = "events-test-key-0123456789"
@@ -112,3 +118,14 @@ def test_the_document_caps_the_batch_with_the_setting(tmp_path: Path) -> None:
         document = client.get("/schema/openapi.json").json()
     assert document["components"]["schemas"]["EventsRequest"]["properties"]["events"]["maxItems"] == 7
     assert "202" in document["paths"]["/v1/events"]["post"]["responses"]
+
+
+def test_events_the_log_cannot_take_are_refused_whole(tmp_path: Path) -> None:
+    recorder = DecisionRecorder(DecisionLog(JsonLinesSink(tmp_path / "e.jsonl")), Pseudonymizer(KEY.encode()))
+    assert recorder.close(timeout=5)  # a closed log takes nothing, as a full queue
+    metrics = Metrics()
+    outcomes = Outcomes(Settings(), metrics, recorder, lambda: datetime.now(UTC))
+    batch = msgspec.convert({"events": [_event(0), _event(1), _event(2, analytics=False)]}, wire.EventsRequest)
+    answer = outcomes.accept(batch, client_time=False)
+    assert answer == wire.EventsAccepted(accepted=0, refused=2, dropped_no_consent=1)
+    assert 'tailor_outcome_events_total{result="refused"} 2.0' in metrics.exposition().decode()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ from service.core.outcome import REASONS, Assignment, Decision, Outcome, Placeme
 __all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide"]
 
 _EVERYONE = (0, BUCKETS)
+NO_STICKY: Mapping[str, tuple[str, int]] = MappingProxyType({})  # shared: no allocation per request
 
 
 class DecisionRequest(msgspec.Struct, frozen=True):
@@ -45,7 +47,7 @@ class DecisionRequest(msgspec.Struct, frozen=True):
     personalization: bool = False
     placements: Sequence[str] | None = None  # None: every placement of the bundle
     explain: bool = False
-    sticky: Mapping[str, tuple[str, int]] = msgspec.field(default_factory=dict)
+    sticky: Mapping[str, tuple[str, int]] = NO_STICKY
     """Experiment key → (arm key, bucket version) from the visitor's verified assignments token."""
 
 

@@ -32,7 +32,7 @@ from service.http import openapi, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
-from service.http.events import Outcomes
+from service.http.events import Outcomes, body_limit
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -121,7 +121,7 @@ def create_app(
 
     @post("/v1/events", status_code=202)
     async def record_events(request: Request[Any, Any, Any]) -> wire.EventsAccepted:
-        data = await decoded(request, wire.EventsRequest, settings.max_body_bytes)
+        data = await decoded(request, wire.EventsRequest, body_limit(settings))
         return outcomes.accept(data, client_time=client_time(request))
 
     @get("/schema/openapi.json", include_in_schema=False)

@@ -19,6 +19,9 @@ from service.telemetry.events import OutcomeEvent, outcome_event
 from service.telemetry.metrics import Metrics
 from service.telemetry.recorder import DecisionRecorder
 
+# Room for one event written generously (a 256-character id in \u escapes, spaces): a batch the
+# schema allows must reach the decoder and be judged there, not stop at a body limit first.
+EVENT_BODY_BYTES = 4096
 EVENT_TIME_REFUSED = (
     "an event time is accepted only when the server allows client time (TAILOR_ALLOW_CLIENT_TIME) "
     "or with the admin token; leave it out to use the server's clock"
@@ -64,6 +67,11 @@ class Outcomes:
         )
         assert event is not None  # consented, and checked by check_events and the wire struct
         return event
+
+
+def body_limit(settings: Settings) -> int:
+    """The largest ``POST /v1/events`` body: enough for one event more than the batch limit allows."""
+    return max(settings.max_body_bytes, (settings.max_events + 1) * EVENT_BODY_BYTES)
 
 
 def check_events(data: wire.EventsRequest, settings: Settings, *, client_time: bool) -> None:

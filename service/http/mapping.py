@@ -12,7 +12,7 @@ from service.assignments import TokenStatus
 from service.bundle.store import Loaded
 from service.core.bucketing import HASH_VERSION
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
-from service.core.decide import Decision, DecisionRequest
+from service.core.decide import NO_STICKY, Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
 from service.core.models import ModelCard
 from service.core.rendering import Rendered
@@ -50,7 +50,7 @@ def to_core(
         personalization=data.visitor.consent.personalization,
         placements=data.placements,
         explain=data.explain,
-        sticky=sticky or {},
+        sticky=sticky or NO_STICKY,
     )
 
 
@@ -238,6 +238,7 @@ def _experiment_info(experiment: CompiledExperiment) -> wire.ExperimentInfo:
         start=_from_epoch(experiment.start),
         end=_from_epoch(experiment.end),
         forced_visitors=len(experiment.forced),
+        bucket_version=experiment.bucket_version,
     )
 
 

@@ -213,6 +213,7 @@ class ExperimentInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     start: datetime | None = None
     end: datetime | None = None
     forced_visitors: int = 0
+    bucket_version: int = 1
 
 
 class ProblemOut(msgspec.Struct, frozen=True):
