@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from service import logs
+from service.assignments import AssignmentTokens, TokenStatus
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
 from service.core.rendering import Rendered
 from service.http import wire
-from service.http.mapping import block_out, decision_response, placements_out, recipient_to_core, to_core
+from service.http.mapping import (
+    block_out,
+    decision_response,
+    placements_out,
+    recipient_to_core,
+    to_core,
+    with_token,
+)
 from service.render.cache import RenderCache
 from service.render.page import Tally, inputs_for, render_decision, render_variant
 from service.settings import Settings
@@ -38,10 +46,13 @@ class Decided:
     rendered: Mapping[str, Rendered] | None = None  # with ``render``
     explain: bool = False  # with ``render``: each block's failure message too
     cache: str | None = None
+    token: str | None = None  # the visitor's assignments token after this decision
+    token_status: TokenStatus | None = None  # what became of the token the request sent
 
     def response(self) -> wire.DecideResponse:
         """The answer as ``POST /v1/decide`` sends it."""
-        return decision_response(self.bundle, self.decision, self.decision_id, self.rendered, self.explain)
+        response = decision_response(self.bundle, self.decision, self.decision_id, self.rendered, self.explain)
+        return with_token(response, self.token, self.token_status)
 
 
 class Serving:
@@ -61,22 +72,25 @@ class Serving:
         self.clock = clock
         self.cache = cache
         self.next_id = decision_ids()
+        self.tokens = AssignmentTokens.from_settings(settings)
 
     def decision(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Decided:
         """The decision for one ``DecideRequest``, logged and counted, rendered when it asks."""
-        request = to_core(data, self.settings, self.clock, client_time=client_time)
         visitor = data.visitor
+        issued_at = self.clock().timestamp()
+        held, status = self.tokens.read(visitor.assignments_token, visitor.id, issued_at)
+        request = to_core(data, self.settings, self.clock, client_time=client_time, sticky=held)
         decision, decision_id = self.decide_one(bundle, request, visitor.id, visitor.consent.analytics)
+        token = self.tokens.issue(bundle, decision, held, visitor.id, issued_at)
         if not data.render:
-            return Decided(bundle, decision, decision_id)
+            return Decided(bundle, decision, decision_id, token=token, token_status=status)
         tally = Tally()
         inputs = inputs_for(request, decision.segments)
         rendered = render_decision(
             bundle, decision, inputs, cache=self.cache, tally=tally, observe=self.metrics.observe_render
         )
-        return Decided(
-            bundle, decision, decision_id, rendered, data.explain, f"hits={tally.hits}, misses={tally.misses}"
-        )
+        cache = f"hits={tally.hits}, misses={tally.misses}"
+        return Decided(bundle, decision, decision_id, rendered, data.explain, cache, token, status)
 
     def recipient(self, bundle: Bundle, data: wire.RenderRequest, index: int, tally: Tally) -> wire.RecipientResult:
         """One recipient of a checked render batch: decided and rendered, or its one block rendered."""

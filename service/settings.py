@@ -89,6 +89,14 @@ class Settings:
     allow_client_time: bool = False
     """TAILOR_ALLOW_CLIENT_TIME: accept ``context.now`` from any client (previews, tests). Off, only
     requests with the admin bearer token may send it; from others it is a 400."""
+    max_events: int = 1000
+    """TAILOR_MAX_EVENTS: most outcome events one POST /v1/events may carry; more is a 400."""
+    assignment_key: str = field(default="", repr=False)
+    """TAILOR_ASSIGNMENT_KEY: HMAC key that signs the sticky ``assignments_token`` of /v1/decide, at
+    least 16 bytes, the same on every replica; empty: no token is issued and none is honoured."""
+    assignment_max_age_days: float = 90.0
+    """TAILOR_ASSIGNMENT_MAX_AGE_DAYS: an assignments token issued longer ago than this is ignored
+    (each decision re-issues it, so the age counts from the visitor's last decision)."""
 
     ofrep_api_key: str | None = field(default=None, repr=False)
     """TAILOR_OFREP_API_KEY: the OpenFeature routes (/ofrep/v1) want it as a bearer token or in
@@ -120,6 +128,9 @@ class Settings:
             raise ValueError(
                 f"{PREFIX}PSEUDONYM_KEY must be at least {MIN_PSEUDONYM_KEY_BYTES} bytes when the decision log is on"
             )
+
+        if self.assignment_key and len(self.assignment_key.encode()) < MIN_PSEUDONYM_KEY_BYTES:
+            raise ValueError(f"{PREFIX}ASSIGNMENT_KEY must be at least {MIN_PSEUDONYM_KEY_BYTES} bytes")
 
     def to_env(self) -> dict[str, str]:
         """The variables that recreate these settings, for worker processes."""

@@ -121,6 +121,7 @@ def test_every_error_status_is_documented_as_problem_json() -> None:
     expected = {
         ("/v1/decide", "post"): {"200", "400", "408", "413", "415", "503"},
         ("/v1/render", "post"): {"200", "400", "408", "413", "415", "503"},
+        ("/v1/events", "post"): {"202", "400", "408", "413", "415"},
         ("/v1/bundle", "get"): {"200", "503"},
         ("/admin/reload", "post"): {"200", "401", "404"},
         ("/readyz", "get"): {"200", "503"},
@@ -137,7 +138,7 @@ def test_every_error_status_is_documented_as_problem_json() -> None:
 def test_the_document_served_is_the_one_built(client: TestClient[Any]) -> None:
     served = client.get("/schema/openapi.json").json()
     assert served["openapi"] == "3.1.0"
-    v1 = {"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/admin/reload"}
+    v1 = {"/v1/decide", "/v1/render", "/v1/events", "/v1/bundle", "/healthz", "/readyz", "/admin/reload"}
     ofrep = {"/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/events"}
     assert set(served["paths"]) == v1 | ofrep
     assert "recs_for_you" in served["components"]["schemas"]["RenderRequest"]["properties"]["block"]["anyOf"][0]["enum"]

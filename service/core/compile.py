@@ -61,6 +61,7 @@ class CompiledExperiment:
     end: float | None
     running: bool
     window: tuple[float, float]  # [start, end) with infinities for open ends: one comparison per request
+    bucket_version: int = 1
 
     @property
     def traffic_percent(self) -> float:
@@ -514,7 +515,8 @@ def _warn_unused(
 
 
 def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
-    salt = spec.salt or name
+    # Version 1 hashes as before bucket versions existed, so the frozen vectors keep their buckets.
+    salt = (spec.salt or name) + ("" if spec.bucket_version == 1 else f"/v{spec.bucket_version}")
     if spec.layer is not None and spec.layer_slice is not None:
         entry_prefix = bucketing.hash_prefix(f"layer/{spec.layer}")
         low, high = (bucketing.percent_to_buckets(p) for p in spec.layer_slice)
@@ -541,6 +543,7 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
         end=end,
         running=spec.status == "running",
         window=(-math.inf if start is None else start, math.inf if end is None else end),
+        bucket_version=spec.bucket_version,
     )
 
 

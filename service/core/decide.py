@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -34,6 +35,7 @@ from service.core.whynot import WhyNot
 __all__ = ["REASONS", "Decision", "DecisionRequest", "PlacementDecision", "decide", "segment_why_not"]
 
 _EVERYONE = (0, BUCKETS)
+NO_STICKY: Mapping[str, tuple[str, int]] = MappingProxyType({})  # shared: no allocation per request
 
 
 class DecisionRequest(msgspec.Struct, frozen=True):
@@ -46,6 +48,8 @@ class DecisionRequest(msgspec.Struct, frozen=True):
     personalization: bool = False
     placements: Sequence[str] | None = None  # None: every placement of the bundle
     explain: bool = False
+    sticky: Mapping[str, tuple[str, int]] = NO_STICKY
+    """Experiment key → (arm key, bucket version) from the visitor's verified assignments token."""
 
 
 _UNKNOWN = PlacementDecision(None, "unknown_placement")
@@ -69,11 +73,11 @@ def decide(bundle: Bundle, request: DecisionRequest) -> Decision:
     decided = {}
     if request.placements is None:  # every placement: iterate them, no lookup by name
         for name, placement in placements.items():
-            decided[name] = _place(placement, facts, visitor_id, trace)
+            decided[name] = _place(placement, facts, visitor_id, trace, request.sticky)
     else:
         for name in names:
             found = placements.get(name)
-            decided[name] = _UNKNOWN if found is None else _place(found, facts, visitor_id, trace)
+            decided[name] = _UNKNOWN if found is None else _place(found, facts, visitor_id, trace, request.sticky)
     return Decision(_segments(bundle, facts), decided, trace, dict(facts.scores) if request.explain else None)
 
 
@@ -106,7 +110,11 @@ def _defaults(bundle: Bundle, names: Sequence[str], reason: Reason, trace: list[
 
 
 def _place(
-    placement: CompiledPlacement, facts: Facts, visitor_id: str | None, trace: list[TraceStep] | None
+    placement: CompiledPlacement,
+    facts: Facts,
+    visitor_id: str | None,
+    trace: list[TraceStep] | None,
+    sticky: Mapping[str, tuple[str, int]],
 ) -> PlacementDecision:
     for rule in placement.rules:
         if rule.target is not None and not rule.target(facts):
@@ -120,7 +128,7 @@ def _place(
             return rule.served
         experiment = rule.experiment
         assert experiment is not None  # the spec requires serve or experiment
-        outcome = _assign(experiment, facts, visitor_id, rule.label)
+        outcome = _assign(experiment, facts, visitor_id, rule.label, sticky.get(experiment.key))
         if trace is not None:
             step: Outcome = (
                 outcome if isinstance(outcome, str) else "matched" if outcome.reason == "experiment" else "forced"
@@ -134,9 +142,13 @@ def _place(
 
 
 def _assign(
-    experiment: CompiledExperiment, facts: Facts, visitor_id: str | None, label: str
+    experiment: CompiledExperiment, facts: Facts, visitor_id: str | None, label: str, held: tuple[str, int] | None
 ) -> PlacementDecision | Skip:
-    """The arm of a visitor the rule has targeted, or why there is none."""
+    """The arm of a visitor the rule has targeted, or why there is none.
+
+    ``held``: the arm and bucket version of the visitor's assignments token. While the experiment
+    runs, that arm exists and the version is unchanged, it wins over weights and traffic.
+    """
     if visitor_id is not None and experiment.forced and experiment.status != "stopped":
         forced = experiment.forced.get(visitor_id)
         if forced is not None:
@@ -145,6 +157,12 @@ def _assign(
     window = experiment.window
     if not (experiment.running and window[0] <= facts.now < window[1]):  # CompiledExperiment.active_at, inlined
         return "not_running"
+    if held is not None and held[1] == experiment.bucket_version:
+        for arm in experiment.arms:
+            if arm.key == held[0]:
+                return PlacementDecision(
+                    arm.variant, "experiment", label, Assignment(experiment.key, arm.key, None, True)
+                )
     unit = visitor_id if experiment.unit is None else _unit_text(experiment.unit(facts))
     if unit is None:
         return "no_unit_id"

@@ -26,10 +26,11 @@ Outcome = Literal["matched", "no_match", "forced"] | Skip
 """What one rule did for one placement, in a trace."""
 
 
-class Assignment(msgspec.Struct, frozen=True, gc=False):
+class Assignment(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     key: str
     arm: str
-    bucket: int | None  # None for a forced (QA) arm, which no bucket chose
+    bucket: int | None  # None for a forced (QA) arm or a sticky one, which no bucket chose now
+    sticky: bool = False  # kept from the visitor's assignments token, whatever the weights say now
 
 
 class PlacementDecision(msgspec.Struct, frozen=True, gc=False):

@@ -330,6 +330,13 @@ class Experiment(_Model):
     )
     bucket_by: AttrPath | None = Field(None, description="Attribute to bucket by; default: the visitor id.")
     salt: str | None = Field(None, min_length=1, max_length=200, description="Hash salt; default: the key.")
+    bucket_version: int = Field(
+        1,
+        ge=1,
+        le=1_000_000,
+        description="Raise it to re-bucket every visitor on purpose; assignments tokens "
+        "of an older version are then ignored (docs/adr/0010-assignments-token.md).",
+    )
     start: datetime | None = None
     end: datetime | None = None
     forced: dict[str, Name] = Field(

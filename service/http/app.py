@@ -32,6 +32,7 @@ from service.http import ofrep, openapi, wire
 from service.http.body import check_headers, decode_off_the_loop, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
+from service.http.events import Outcomes, body_limit
 from service.http.lean import LeanDecide, in_front
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
@@ -49,7 +50,9 @@ T = TypeVar("T")
 # granian's I/O thread needs the GIL to hand each request, body and response to the event loop;
 # while a render batch holds it, every hand-over waited CPython's default 5 ms.
 GIL_SWITCH_S = 0.0005
-ENDPOINTS = frozenset({"/v1/decide", "/v1/render", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"})
+ENDPOINTS = frozenset(
+    {"/v1/decide", "/v1/render", "/v1/events", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"}
+)
 ENDPOINTS |= ofrep.ENDPOINTS
 
 
@@ -98,8 +101,7 @@ def create_app(
 
     ofrep_routes, notifier = ofrep.routes(settings, store, decisions, decoded)
 
-    def client_time(headers: Mapping[str, str]) -> bool:
-        return settings.allow_client_time or is_admin(headers, settings.admin_token)
+    client_time = functools.partial(_client_time, settings)
 
     @post("/v1/decide", status_code=200)
     async def decide_placements(request: Request[Any, Any, Any]) -> Response[wire.DecideResponse]:
@@ -114,6 +116,13 @@ def create_app(
         stream = NDJSON in request.headers.get("accept", "")
         return await decisions.render_batch(bundle, data, stream=stream, client_time=client_time(request.headers))
 
+    outcomes = Outcomes(settings, metrics, recorder, now)
+
+    @post("/v1/events", status_code=202)
+    async def record_events(request: Request[Any, Any, Any]) -> wire.EventsAccepted:
+        data = await decoded(request, wire.EventsRequest, body_limit(settings))
+        return outcomes.accept(data, client_time=client_time(request.headers))
+
     @get("/schema/openapi.json", include_in_schema=False)
     async def openapi_document() -> Response[bytes]:
         return Response(msgspec.json.encode(api_document()), media_type="application/json")
@@ -122,8 +131,7 @@ def create_app(
     async def openapi_page(request: Request[Any, Any, Any]) -> Response[bytes]:
         return Response(swagger_page(request, api_document()), media_type="text/html")
 
-    def api_document() -> dict[str, Any]:
-        return _api_document(settings, store)
+    api_document = functools.partial(_api_document, settings, store)
 
     @get("/v1/bundle", summary="The bundle being served: revision, placements, segments, experiments, models")
     async def describe_bundle() -> wire.BundleInfo:
@@ -149,6 +157,7 @@ def create_app(
         route_handlers=[
             decide_placements,
             render_batch,
+            record_events,
             describe_bundle,
             healthz,
             readyz,
@@ -178,6 +187,11 @@ def create_app(
 @get("/healthz", summary="The process is alive")
 async def healthz() -> wire.Health:
     return wire.Health("ok")
+
+
+def _client_time(settings: Settings, headers: Mapping[str, str]) -> bool:
+    """May this request name the time of its decision? Previews and tests may (ADR 0008)."""
+    return settings.allow_client_time or is_admin(headers, settings.admin_token)
 
 
 def _api_document(settings: Settings, store: BundleStore) -> dict[str, Any]:

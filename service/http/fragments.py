@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import msgspec
 
+from service.assignments import TokenStatus
 from service.core.compile import Bundle
 from service.core.outcome import Decision, PlacementDecision
 from service.http import wire
-from service.http.mapping import decision_response, placements_out
+from service.http.mapping import decision_response, placements_out, with_token
 
 # (name, decision) without an experiment; (name, variant, reason, rule, experiment, arm) with one:
 # all of the decision but its bucket, which is not part of the piece.
@@ -27,13 +28,15 @@ _BUCKET_TAIL = b"0}}"  # a piece is encoded with bucket 0: what precedes the buc
 _encode = msgspec.json.Encoder().encode
 
 
-class _Assembled(msgspec.Struct, frozen=True):
+class _Assembled(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.DecideResponse`` without trace and scores, its placements already encoded."""
 
     revision: str
     decision_id: str
     segments: list[str]
     placements: msgspec.Raw
+    assignments_token: str | None = None
+    assignments_token_status: str | None = None
 
 
 class Fragments:
@@ -43,19 +46,30 @@ class Fragments:
         self._bundle: Bundle | None = None
         self._pieces: dict[Outcome, bytes] = {}
 
-    def encode(self, bundle: Bundle, decision: Decision, decision_id: str) -> bytes:
-        """The bytes of ``decision_response(bundle, decision, decision_id)``, assembled when it is plain."""
+    def encode(
+        self,
+        bundle: Bundle,
+        decision: Decision,
+        decision_id: str,
+        token: str | None = None,
+        token_status: TokenStatus | None = None,
+    ) -> bytes:
+        """The bytes of ``decision_response(...)`` with the token, assembled when it is plain."""
         if decision.trace is not None or decision.scores is not None:
-            return _encode(decision_response(bundle, decision, decision_id))
+            return _encode(with_token(decision_response(bundle, decision, decision_id), token, token_status))
         if bundle is not self._bundle:  # a new bundle: its content and rules may differ
             self._bundle, self._pieces = bundle, {}
         joined = b",".join(self._piece(bundle, name, placed) for name, placed in decision.placements.items())
-        return _encode(_Assembled(bundle.revision, decision_id, decision.segments, msgspec.Raw(b"{" + joined + b"}")))
+        placements = msgspec.Raw(b"{" + joined + b"}")
+        return _encode(_Assembled(bundle.revision, decision_id, decision.segments, placements, token, token_status))
 
     def _piece(self, bundle: Bundle, name: str, placed: PlacementDecision) -> bytes:
         assignment = placed.experiment
-        # Without an experiment the outcome is the (frozen, hashable) decision itself.
+        # Without an experiment, or with an arm kept from a token (no bucket to splice in), the
+        # outcome is the (frozen, hashable) decision itself.
         key: Outcome = (name, placed)
+        if assignment is not None and assignment.sticky:
+            assignment = None
         if assignment is not None:
             key = (name, placed.variant, placed.reason, placed.rule, assignment.key, assignment.arm)
         head = self._pieces.get(key)
@@ -71,6 +85,8 @@ class Fragments:
 def _head(bundle: Bundle, name: str, placed: PlacementDecision) -> bytes:
     """``"name":{...}`` as the response encodes it; for an experiment, up to where its bucket goes."""
     assignment = placed.experiment
+    if assignment is not None and assignment.sticky:
+        assignment = None  # encoded whole: it has no bucket
     if assignment is not None:
         placed = msgspec.structs.replace(placed, experiment=msgspec.structs.replace(assignment, bucket=0))
     alone = Decision([], {name: placed})

@@ -87,7 +87,10 @@ class LeanDecide:
         bundle = self.store.current.bundle  # one bundle for the whole request
         decided = self.serving.decision(bundle, data, client_time=self.client_time(headers))
         if decided.rendered is None:
-            return self.fragments.encode(bundle, decided.decision, decided.decision_id), None
+            fragments = self.fragments
+            return fragments.encode(
+                bundle, decided.decision, decided.decision_id, decided.token, decided.token_status
+            ), None
         return self.encode(decided.response()), decided.cache
 
 

@@ -6,10 +6,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
+from service.assignments import TokenStatus
 from service.bundle.store import Loaded
 from service.core.bucketing import HASH_VERSION
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
-from service.core.decide import Decision, DecisionRequest
+from service.core.decide import NO_STICKY, Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
 from service.core.models import ModelCard
 from service.core.rendering import Rendered
@@ -23,7 +26,12 @@ CLIENT_TIME_REFUSED = (
 
 
 def to_core(
-    data: wire.DecideRequest, settings: Settings, clock: Callable[[], datetime], *, client_time: bool
+    data: wire.DecideRequest,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    *,
+    client_time: bool,
+    sticky: Mapping[str, tuple[str, int]] | None = None,
 ) -> DecisionRequest:
     """Check the request against the limits and turn it into the core's request.
 
@@ -43,6 +51,7 @@ def to_core(
         personalization=data.visitor.consent.personalization,
         placements=data.placements,
         explain=data.explain,
+        sticky=sticky or NO_STICKY,
     )
 
 
@@ -165,6 +174,13 @@ def why_not_out(why: WhyNot | None) -> wire.WhyNotOut | None:
     )
 
 
+def with_token(response: wire.DecideResponse, token: str | None, status: TokenStatus | None) -> wire.DecideResponse:
+    """The response with the visitor's new assignments token and what became of the one sent."""
+    if token is None and status is None:
+        return response
+    return msgspec.structs.replace(response, assignments_token=token, assignments_token_status=status)
+
+
 def placements_out(
     bundle: Bundle, decision: Decision, rendered: Mapping[str, Rendered], explain: bool, content: bool = True
 ) -> dict[str, wire.PlacementOut]:
@@ -181,7 +197,7 @@ def placements_out(
             rule=placed.rule,
             experiment=None
             if assignment is None
-            else wire.ExperimentOut(assignment.key, assignment.arm, assignment.bucket),
+            else wire.ExperimentOut(assignment.key, assignment.arm, assignment.bucket, assignment.sticky),
             **({} if block is None else _rendered_fields(block, explain)),
         )
     return placements
@@ -245,6 +261,7 @@ def _experiment_info(experiment: CompiledExperiment) -> wire.ExperimentInfo:
         start=_from_epoch(experiment.start),
         end=_from_epoch(experiment.end),
         forced_visitors=len(experiment.forced),
+        bucket_version=experiment.bucket_version,
     )
 
 

@@ -24,13 +24,18 @@ NDJSON = "application/x-ndjson"
 REF = "#/components/schemas/{name}"
 _STRUCTS = (
     wire.DecideRequest, wire.DecideResponse, wire.RenderRequest, wire.RenderResponse, wire.SummaryLine,
-    wire.BundleInfo, wire.Health, wire.ReloadOut, wire.ProblemDetails,
+    wire.BundleInfo, wire.Health, wire.ReloadOut, wire.ProblemDetails, wire.EventsRequest, wire.EventsAccepted,
 )  # fmt: skip
 # Errors every route that reads a JSON body can answer, besides its own.
 _BODY_ERRORS = (400, 408, 413, 415)
 CLIENT_TIME_NOTE = (
     " A client time (`context.now`) is accepted only when the server allows it"
     " (TAILOR_ALLOW_CLIENT_TIME) or with the admin bearer token; otherwise it is a 400."
+)
+
+EVENT_TIME_NOTE = (
+    " An event `time` is accepted only when the server allows it (TAILOR_ALLOW_CLIENT_TIME) or with the"
+    " admin bearer token; otherwise it is a 400."
 )
 
 
@@ -68,6 +73,15 @@ def _bound(schemas: dict[str, Any], settings: Settings, blocks: Sequence[str] | 
     if not settings.allow_client_time:
         del context["properties"]["now"]
     context["description"] = "Where and when the request is made." + CLIENT_TIME_NOTE
+    _bound_events(schemas, settings)
+
+
+def _bound_events(schemas: dict[str, Any], settings: Settings) -> None:
+    schemas["EventsRequest"]["properties"]["events"]["maxItems"] = settings.max_events
+    outcome = schemas["OutcomeIn"]
+    if not settings.allow_client_time:
+        del outcome["properties"]["time"]
+    outcome["description"] += EVENT_TIME_NOTE
 
 
 def _array_of(schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -83,6 +97,7 @@ def _paths() -> dict[str, Any]:
     return {
         "/v1/decide": {"post": _decide()},
         "/v1/render": {"post": _render()},
+        "/v1/events": {"post": _events()},
         "/v1/bundle": {"get": _bundle()},
         "/healthz": {"get": _operation("healthz", "The process is alive", {200: _json("Health")})},
         "/readyz": {
@@ -124,6 +139,19 @@ def _render() -> dict[str, Any]:
         "render", "Render blocks for a batch of recipients", {200: ok, **_problems(*_BODY_ERRORS, 503)}
     )
     operation["requestBody"] = _body("RenderRequest")
+    return operation
+
+
+def _events() -> dict[str, Any]:
+    operation = _operation(
+        "events",
+        "Record outcome events (conversions, values) for experiment analysis",
+        {
+            202: _json("EventsAccepted", "Counted: accepted, refused, dropped without consent"),
+            **_problems(*_BODY_ERRORS),
+        },
+    )
+    operation["requestBody"] = _body("EventsRequest")
     return operation
 
 

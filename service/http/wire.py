@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from service.assignments import MAX_TOKEN_CHARS, TokenStatus
+
 VisitorId = Annotated[str, Meta(max_length=256, description="A stable id (cookie or account); buckets depend on it.")]
 Name = Annotated[str, Meta(max_length=64)]
 
@@ -27,6 +29,8 @@ class Visitor(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: VisitorId | None = None
     attributes: dict[str, Any] = {}
     consent: Consent = Consent()
+    assignments_token: Annotated[str, Meta(max_length=MAX_TOKEN_CHARS)] | None = None
+    """The ``assignments_token`` of this visitor's last decision: keeps their experiment arms."""
 
 
 class Context(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -62,10 +66,12 @@ Reason = Literal[
 ]
 
 
-class ExperimentOut(msgspec.Struct, frozen=True):
+class ExperimentOut(msgspec.Struct, frozen=True, omit_defaults=True):
     key: str
     arm: str
     bucket: int | None
+    sticky: bool = False
+    """The arm was kept from the visitor's assignments token (then ``bucket`` is null)."""
 
 
 class PlacementOut(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -122,6 +128,11 @@ class DecideResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     trace: list[TraceOut] | None = None
     scores: dict[str, str | float] | None = None
     """With ``explain``: the output of every model the decision ran (cluster label, probability, value)."""
+    assignments_token: str | None = None
+    """Signed arms of the experiments this visitor is in; send it back as ``visitor.assignments_token``.
+    Only when the server has TAILOR_ASSIGNMENT_KEY and the visitor an id and an arm."""
+    assignments_token_status: TokenStatus | None = None
+    """What became of the token the request sent: ``valid``, or why it was ignored."""
 
 
 class Recipient(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -227,6 +238,7 @@ class ExperimentInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     start: datetime | None = None
     end: datetime | None = None
     forced_visitors: int = 0
+    bucket_version: int = 1
 
 
 class ProblemOut(msgspec.Struct, frozen=True):
@@ -276,3 +288,39 @@ class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
     status: int
     detail: str
     errors: list[ErrorItem] = []
+
+
+MetricName = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9][A-Za-z0-9_.:-]*$", description="Such as `signup`.")
+]
+
+
+class AnalyticsConsent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    analytics: bool = False
+    """May this outcome be tied to the visitor's (pseudonymized) id? Absent means no: it is dropped."""
+
+
+class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Something a visitor did: a conversion (no value) or an amount (revenue, items)."""
+
+    visitor_id: Annotated[str, Meta(min_length=1, max_length=256)]
+    """The same id the visitor's decisions were made for."""
+    metric: MetricName
+    value: float | None = None
+    """Default 1: one conversion."""
+    time: datetime | None = None
+    """When it happened; default: the server's clock. No zone means UTC."""
+    consent: AnalyticsConsent = AnalyticsConsent()
+
+
+class EventsRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    events: Annotated[list[OutcomeIn], Meta(min_length=1)]
+
+
+class EventsAccepted(msgspec.Struct, frozen=True):
+    accepted: int
+    """Queued for the sinks of the decision log."""
+    refused: int
+    """Not queued: the decision log is off, or its queue was full."""
+    dropped_no_consent: int
+    """Dropped because the event had no analytics consent."""

@@ -65,14 +65,14 @@ class DecisionLog:
         self._thread = threading.Thread(target=self._run, name="tailor-decision-log", daemon=True)
         self._thread.start()
 
-    def submit(self, events: Sequence[Event]) -> None:
-        """Queue one decision's events, or drop and count them if the queue is full. Never blocks."""
+    def submit(self, events: Sequence[Event]) -> bool:
+        """Queue one decision's events, or drop and count them if the queue is full (False). Never blocks."""
         if not events:
-            return
+            return True
         with self._ready:
             if self._closing or len(self._queue) >= self.queue_size:
                 self.dropped += len(events)
-                return
+                return False
             self._queue.append(events)
             self._queued += len(events)
             self.submitted += len(events)
@@ -80,6 +80,7 @@ class DecisionLog:
             # or a full batch. Waking it on every request would cost a thread switch each.
             if len(self._queue) == 1 or self._queued >= self.max_batch:
                 self._ready.notify()
+        return True
 
     def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> bool:
         """Write what is queued, close the sink and stop; False if that took longer than ``timeout``."""

@@ -139,6 +139,12 @@ class Metrics:
             "tailor_bundle_info", "1 for the bundle revision a worker serves.", ["revision"],
             multiprocess_mode="livemax", registry=r,
         )  # fmt: skip
+        self.outcomes = Counter(
+            "tailor_outcome_events",
+            "Outcome events of POST /v1/events by result: accepted, refused (the log could not take them), "
+            "no_consent (dropped: no analytics consent).",
+            ["result"], registry=r,
+        )  # fmt: skip
         self.events = Counter(
             "tailor_decision_events",
             "Decision events by outcome: submitted, written, dropped (queue full), lost (the sink failed).",

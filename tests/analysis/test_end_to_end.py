@@ -1,8 +1,8 @@
 """Through the real server: decisions logged by ``tailor serve``, outcomes with a planted lift for one
 arm in one segment, then ``tailor analyze`` (the real command) finds the lift there and only there.
 
-The outcomes are written by the telemetry recorder with the server's pseudonym key, as
-``POST /v1/events`` does; the endpoint itself is tested with the HTTP layer.
+Decisions go through ``POST /v1/decide`` and outcomes through ``POST /v1/events`` of one server,
+which pseudonymizes both with its key and writes them to its decision log.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import httpx
 import numpy as np
 import pytest
 
-from service.telemetry import DecisionLog, DecisionRecorder, JsonLinesSink, Pseudonymizer
 from tests.integration.server import ROOT, running_server
 
 pytestmark = pytest.mark.integration
 
 KEY = "end-to-end-test-key-0123456789"
+BATCH = 250
 VISITORS = 1600
 PLANTED = "repeat_visitor"  # bold converts at 45 % here, every other visitor at 10 %
 PROFILES = [
@@ -50,6 +50,25 @@ def decide_all(base: str) -> list[tuple[str, str, str | None]]:
     return taken
 
 
+def send_outcomes(base: str, taken: list[tuple[str, str, str | None]]) -> int:
+    """Conversions with the planted lift, in batches through the endpoint; how many were accepted."""
+    rng = np.random.default_rng(3)
+    events = [
+        {"visitor_id": visitor, "metric": "signup", "consent": {"analytics": True}}
+        for visitor, arm, segment in taken
+        if rng.random() < (0.45 if (arm == "bold" and segment == PLANTED) else 0.10)
+    ]
+    events.append({"visitor_id": "e2e-0", "metric": "signup"})  # no analytics consent: dropped, counted
+    counts = {"accepted": 0, "refused": 0, "dropped_no_consent": 0}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for start in range(0, len(events), BATCH):
+            answer = http.post("/v1/events", json={"events": events[start : start + BATCH]})
+            assert answer.status_code == 202, answer.text
+            counts = {key: counts[key] + answer.json()[key] for key in counts}
+    assert counts == {"accepted": len(events) - 1, "refused": 0, "dropped_no_consent": 1}
+    return counts["accepted"]
+
+
 def wait_for_lines(folder: Path, count: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -63,14 +82,8 @@ def test_a_lift_planted_in_one_segment_is_found_there_only(tmp_path: Path) -> No
     env = {"TAILOR_DECISION_LOG": str(logs / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
     with running_server(**env) as base:
         taken = decide_all(base)
-        wait_for_lines(logs, VISITORS)
-    rng = np.random.default_rng(3)
-    recorder = DecisionRecorder(DecisionLog(JsonLinesSink(logs / "outcomes.jsonl")), Pseudonymizer(KEY.encode()))
-    for visitor, arm, segment in taken:
-        rate = 0.45 if (arm == "bold" and segment == PLANTED) else 0.10
-        if rng.random() < rate:
-            recorder.record_outcome(visitor_id=visitor, metric="signup", analytics_consent=True)
-    assert recorder.close(timeout=10)
+        outcomes = send_outcomes(base, taken)
+        wait_for_lines(logs, VISITORS + outcomes)
     command = [sys.executable, "-m", "service.cli", "analyze", str(logs), "--bundle", str(ROOT), "--format", "json"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
