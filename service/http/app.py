@@ -56,7 +56,7 @@ ENDPOINTS = frozenset(
 ENDPOINTS |= ofrep.ENDPOINTS
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - one closure per route over this worker's store, metrics and log
     settings: Settings | None = None,
     store: BundleStore | None = None,
     clock: Callable[[], datetime] | None = None,
