@@ -89,6 +89,10 @@ class Settings:
     allow_client_time: bool = False
     """TAILOR_ALLOW_CLIENT_TIME: accept ``context.now`` from any client (previews, tests). Off, only
     requests with the admin bearer token may send it; from others it is a 400."""
+    preview: bool = False
+    """TAILOR_PREVIEW: serve the preview page (``/preview``) and its data to any client, for local
+    previews. Off, the page is served only when an admin token is set, and its data only to
+    requests with that token."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -28,7 +28,7 @@ from service import logs
 from service.bundle.loader import load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
-from service.http import openapi, wire
+from service.http import openapi, preview, wire
 from service.http.body import check_headers, decode, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
@@ -165,6 +165,7 @@ def create_app(
             openapi_document,
             openapi_page,
             swagger_asset,
+            *preview.routes(settings, _authorize, decoded),
         ],
         on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
