@@ -24,6 +24,7 @@ from service.checks.samples import preview_samples
 from service.http import preview
 from service.http.app import create_app
 from service.settings import Settings
+from tests.integration.test_preview_browser import CHROMIUM
 
 ROOT = Path(__file__).parents[1]
 TOKEN = "preview-test-token-0123456789"
@@ -256,3 +257,17 @@ def test_the_page_files_are_in_the_built_package(tmp_path: Path) -> None:
     subprocess.run([*build, "--build-lib", "out"], cwd=source, check=True, capture_output=True, timeout=300)
     packaged = {path.name for path in (source / "out" / "service" / "http" / "static").iterdir()}
     assert packaged == {path.name for path in STATIC.iterdir()} == {preview.PAGE, *preview.STATIC}
+
+
+def test_make_run_serves_the_preview_and_make_test_installs_chromium() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "PREVIEW ?= 1" in makefile
+    assert "TAILOR_PREVIEW=$(PREVIEW) $(BIN)/tailor serve" in makefile
+    assert "unit: $(VENV)/.dev browser\n\t$(BIN)/pytest\n" in makefile
+    assert f"CHROMIUM := {CHROMIUM}\n" in makefile
+    assert "apt-get install -y -q chromium" in makefile
+    assert Settings.from_env({"TAILOR_PREVIEW": "1"}).preview
+    assert not Settings.from_env({}).preview
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](docs/preview.png)" in readme
+    assert (ROOT / "docs" / "preview.png").read_bytes().startswith(b"\x89PNG")

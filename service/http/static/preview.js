@@ -61,6 +61,7 @@
       const value = $("token").value.trim();
       if (value) sessionStorage.setItem(TOKEN_KEY, value);
       $("token").value = "";
+      $("token-box").open = false;
       showTokenState();
       loadSamples();
       loadBundle();
