@@ -8,8 +8,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 # make run serves previews: they may name the time of a decision (context.now). make run ALLOW_CLIENT_TIME=0 refuses it.
 ALLOW_CLIENT_TIME ?= 1
+# make run serves the preview page (/preview) to anyone who reaches it. make run PREVIEW=0 turns it off.
+PREVIEW ?= 1
+# The browser of the preview page's test: Debian's chromium (apt-get installs it when missing; nothing downloads a browser build).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint types unit checks bench compare compare-http compare-models loadtest train schema lock clean
+.PHONY: run test lint types unit browser preview-screenshot checks bench compare compare-http compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +25,8 @@ $(VENV)/.dev: $(VENV)/.run requirements/dev.lock
 	$(PIP) --no-deps -r requirements/dev.lock  # the lock is complete; --no-deps honours requirements/overrides.txt
 	touch $@
 
-run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080 for previews (clients may send context.now)
-	TAILOR_ALLOW_CLIENT_TIME=$(ALLOW_CLIENT_TIME) $(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
+run: $(VENV)/.run  ## serve the example bundle on 127.0.0.1:8080 for previews (clients may send context.now; the page is /preview)
+	TAILOR_ALLOW_CLIENT_TIME=$(ALLOW_CLIENT_TIME) TAILOR_PREVIEW=$(PREVIEW) $(BIN)/tailor serve --bundle . --host $(HOST) --port $(PORT)
 
 test: lint types unit checks  ## lint, types, every test, and the example bundle's rule tests
 
@@ -33,8 +37,15 @@ lint: $(VENV)/.dev
 types: $(VENV)/.dev
 	$(BIN)/mypy service
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev browser
 	$(BIN)/pytest
+
+browser:  ## Debian's chromium for the preview page's browser test, installed with apt-get when missing
+	@test -x $(CHROMIUM) || { echo "chromium is missing: installing it with apt-get install -y chromium" >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; }
+
+preview-screenshot: $(VENV)/.dev browser  ## retake docs/preview.png, the README's picture of the preview page
+	TAILOR_PREVIEW_SCREENSHOT=docs/preview.png $(BIN)/pytest tests/integration/test_preview_browser.py -k save_as_check
 
 checks: $(VENV)/.dev  ## the example bundle's rule tests (checks/) with coverage
 	$(BIN)/tailor test --coverage

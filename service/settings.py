@@ -104,6 +104,10 @@ class Settings:
     ofrep_max_streams: int = 1000
     """TAILOR_OFREP_MAX_STREAMS: most open OpenFeature change-event streams per worker; past it a
     new stream gets 503 and its provider polls."""
+    preview: bool = False
+    """TAILOR_PREVIEW: serve the preview page (``/preview``) and its data to any client, for local
+    previews. Off, the page is served only when an admin token is set, and its data only to
+    requests with that token."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -28,7 +28,7 @@ from service import logs
 from service.bundle.loader import load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
-from service.http import ofrep, openapi, wire
+from service.http import ofrep, openapi, preview, wire
 from service.http.body import check_headers, decode_off_the_loop, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
@@ -167,6 +167,7 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
             openapi_page,
             swagger_asset,
             *ofrep_routes,
+            *preview.routes(settings, _authorize, decoded),
         ],
         on_startup=[lambda _: freeze_heap(), lambda _: source.start()],
         on_shutdown=[stop],
