@@ -48,7 +48,7 @@ class UnsupportedMediaError(TailorError):
     """A body that is not plain JSON by its Content-Type or Content-Encoding."""
 
 
-class _Found(TailorError):  # noqa: N818 - a signal between the hooks and the pass, not an error kind
+class _Found(TailorError):  # noqa: N818 - a signal between the hooks and the pass, never raised beyond it
     """Raised by the hooks of the check pass: something to locate."""
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.middleware._internal.cors import CORSMiddleware
+from litestar.middleware._internal.cors import CORSMiddleware  # the app's own CORS rules (litestar pinned)
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from service import logs
