@@ -22,7 +22,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from service.bundle.store import BundleStore
-from service.core.errors import RequestError
+from service.core.errors import RequestError, TailorError
 from service.http import wire
 from service.http.decisions import Decisions
 from service.settings import Settings
@@ -122,7 +122,7 @@ class RefetchEvent(msgspec.Struct, frozen=True):
     """The bundle revision now served."""
 
 
-class OfrepError(Exception):
+class OfrepError(TailorError):
     """An evaluation that fails in one of the protocol's error codes."""
 
     def __init__(self, code: ErrorCode, details: str) -> None:
