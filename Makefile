@@ -9,7 +9,7 @@ PORT ?= 8080
 # make run serves previews: they may name the time of a decision (context.now). make run ALLOW_CLIENT_TIME=0 refuses it.
 ALLOW_CLIENT_TIME ?= 1
 
-.PHONY: run test lint types unit checks bench compare compare-http compare-models loadtest train schema lock clean
+.PHONY: run test lint types unit java checks bench compare compare-http compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,11 @@ lint: $(VENV)/.dev
 types: $(VENV)/.dev
 	$(BIN)/mypy service
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev java
 	$(BIN)/pytest
+
+java:  # the Spark SQL test of events.sql needs a Java runtime; fresh machines get Debian's
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless)
 
 checks: $(VENV)/.dev  ## the example bundle's rule tests (checks/) with coverage
 	$(BIN)/tailor test --coverage
