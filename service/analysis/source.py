@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from service.core.errors import TailorError
 from service.telemetry.events import OUTCOME_SCHEMA, SCHEMA
 
 QUERIES_FILE = Path(__file__).with_name("events.sql")
@@ -35,7 +36,7 @@ EVENT_COLUMNS = {
 }
 
 
-class SourceError(Exception):
+class SourceError(TailorError):
     """The events cannot be read; the message names the file or the problem."""
 
 
