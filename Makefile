@@ -13,7 +13,7 @@ PREVIEW ?= 1
 # The browser of the preview page's test: Debian's chromium (apt-get installs it when missing; nothing downloads a browser build).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint types unit browser preview-screenshot checks bench compare compare-http compare-models loadtest train schema lock clean
+.PHONY: run test lint types unit browser preview-screenshot spark checks bench compare compare-http compare-models loadtest train schema lock clean
 
 $(VENV)/.run: requirements/run.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ browser:  ## Debian's chromium for the preview page's browser test, installed wi
 
 preview-screenshot: $(VENV)/.dev browser  ## retake docs/preview.png, the README's picture of the preview page
 	TAILOR_PREVIEW_SCREENSHOT=docs/preview.png $(BIN)/pytest tests/integration/test_preview_browser.py -k save_as_check
+
+spark: $(VENV)/.dev  ## events.sql in Spark SQL, local mode, against DuckDB (installs a JRE with apt-get and pyspark, pinned)
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless)
+	$(PIP) pyspark==3.5.5 py4j==0.10.9.7
+	$(BIN)/pytest tests/analysis/test_spark.py
 
 checks: $(VENV)/.dev  ## the example bundle's rule tests (checks/) with coverage
 	$(BIN)/tailor test --coverage

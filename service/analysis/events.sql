@@ -1,9 +1,11 @@
 -- Sufficient statistics of experiments, from exposures and outcomes: the whole aggregation.
 --
--- Plain SQL over three tables, so that the same file runs in DuckDB (tailor analyze) and, with
--- the table names pointed at the event store, in Spark SQL, Trino or a warehouse
--- (docs/ANALYSIS.md says how). Times are seconds since the epoch (UTC) as numbers, which every
--- engine compares the same way.
+-- Plain SQL over four tables, so that the same file runs in DuckDB (tailor analyze) and, with
+-- the table names pointed at the event store, in Spark SQL (tests/analysis/test_spark.py) or a
+-- warehouse (docs/ANALYSIS.md says how). Times are seconds since the epoch (UTC) as numbers,
+-- which every engine compares the same way. Nothing engine-specific: no UNNEST / LATERAL VIEW
+-- (spelled differently everywhere), no casts to sized or engine-only types; the one array function
+-- is array_contains (DuckDB, Spark, Databricks; Trino calls it contains).
 --
 --   decisions(experiment, arm, visitor, segments ARRAY<VARCHAR>, reason, ts)
 --       tailor.decision/1 events; only reason 'experiment' with a visitor counts as an exposure
@@ -11,6 +13,8 @@
 --   outcomes(visitor, metric, value, ts)        tailor.outcome/1 events
 --   params(window_seconds, as_of)               one row: the attribution window, and the time up
 --                                               to which events are read (cumulative looks)
+--   segment_names(segment)                      every segment name found in the decisions' segments
+--                                               (the host unnests, in its own dialect, once)
 --
 -- A visitor belongs to the arm and segments of their first exposure to an experiment (later
 -- exposures, a different arm included, do not move them). An outcome counts for a visitor when it
@@ -61,14 +65,14 @@ units AS (
     LEFT JOIN per_visitor AS v ON v.experiment = f.experiment AND v.visitor = f.visitor AND v.metric = m.metric
 ),
 segmented AS (
-    SELECT experiment, arm, CAST(NULL AS VARCHAR) AS segment, metric,
+    SELECT experiment, arm, NULL AS segment, metric,
            post_value, post_conversion, pre_value, pre_conversion
     FROM units
     UNION ALL
     SELECT u.experiment, u.arm, s.segment, u.metric,
            u.post_value, u.post_conversion, u.pre_value, u.pre_conversion
     FROM units AS u
-    CROSS JOIN UNNEST(u.segments) AS s(segment)
+    JOIN segment_names AS s ON array_contains(u.segments, s.segment)
 ),
 kinds AS (
     SELECT experiment, arm, segment, metric, 'conversion' AS kind,
@@ -104,9 +108,11 @@ firsts AS (
     SELECT experiment, visitor, arm, segments, ts FROM exposures WHERE nth = 1
 ),
 segmented AS (
-    SELECT experiment, arm, CAST(NULL AS VARCHAR) AS segment, ts FROM firsts
+    SELECT experiment, arm, NULL AS segment, ts FROM firsts
     UNION ALL
-    SELECT f.experiment, f.arm, s.segment, f.ts FROM firsts AS f CROSS JOIN UNNEST(f.segments) AS s(segment)
+    SELECT f.experiment, f.arm, s.segment, f.ts
+    FROM firsts AS f
+    JOIN segment_names AS s ON array_contains(f.segments, s.segment)
 )
 SELECT experiment, arm, segment, COUNT(*) AS visitors, MIN(ts) AS first_ts, MAX(ts) AS last_ts
 FROM segmented

@@ -41,19 +41,36 @@ def _text_experiment(e: Experiment) -> list[str]:
     lines += [
         f"  segment {s.segment}: SRM p = {s.srm_p:.3g}{'  MISMATCH' if s.srm_p < 0.001 else ''}" for s in e.segments
     ]
-    lines.append(f"  {'arm':<10} {'segment':<12} {'metric':<22} {'lift':>8} {'interval':>20} {'p':>8} {'p(BH)':>8} "
-                 f"{'P(beat)':>8} {'MDE':>7} {'days':>5}")  # fmt: skip
-    lines += [_text_row(c) for c in e.comparisons]
+    widths = _widths(e.comparisons)
+    lines.append(
+        _text_line(("arm", "segment", "metric", "lift", "interval", "p", "p(BH)", "P(beat)", "MDE", "days"), widths)
+    )
+    lines += [_text_line(_text_cells(c), widths) for c in e.comparisons]
     return lines
 
 
-def _text_row(c: Comparison) -> str:
-    interval = f"[{_pct(c.ci_low)}, {_pct(c.ci_high)}]"
-    metric = f"{c.metric}:{c.kind}"
+TEXT_MIN_WIDTHS = (10, 12, 22, 8, 20, 8, 8, 8, 7, 5)  # the header's columns; wider values widen them
+TEXT_LEFT = 3  # arm, segment and metric are text, aligned left; the numbers align right
+
+
+def _text_cells(c: Comparison) -> tuple[str, ...]:
     days = "-" if c.days_left is None else f"{c.days_left:.0f}"
     return (
-        f"  {c.arm:<10} {c.segment or 'everyone':<12} {metric:<22} {_pct(c.lift):>8} {interval:>20} "
-        f"{_num(c.p_value):>8} {_num(c.p_adjusted):>8} {_num(c.prob_beat_baseline):>8} {_pct(c.mde):>7} {days:>5}"
+        c.arm, c.segment or "everyone", f"{c.metric}:{c.kind}", _pct(c.lift), f"[{_pct(c.ci_low)}, {_pct(c.ci_high)}]",
+        _num(c.p_value), _num(c.p_adjusted), _num(c.prob_beat_baseline), _pct(c.mde), days,
+    )  # fmt: skip
+
+
+def _widths(comparisons: Sequence[Comparison]) -> tuple[int, ...]:
+    """Each column as wide as its widest cell, so a long segment name does not push the rest."""
+    rows = [_text_cells(c) for c in comparisons]
+    return tuple(max([minimum, *(len(row[i]) for row in rows)]) for i, minimum in enumerate(TEXT_MIN_WIDTHS))
+
+
+def _text_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  " + " ".join(
+        cell.ljust(width) if i < TEXT_LEFT else cell.rjust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
     )
 
 
@@ -67,12 +84,13 @@ def _num(value: float | None) -> str:
 
 # --- HTML ------------------------------------------------------------------------------------------
 
+HOURS_PER_DAY = 24
 STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #202124; }
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #202124; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #dadce0; }
-table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
-td, th { padding: 0.25em 0.7em; border-bottom: 1px solid #eee; text-align: right; }
-td:first-child, th:first-child, td.l { text-align: left; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.93em; font-variant-numeric: tabular-nums; }
+td, th { padding: 0.25em 0.7em; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
+td:first-child, th:first-child, td.l, th.l { text-align: left; }
 .srm { background: #fce8e6; color: #a50e0e; padding: 0.6em 1em; border-radius: 4px; font-weight: 600; }
 .ok { color: #137333; } .muted { color: #5f6368; } svg { display: block; margin: 0.5em 0 1.5em; }
 """
@@ -99,7 +117,7 @@ def _html_experiment(e: Experiment) -> list[str]:
     key = html.escape(e.key)
     parts = [
         f"<h2>{key}</h2>",
-        f"<p>{e.days:.1f} days of exposures; baseline arm <b>{html.escape(e.baseline)}</b>.</p>",
+        f"<p>{_span(e.days)} of exposures; baseline arm <b>{html.escape(e.baseline)}</b>.</p>",
     ]
     if e.srm:
         parts.append(
@@ -112,7 +130,10 @@ def _html_experiment(e: Experiment) -> list[str]:
         parts += [f"<h3>{html.escape(metric)} ({kind})</h3>", _table(chosen)]
         parts.append(_forest_svg(chosen))
         points = [p for p in e.timeline if (p.metric, p.kind) == (metric, kind)]
-        if points:
+        if len({p.day for p in points}) == 1:  # one look: a plot of one point shows nothing
+            parts.append(f"<p class=muted>Cumulative lift: one look so far (day {points[0].day}); the plot starts "
+                         "with the second day.</p>")  # fmt: skip
+        elif points:
             clip_id = re.sub(r"[^A-Za-z0-9]+", "-", f"clip-{e.key}-{metric}-{kind}")  # unique in the page
             parts += [
                 "<p class=muted>Cumulative lift by day, with its interval band:</p>",
@@ -121,12 +142,19 @@ def _html_experiment(e: Experiment) -> list[str]:
     return parts
 
 
+def _span(days: float) -> str:
+    """How long the exposures span: hours below a day (a day's first hours would all read 0.0 days)."""
+    if days <= 1 / HOURS_PER_DAY:
+        return "under an hour"  # the analysis counts at least an hour, for its traffic rate
+    return f"{days * HOURS_PER_DAY:.1f} hours" if days < 1 else f"{days:.1f} days"
+
+
 def _metric_kinds(comparisons: Iterable[Comparison]) -> list[tuple[str, str]]:
     return sorted({(c.metric, c.kind) for c in comparisons})
 
 
 def _table(comparisons: Sequence[Comparison]) -> str:
-    head = "<tr><th>arm</th><th>segment</th><th>baseline</th><th>arm mean</th><th>lift</th><th>interval</th>"
+    head = "<tr><th>arm</th><th class=l>segment</th><th>baseline</th><th>arm mean</th><th>lift</th><th>interval</th>"
     head += "<th>p</th><th>p (BH)</th><th>P(beat)</th><th>risk</th><th>MDE</th><th>days left</th></tr>"
     rows = [
         f"<tr><td>{html.escape(c.arm)}</td><td class=l>{html.escape(c.segment or 'everyone')}</td>"

@@ -1,7 +1,7 @@
 """Where the events come from: JSON-lines logs (any number of workers, rotated files too) or Parquet.
 
-DuckDB reads the files into one table of events; ``decisions``, ``outcomes`` and ``params`` are
-the three tables ``events.sql`` expects. Decision and outcome events may share files (they share
+DuckDB reads the files into one table of events; ``decisions``, ``outcomes``, ``params`` and
+``segment_names`` are the four tables ``events.sql`` expects. Decision and outcome events may share files (they share
 the log), told apart by ``schema``; an event of a schema this version does not know is an error
 naming the file, rather than being silently left out of the results.
 """
@@ -99,7 +99,8 @@ def open_events(paths: Sequence[Path], threads: int | None = None) -> Events:
         FROM events WHERE schema = '{SCHEMA}';
         CREATE TEMP VIEW outcomes AS
         SELECT visitor, metric, COALESCE(value, 1.0) AS value, ts
-        FROM events WHERE schema = '{OUTCOME_SCHEMA}' AND visitor IS NOT NULL
+        FROM events WHERE schema = '{OUTCOME_SCHEMA}' AND visitor IS NOT NULL;
+        CREATE TEMP TABLE segment_names AS SELECT DISTINCT UNNEST(segments) AS segment FROM decisions
     """)  # noqa: S608 -- the schema names are our own constants
     events = Events(connection)
     events.look(DEFAULT_WINDOW_DAYS)
