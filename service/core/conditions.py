@@ -246,7 +246,9 @@ def _ne(const: Any) -> Test:
     kinds = _same_kind(const)
     if not _is_scalar(const):
         return lambda v: type(v) in kinds and not same(v, const)
-    return lambda v: type(v) in kinds and v != const
+    # NaN (from a YAML check's .nan or a population file) equals nothing, so eq is false for it; ne
+    # is false too, as for a value no test can compare.
+    return lambda v: type(v) in kinds and v == v and v != const  # noqa: PLR0124
 
 
 def _typed_sets(values: list[Any]) -> dict[type, frozenset[Any]]:
