@@ -23,7 +23,7 @@ from tests.analysis.test_events_sql import LOG, write_jsonl
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("no Java runtime: Spark needs one (apt-get install openjdk-17-jre-headless)", allow_module_level=True)
-pyspark_sql = pytest.importorskip("pyspark.sql", reason="pyspark is not installed (the dev extra has it)")
+pyspark_sql = pytest.importorskip("pyspark.sql", reason="pyspark is not installed (make spark installs it)")
 # py4j leaves its gateway sockets to the garbage collector; that is its business, not a failure here
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
