@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from service.bundle.personas import card_personas
 from service.bundle.schema_errors import schema_problems
 from service.bundle.snapshot import (
     CONTENT_DIR,
@@ -231,11 +232,13 @@ class _Reading:
         """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
         models = []
         for name, card in cards:
+            personas, problems = card_personas(name, card)
+            self.problems.extend(problems)
             data = self.snapshot.files.get(PurePosixPath(MODELS_DIR, card.file).as_posix())
             try:
                 if data is None:
                     raise ModelLoadError(f"model file {PurePosixPath(card.file).name} does not exist")
-                models.append(LoadedModel(name, card, open_model(card, data)))
+                models.append(LoadedModel(name, card, open_model(card, data), personas))
             except ModelLoadError as exc:
                 self.problems.append(Problem(name, ("file",), str(exc)))
                 self._defines("model", [card.name])

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from service.core.conditions import Facts, make_getter, to_epoch
+from service.core.personas import Persona
 from service.core.spec import AttrPath, Name
 
 CARD_VERSION = 1
@@ -137,25 +139,33 @@ class Scorer(Protocol):
         ...
 
 
+_NO_PERSONAS: Mapping[str, Persona] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """A card and the scorer the loader built for it; ``file`` is the card's file, for problems."""
+    """A card and the scorer the loader built for it; ``file`` is the card's file, for problems.
+
+    ``personas`` are the card's checked ``metrics.personas``, by cluster label in the card's order.
+    """
 
     file: str
     card: ModelCard
     scorer: Scorer
+    personas: Mapping[str, Persona] = field(default_factory=lambda: _NO_PERSONAS)
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledModel:
     card: ModelCard
     run: Callable[[Facts], str | float]  # features from the request, then the scorer
+    personas: Mapping[str, Persona] = field(default_factory=lambda: _NO_PERSONAS)
 
 
 def compile_model(loaded: LoadedModel) -> CompiledModel:
     features = compile_features(loaded.card.inputs)
     score = loaded.scorer.score
-    return CompiledModel(loaded.card, lambda f: score(features(f)))
+    return CompiledModel(loaded.card, lambda f: score(features(f)), MappingProxyType(dict(loaded.personas)))
 
 
 def compile_feature(spec: FeatureSpec) -> FeatureFn:

@@ -14,7 +14,8 @@ from service.core.bucketing import HASH_VERSION
 from service.core.compile import Bundle, CompiledExperiment, CompiledPlacement
 from service.core.decide import NO_STICKY, Decision, DecisionRequest
 from service.core.errors import Problem, RequestError, format_path
-from service.core.models import ModelCard
+from service.core.models import CompiledModel
+from service.core.personas import Persona
 from service.core.rendering import Rendered
 from service.core.whynot import WhyNot, format_why_not
 from service.http import wire
@@ -229,7 +230,7 @@ def bundle_info(loaded: Loaded, last_problems: tuple[Problem, ...]) -> wire.Bund
             for name, text in bundle.segment_descriptions.items()
         ],
         experiments=[_experiment_info(e) for e in bundle.experiments.values()],
-        models=[_model_info(m.card) for m in bundle.models.values()],
+        models=[_model_info(m) for m in bundle.models.values()],
         holdout_percent=None if bundle.holdout is None else bundle.holdout.percent,
         warnings=[problem_out(p) for p in bundle.warnings],
         last_load_errors=[problem_out(p) for p in last_problems],
@@ -265,7 +266,8 @@ def _experiment_info(experiment: CompiledExperiment) -> wire.ExperimentInfo:
     )
 
 
-def _model_info(card: ModelCard) -> wire.ModelInfo:
+def _model_info(model: CompiledModel) -> wire.ModelInfo:
+    card = model.card
     return wire.ModelInfo(
         name=card.name,
         kind=card.kind,
@@ -274,6 +276,22 @@ def _model_info(card: ModelCard) -> wire.ModelInfo:
         output=card.output.kind,
         inputs=[wire.FeatureInfo(f.name, f.unit, f.description) for f in card.inputs],
         labels=sorted((card.output.labels or {}).values()),
+        personas=[_persona_info(name, p) for name, p in model.personas.items()],
+    )
+
+
+def _persona_info(name: str, persona: Persona) -> wire.PersonaInfo:
+    return wire.PersonaInfo(
+        name=name,
+        description=persona.description,
+        customers=persona.customers,
+        share_of_customers=persona.share_of_customers,
+        share_of_spend=persona.share_of_spend,
+        median_recency_days=persona.median_recency_days,
+        median_orders=persona.median_orders,
+        median_spend=persona.median_spend,
+        median_tenure_days=persona.median_tenure_days,
+        churn_rate=persona.churn_rate,
     )
 
 
