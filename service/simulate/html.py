@@ -1,14 +1,15 @@
 """The report as one HTML file that opens offline: tables and inline SVG plots, no script, no CDN.
 
 Three plots: segment sizes (bars), the overlap heat map (Jaccard index, counts in the
-cells), and per placement the share of each variant (one stacked bar each).
+cells), and per placement the share of each variant (one stacked bar each). Each cluster
+model gets a table of its clusters beside their personas.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from service.simulate.report import Report, Share
+from service.simulate.report import ClusterRow, Report, Share
 
 BAR_HEIGHT = 22
 LABEL_WIDTH = 180
@@ -42,6 +43,7 @@ def html_report(report: Report) -> str:
             ["segment", "visitors", "share", "held out"],
             [[s.name, str(s.visitors), _pct(s.share), str(s.held_out)] for s in report.segments],
         ),
+        *_cluster_tables(report),
         "<h2>Overlap (Jaccard index; visitors in both in each cell)</h2>",
         _heat_map(report),
         "<h2>Variants per placement</h2>",
@@ -157,6 +159,33 @@ def _stack(shares: list[Share], colour: dict[str, str], y: int) -> list[str]:
         body.append(f"<title>{escape(share.name)}: {share.visitors} ({_pct(share.share)})</title></rect>")
         x += width
     return body
+
+
+_CLUSTER_HEAD = [
+    "cluster", "visitors", "share", "customers", "share of customers", "share of spend", "median recency (days)",
+    "median orders", "median spend ($)", "median tenure (days)", "churn rate", "persona",
+]  # fmt: skip
+
+
+def _cluster_tables(report: Report) -> list[str]:
+    """Per cluster model: its share of the visitors who consent, beside the card's persona on training customers."""
+    out = []
+    note = f"of the {report.consented} visitors who consent; persona figures: the model card's training customers"
+    for model in report.models:
+        out += [
+            f"<h2>Clusters of {escape(model.name)} ({note})</h2>",
+            _table(_CLUSTER_HEAD, [_cluster_row(c) for c in model.clusters]),
+        ]
+    return out
+
+
+def _cluster_row(c: ClusterRow) -> list[str]:
+    p = c.persona
+    if p is None:
+        return [c.name, str(c.visitors), _pct(c.share), *[""] * 8, "no persona in the card"]
+    figures = [str(p.customers), _pct(p.share_of_customers), _pct(p.share_of_spend), f"{p.median_recency_days:g}"]
+    figures += [f"{p.median_orders:g}", f"{p.median_spend:.2f}", f"{p.median_tenure_days:g}", _pct(p.churn_rate)]
+    return [c.name, str(c.visitors), _pct(c.share), *figures, p.description]
 
 
 def _placement_tables(report: Report) -> list[str]:

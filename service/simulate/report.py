@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 from service.core.compile import Bundle
+from service.core.models import CompiledModel
 from service.simulate.stats import days_to_reach, sample_size
 from service.simulate.tally import DEFAULT, PlacementTally, Tally
 
@@ -57,6 +58,34 @@ class ExperimentRow(msgspec.Struct, frozen=True):
     days: int | None = None
 
 
+class PersonaRow(msgspec.Struct, frozen=True):
+    """A cluster's persona from the model card: the training customers' figures, not the population's."""
+
+    description: str
+    customers: int
+    share_of_customers: float
+    share_of_spend: float
+    median_recency_days: float
+    median_orders: float
+    median_spend: float
+    median_tenure_days: float
+    churn_rate: float
+
+
+class ClusterRow(msgspec.Struct, frozen=True):
+    """One cluster of a model: the visitors who consent that the model puts in it, and its persona."""
+
+    name: str
+    visitors: int
+    share: float  # of the visitors who consent, to compare with the persona's share of customers
+    persona: PersonaRow | None
+
+
+class ModelRow(msgspec.Struct, frozen=True):
+    name: str
+    clusters: list[ClusterRow]
+
+
 class Report(msgspec.Struct, frozen=True):
     revision: str
     population: str
@@ -67,6 +96,7 @@ class Report(msgspec.Struct, frozen=True):
     held_out: int
     held_out_share: float
     segments: list[SegmentRow]
+    models: list[ModelRow]
     overlap: Overlap
     placements: list[PlacementRow]
     unreached: list[Unreached]
@@ -103,6 +133,7 @@ def build_report(
         held_out=tally.held_out,
         held_out_share=tally.held_out / total,
         segments=segments,
+        models=[_model(bundle.models[name], counts, tally.consented) for name, counts in tally.clusters.items()],
         overlap=_overlap(tally),
         placements=[_placement(name, counts, total) for name, counts in tally.placements.items()],
         unreached=_unreached(bundle, tally),
@@ -125,6 +156,33 @@ def _shares(counts: Mapping[str, int], total: int) -> list[Share]:
 def _placement(name: str, counts: PlacementTally, total: int) -> PlacementRow:
     return PlacementRow(
         name, _shares(counts.rules, total), _shares(counts.variants, total), _shares(counts.reasons, total)
+    )
+
+
+def _model(model: CompiledModel, counts: Mapping[str, int], consented: int) -> ModelRow:
+    """Every cluster in the order of the model's labels, the empty ones too."""
+    labels = [label for _, label in sorted((model.card.output.labels or {}).items())]
+    rows = [
+        ClusterRow(label, counts.get(label, 0), counts.get(label, 0) / max(consented, 1), _persona(model, label))
+        for label in labels
+    ]
+    return ModelRow(model.card.name, rows)
+
+
+def _persona(model: CompiledModel, label: str) -> PersonaRow | None:
+    persona = model.personas.get(label)
+    if persona is None:
+        return None
+    return PersonaRow(
+        description=persona.description,
+        customers=persona.customers,
+        share_of_customers=persona.share_of_customers,
+        share_of_spend=persona.share_of_spend,
+        median_recency_days=persona.median_recency_days,
+        median_orders=persona.median_orders,
+        median_spend=persona.median_spend,
+        median_tenure_days=persona.median_tenure_days,
+        churn_rate=persona.churn_rate,
     )
 
 

@@ -4,7 +4,8 @@ Each visitor gets the decision ``POST /v1/decide`` would give (the core's ``deci
 placements, at one time). Besides it, every segment and every rule's target is evaluated
 for each visitor who consents, held out or not: segment sizes count everyone in the
 segment, and a rule no visitor reaches is explained by the visitors its target matched
-and the earlier rules that won them.
+and the earlier rules that won them. Each cluster model's clusters count the visitors who
+consent, so that they compare with the personas of the model's card.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Tally:
     overlap: np.ndarray = field(init=False)  # visitors in both segments
     placements: dict[str, PlacementTally] = field(default_factory=dict)
     arms: dict[str, Counter[str]] = field(default_factory=dict)  # experiment → arm → visitors
+    clusters: dict[str, Counter[str]] = field(default_factory=dict)  # label model → label → visitors who consent
 
     def __post_init__(self) -> None:
         n = len(self.segments)
@@ -58,12 +60,14 @@ class Tally:
 def simulate(bundle: Bundle, models: Models, batches: Iterable[Batch], now: datetime) -> Tally:
     tally = Tally(list(bundle.segments))
     tally.placements = {name: PlacementTally() for name in bundle.placements}
+    tally.clusters = {name: Counter() for name, m in bundle.models.items() if m.card.output.kind == "label"}
     scores = BatchScores(bundle, models)
     scored = with_batch_scores(bundle, scores)
     epoch = now.timestamp()
     for batch in batches:
         scores.score(batch.attributes, epoch)
         _count_batch(tally, scored, scores, batch, now)
+        _count_clusters(tally, scores, batch)
     return tally
 
 
@@ -90,6 +94,12 @@ def _count_batch(tally: Tally, bundle: Bundle, scores: BatchScores, batch: Batch
     tally.sizes += counts.sum(axis=0)
     tally.held_out_sizes += counts[held].sum(axis=0)
     tally.overlap += counts.T @ counts
+
+
+def _count_clusters(tally: Tally, scores: BatchScores, batch: Batch) -> None:
+    """The cluster of every visitor who consents, whether a rule asks for the model or not."""
+    for name, labels in tally.clusters.items():
+        labels.update(str(label) for label, consent in zip(scores.scores[name], batch.consent, strict=True) if consent)
 
 
 def _count_decision(tally: Tally, placed: Mapping[str, PlacementDecision]) -> bool:

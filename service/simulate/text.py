@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.simulate.report import PlacementRow, Report
+from service.simulate.report import ClusterRow, PersonaRow, PlacementRow, Report
 
 _PERCENT = 100
 
@@ -22,6 +22,7 @@ def text_report(report: Report) -> str:
     ]
     width = max((len(s.name) for s in report.segments), default=8)
     lines += [f"  {s.name:<{width}}  {s.visitors:>9}  {_pct(s.share)}  held out {s.held_out}" for s in report.segments]
+    lines += _clusters(report)
     lines += ["", "overlap (visitors in both; Jaccard below)"]
     lines += _matrix(report)
     for placement in report.placements:
@@ -35,6 +36,36 @@ def text_report(report: Report) -> str:
         lines.append(f"  {e.key} ({e.status}): {e.visitors} visitors: {arms}{days}")
     lines += ["", *(f"warning: {w}" for w in report.warnings)] if report.warnings else []
     return "\n".join(lines) + "\n"
+
+
+def _clusters(report: Report) -> list[str]:
+    """Per cluster model: its share of the visitors beside its persona, the card's figures on training customers."""
+    if not report.models:
+        return []
+    title = f"model clusters (of the {report.consented} visitors who consent; persona: the card's training customers)"
+    lines = ["", title]
+    for model in report.models:
+        width = max(len(c.name) for c in model.clusters)
+        lines.append(f"  {model.name}")
+        for cluster in model.clusters:
+            lines += _cluster(cluster, width)
+    return lines
+
+
+def _cluster(cluster: ClusterRow, width: int) -> list[str]:
+    head = f"    {cluster.name:<{width}}  {cluster.visitors:>9}  {_pct(cluster.share)}"
+    if cluster.persona is None:
+        return [f"{head}  no persona in the card"]
+    return [f"{head}  persona: {_figures(cluster.persona)}", f"    {'':<{width}}  {cluster.persona.description}"]
+
+
+def _figures(p: PersonaRow) -> str:
+    orders = f"{p.median_orders:g} order{'' if p.median_orders == 1 else 's'}"
+    return (
+        f"{p.customers} customers ({_pct(p.share_of_customers).strip()}), {_pct(p.share_of_spend).strip()} of spend; "
+        f"median recency {p.median_recency_days:g} days, {orders}, ${p.median_spend:.2f}, "
+        f"tenure {p.median_tenure_days:g} days; churn rate {_pct(p.churn_rate).strip()}"
+    )
 
 
 def _experiment_title(report: Report) -> str:

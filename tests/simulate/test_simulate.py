@@ -9,12 +9,15 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import UTC, datetime
+from html import escape
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import norm
 
 from service.bundle.loader import load_bundle
@@ -144,6 +147,42 @@ def test_the_example_population_report(tmp_path: Path) -> None:
     assert all(f"segment {name} has" in " ".join(report["warnings"]) for name, n in sizes.items() if n < 100)
     counts = report["overlap"]["counts"]
     assert [counts[i][i] for i in range(len(counts))] == list(sizes.values())
+    _assert_personas_beside_shares(report)
+
+
+def _card_personas() -> dict[str, Any]:
+    """The rfm card's personas as PyYAML reads them, in the card's order."""
+    card = yaml.safe_load((ROOT / "models" / "rfm.yaml").read_text(encoding="utf-8"))
+    return dict(card["metrics"]["personas"])
+
+
+def _assert_personas_beside_shares(report: dict[str, Any]) -> None:
+    (rfm,) = report["models"]  # the one cluster model of the example bundle
+    assert rfm["name"] == "rfm"
+    personas = _card_personas()
+    assert [c["name"] for c in rfm["clusters"]] == list(personas)  # the card writes them in label order
+    assert sum(c["visitors"] for c in rfm["clusters"]) == report["consented"]
+    for cluster in rfm["clusters"]:
+        assert cluster["share"] == cluster["visitors"] / report["consented"]
+        assert cluster["persona"] == personas[cluster["name"]]
+    sizes = {s["name"]: s["visitors"] for s in report["segments"]}
+    lapsed = next(c for c in rfm["clusters"] if c["name"] == "lapsed")
+    assert lapsed["visitors"] == sizes["predicted_lapsed"]  # every example visitor has bought: segment = cluster
+
+
+def test_clusters_count_the_visitors_who_consent_as_their_model_scores_each_one() -> None:
+    bundle, models = load_with_models(ROOT)
+    plain = load_bundle(ROOT)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    batches = list(islice(read_population(POPULATION, "consent", rows=1000), 3))
+    tally = simulate(bundle, models, batches, now)
+    one_by_one: Counter[str] = Counter()
+    for batch in batches:
+        for attributes, consent in zip(batch.attributes, batch.consent, strict=True):
+            if consent:
+                one_by_one[str(plain.models["rfm"].run(Facts(attributes, {}, now.timestamp(), {})))] += 1
+    assert tally.clusters == {"rfm": one_by_one}
+    assert sum(one_by_one.values()) == sum(sum(b.consent) for b in batches) < 3000  # some do not consent
 
 
 def test_text_and_html_reports(tmp_path: Path) -> None:
@@ -152,6 +191,16 @@ def test_text_and_html_reports(tmp_path: Path) -> None:
     for heading in ("segments (", "overlap (", "placement home_hero", "rules no visitor reaches", "experiments ("):
         assert heading in text.stdout
     assert "days to 31234 per arm" in text.stdout
+    lines = text.stdout.splitlines()
+    for name, p in _card_personas().items():  # the share it gets, then the persona's figures, then its line
+        (at,) = [i for i, line in enumerate(lines) if line.lstrip().startswith(f"{name} ") and "persona:" in line]
+        figures = (
+            f"persona: {p['customers']} customers ({p['share_of_customers']:.1%}".replace("%", " %")
+            + f"), {p['share_of_spend'] * 100:.1f} % of spend; median recency {p['median_recency_days']:g} days, "
+        )
+        assert re.fullmatch(rf"    {name} +\d+ +\d+\.\d %  {re.escape(figures)}.*", lines[at]), lines[at]
+        assert f"churn rate {p['churn_rate'] * 100:.1f} %" in lines[at]
+        assert lines[at + 1].strip() == p["description"]
     out = tmp_path / "report.html"
     html = _tailor("--population", "examples/population.parquet", "--now", NOW, "--format", "html", "--out", str(out))
     assert html.returncode == 0, html.stderr
@@ -163,6 +212,9 @@ def test_text_and_html_reports(tmp_path: Path) -> None:
         svg = ET.fromstring(plot)
         assert len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) >= 10
     assert "<script" not in page
+    for p in _card_personas().values():
+        assert f"<td>{escape(p['description'])}</td></tr>" in page
+        assert f"<td>{p['customers']}</td>" in page
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch: it opens offline
 
 
