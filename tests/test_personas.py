@@ -145,3 +145,19 @@ def test_one_bad_figure_is_one_problem_at_its_path(persona: dict[str, Any], labe
     kept, problems = card_personas("models/rfm.yaml", _rfm_card({label: {**persona, key: bad}}))
     assert kept == {}
     assert [(p.file, p.path) for p in problems] == [("models/rfm.yaml", ("metrics", "personas", label, key))]
+
+
+def test_the_adrs_example_message_is_the_loaders(tmp_path: Path) -> None:
+    adr = (ROOT / "docs" / "adr" / "0012-personas-on-the-bundle-endpoint.md").read_text(encoding="utf-8")
+    example = re.search(r"`(models/rfm\.yaml:<line>: metrics\.personas\.loyal\.churn_rate: [^`]+)`", adr)
+    assert example is not None
+    bundle = _example_bundle(tmp_path)
+    card = bundle / "models" / "rfm.yaml"
+    lines = card.read_text(encoding="utf-8").split("\n")
+    loyal = lines.index("    loyal:", lines.index("  personas:"))
+    at = next(i for i in range(loyal, len(lines)) if lines[i].startswith("      churn_rate: "))
+    lines[at] = "      churn_rate: 1.5"
+    card.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+    assert [p.render() for p in caught.value.problems] == [example.group(1).replace("<line>", str(at + 1))]

@@ -78,3 +78,9 @@ def test_the_why_not_example_is_what_a_decision_explains() -> None:
     assert response.trace is not None
     assert msgspec.to_builtins(response.trace[0]) == shown
     assert '`{"orders_12m": 2}`' in section
+
+
+def test_the_persona_fields_are_those_of_the_bundle_endpoint() -> None:
+    listed = re.findall(r"`([a-z_]+)`", _paragraph_after("`GET /v1/bundle` lists the models"))
+    fields = list(wire.PersonaInfo.__struct_fields__)
+    assert [name for name in listed if name in fields or name.startswith(("share_", "median_"))] == fields

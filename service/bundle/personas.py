@@ -3,8 +3,8 @@
 A card without personas is valid: only a cluster model's card has them, and a card written
 before training wrote them still serves. When they are there, each is under a label of the
 model's output and holds every figure (``service/core/personas.py``); a problem names the card
-and the figure, such as ``models/rfm.yaml:131: metrics.personas.loyal.churn_rate: must be
-at most 1, got 1.5``. A card whose personas are wrong still defines its model, so the rules that
+and the figure, such as ``models/rfm.yaml:<line>: metrics.personas.loyal.churn_rate: must
+be at most 1, got 1.5``. A card whose personas are wrong still defines its model, so the rules that
 use the model get no follow-on errors.
 """
 
