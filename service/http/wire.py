@@ -211,20 +211,16 @@ class FeatureInfo(msgspec.Struct, frozen=True):
     description: str
 
 
-ShareOut = Annotated[float, Meta(ge=0, le=1)]
-FigureOut = Annotated[float, Meta(ge=0)]
-
-
 class PersonaInfo(msgspec.Struct, frozen=True):
     """One cluster of a cluster model in the training population's figures, from its model card."""
 
     name: Annotated[str, Meta(description="The cluster's label, as rules compare it: {model: rfm, eq: champions}.")]
     description: Annotated[str, Meta(description="One line generated from the figures.")]
     customers: Annotated[int, Meta(ge=0, description="Customers in the cluster (all customers before the cutoff).")]
-    share_of_customers: ShareOut
+    share_of_customers: Annotated[float, Meta(ge=0, le=1, description="The cluster's share of the customers.")]
     share_of_spend: Annotated[float, Meta(ge=0, le=1, description="The cluster's share of all spend.")]
     median_recency_days: Annotated[float, Meta(ge=0, description="Days from the last purchase to the cutoff.")]
-    median_orders: FigureOut
+    median_orders: Annotated[float, Meta(ge=0, description="Orders (distinct purchase days) before the cutoff.")]
     median_spend: Annotated[float, Meta(ge=0, description="Dollars spent before the cutoff.")]
     median_tenure_days: Annotated[float, Meta(ge=0, description="Days from the first purchase to the cutoff.")]
     churn_rate: Annotated[float, Meta(ge=0, le=1, description="Share with no purchase in the forecast horizon.")]
