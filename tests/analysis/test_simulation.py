@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from service.analysis import stats
 from service.analysis.results import look_shares
@@ -156,3 +157,17 @@ def test_mde_and_days_left() -> None:
     left = stats.days_left(mde, 0.05, 20_000, 10)
     assert np.isclose(left, (20_000 * (mde / 0.05) ** 2 - 20_000) / 2000)
     assert stats.days_left(0.01, 0.05, 20_000, 10) == 0
+
+
+def test_the_boundaries_of_a_14_day_plan_and_of_two_looks_by_hand() -> None:
+    daily = stats.boundaries(tuple(np.arange(1, DAYS + 1) / DAYS))
+    assert np.allclose(daily[[0, 6, 13]], [7.33, 2.84, 2.15], atol=0.01)  # docs/ANALYSIS.md quotes these
+    assert np.all(np.diff(daily) < 0)
+    assert stats.boundaries((1.0,))[0] == pytest.approx(1.959964, abs=1e-6)  # one look: the fixed test
+    # two looks at half and all of the plan: the first spends spent(0.5), the second the rest of 5 %
+    first, second = stats.boundaries((0.5, 1.0))
+    assert first == pytest.approx(1.959964 * np.sqrt(2), abs=1e-5)  # the O'Brien-Fleming-type spend at one half
+    both = scipy_stats.multivariate_normal([0, 0], [[1, np.sqrt(0.5)], [np.sqrt(0.5), 1]])
+    corners = [both.cdf([i * first, j * second]) * i * j for i in (1, -1) for j in (1, -1)]
+    inside = sum(corners)  # P(|Z1| < first, |Z2| < second), by inclusion and exclusion of the corners
+    assert 1 - inside == pytest.approx(stats.ALPHA, abs=1e-4)
