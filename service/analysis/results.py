@@ -291,7 +291,8 @@ def look_shares(days: float, planned_days: float) -> tuple[float, ...]:
     """
     whole = [day / planned_days for day in range(1, math.floor(min(days, planned_days)) + 1)]
     now = min(days, planned_days) / planned_days
-    return (*whole, now) if not whole or now > whole[-1] + 1e-12 else tuple(whole)
+    # a look within minutes of the day's end is that day's look (and would need a grid too fine to integrate)
+    return (*whole, now) if not whole or now > whole[-1] + 1e-4 else tuple(whole)
 
 
 def _number(value: Any) -> float | None:
@@ -304,6 +305,8 @@ def _timeline(events: Events, key: str, design: Design, options: Options) -> lis
     """The cumulative lift at the end of each day since the first exposure (overall only)."""
     start, end = _span(events, key)
     days = max(1, math.ceil((end - start) / DAY_SECONDS))
+    if options.mode == "sequential":  # a sequential test ends with its plan
+        days = min(days, math.ceil(options.planned_days))
     looks = sorted({round(day) for day in np.linspace(1, days, min(days, MAX_LOOKS))})
     points: list[Point] = []
     for day in looks:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 Num = Any  # a float or a numpy array of floats: every function broadcasts
 FloatArray = npt.NDArray[np.float64]
@@ -25,6 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 ALPHA = 0.05
 POWER = 0.8
 PLANNED_DAYS = 14.0  # the default plan of a sequential test: two whole weeks of looks, one a day
+POINTS = 4  # grid points a standard deviation of a step in the boundaries' integration: z to 1e-5
 SRM_THRESHOLD = 0.001  # a sample-ratio-mismatch p-value below this flags the experiment
 
 
@@ -169,11 +170,11 @@ def spent(fraction: Num, alpha: float = ALPHA) -> Num:
     last look is nearly as sharp as a fixed-horizon test; a large effect still stops a test early.
     """
     t = np.minimum(np.asarray(fraction, dtype=float), 1.0)
-    z = stats.norm.isf(alpha / 2) / np.sqrt(np.maximum(t, 1e-300))
-    return 2 * stats.norm.sf(z)
+    z = -special.ndtri(alpha / 2) / np.sqrt(np.maximum(t, 1e-300))
+    return 2 * special.ndtr(-z)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=4096)
 def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> FloatArray:
     """The |z| each look of a group-sequential test must reach, for looks at these shares of the plan.
 
@@ -181,45 +182,77 @@ def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> FloatArray
     no effect, with the z-statistic a Brownian motion in the share of the plan. That chance is
     integrated numerically over the values that survived the looks before (Armitage, McPherson and
     Rowe's recursion, Simpson's rule), so the error rate is ``alpha`` whatever the number of looks.
+    The survivors of each prefix of looks are kept, so a report that adds a look a day (and one
+    for now) costs one step per look.
     """
-    t = np.asarray(fractions, dtype=float)
-    increments = np.diff(spent(t, alpha), prepend=0.0)
-    found, grid, weights, before = [], np.zeros(1), np.ones(1), 0.0
-    for k, share in enumerate(t):
-        sd = np.sqrt(share - before)
-        x = _crossing(grid, weights, sd, increments[k], share)
-        found.append(x / np.sqrt(share))
-        grid, weights = _survivors(grid, weights, sd, x, min(sd, np.sqrt(t[k + 1] - share)) if k + 1 < t.size else sd)
-        before = share
-    return np.asarray(found)
+    if not fractions:
+        return np.empty(0)
+    before = _survivors(fractions[:-1], alpha)
+    share = fractions[-1]
+    if not share > before.share:
+        raise ValueError(f"looks must be at growing shares of the plan, not {fractions}")
+    sd = np.sqrt(share - before.share)
+    grid, weights = _fine(before, sd)
+    x = _crossing(grid, weights, sd, float(spent(share, alpha) - spent(before.share, alpha)), share)
+    found = np.append(before.boundaries, x / np.sqrt(share))
+    found.setflags(write=False)  # cached: shared by every caller
+    return found
+
+
+@dataclass(frozen=True)
+class _Survived:
+    """The sum's density after some looks, where it stayed inside every boundary so far."""
+
+    share: float  # of the plan, at the last of the looks
+    boundaries: FloatArray  # of those looks
+    grid: FloatArray  # evenly spaced over ±the last boundary, on the sum's scale
+    density: FloatArray  # at the grid points; before any look, a unit mass at 0
+
+
+@lru_cache(maxsize=4096)
+def _survivors(fractions: tuple[float, ...], alpha: float) -> _Survived:
+    if not fractions:
+        return _Survived(0.0, np.empty(0), np.zeros(1), np.ones(1))
+    bounds = boundaries(fractions, alpha)
+    before = _survivors(fractions[:-1], alpha)
+    sd = float(np.sqrt(fractions[-1] - before.share))
+    x = bounds[-1] * np.sqrt(fractions[-1])
+    grid, weights = _fine(before, sd)
+    if not np.isfinite(x):  # nothing spent at this look: all the mass goes on
+        x = float(np.max(np.abs(grid))) + 9 * sd
+    new = np.linspace(-x, x, max(51, int(np.ceil(2 * x / (sd / POINTS))) | 1))
+    kernel = np.exp(-0.5 * ((new[:, None] - grid[None, :]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    return _Survived(fractions[-1], bounds, new, kernel @ weights)
+
+
+def _fine(survived: _Survived, sd: float) -> tuple[FloatArray, FloatArray]:
+    """The survivors' grid and Simpson weights (density times rule), refined to POINTS a step's ``sd``."""
+    grid, density = survived.grid, survived.density
+    if grid.size == 1:
+        return grid, density
+    if grid[1] - grid[0] > 1.5 * sd / POINTS:  # a step much shorter than the last: interpolate the smooth density
+        fine = np.linspace(grid[0], grid[-1], int(np.ceil((grid[-1] - grid[0]) / (sd / POINTS))) | 1)
+        grid, density = fine, np.interp(fine, grid, density)
+    simpson = np.ones(grid.size)
+    simpson[1:-1:2], simpson[2:-1:2] = 4, 2
+    return grid, density * simpson * (grid[1] - grid[0]) / 3
 
 
 def _crossing(grid: FloatArray, weights: FloatArray, sd: float, target: float, share: float) -> float:
     """The boundary, on the sum's scale, that a step of ``sd`` from the survivors crosses with chance ``target``."""
     if target <= 0:
         return float("inf")
-    # the survivors hold less mass than a free N(0, share), so the boundary lies below the free one's
-    low, high = 0.0, float(stats.norm.isf(target / 2)) * np.sqrt(share) + 1e-9
-    for _ in range(60):  # bisection: the tail is monotone, and 60 halvings reach double precision
-        middle = (low + high) / 2
-        tail = np.sum(weights * (special.ndtr((grid - middle) / sd) + special.ndtr((-middle - grid) / sd)))
-        low, high = (middle, high) if tail > target else (low, middle)
-    return float(low + high) / 2
 
+    def excess(x: float) -> float:  # the chance of a first crossing of ±x here, less the target: falls in x
+        return float(np.sum(weights * (special.ndtr((grid - x) / sd) + special.ndtr((-x - grid) / sd)))) - target
 
-def _survivors(
-    grid: FloatArray, weights: FloatArray, sd: float, x: float, next_sd: float
-) -> tuple[FloatArray, FloatArray]:
-    """The density of the sum that stayed inside ±x, on a Simpson grid fine against the next step."""
-    if not np.isfinite(x):  # nothing spent at this look: carry all the mass on
-        x = float(np.max(np.abs(grid))) + 9 * sd
-    points = max(51, int(np.ceil(2 * x / (next_sd / 8))) | 1)  # 8 points a standard deviation: Simpson's error ~1e-9
-    new = np.linspace(-x, x, points)
-    simpson = np.ones(points)
-    simpson[1:-1:2], simpson[2:-1:2] = 4, 2
-    kernel = np.exp(-0.5 * ((new[:, None] - grid[None, :]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
-    density = kernel @ weights
-    return new, density * simpson * (new[1] - new[0]) / 3
+    if excess(0.0) <= 0:
+        return 0.0
+    # the survivors hold less mass than a free N(0, share), so the boundary lies near or below the free one's
+    high = float(-special.ndtri(target / 2)) * np.sqrt(share) * 1.01 + 1e-9
+    while excess(high) > 0:  # only by the rule's rounding
+        high *= 1.1
+    return float(optimize.brentq(excess, 0.0, high, xtol=1e-12))
 
 
 P_VALUE_LEVELS = np.geomspace(1e-8, 0.5, 31)  # the alphas the p-value of a look is read between (and 1 at z = 0)

@@ -171,3 +171,18 @@ def test_the_boundaries_of_a_14_day_plan_and_of_two_looks_by_hand() -> None:
     corners = [both.cdf([i * first, j * second]) * i * j for i in (1, -1) for j in (1, -1)]
     inside = sum(corners)  # P(|Z1| < first, |Z2| < second), by inclusion and exclusion of the corners
     assert 1 - inside == pytest.approx(stats.ALPHA, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("days", "planned", "shares"),
+    [
+        (0.5, 14, (0.5 / 14,)),
+        (3.0, 14, (1 / 14, 2 / 14, 3 / 14)),
+        (2.5, 5, (0.2, 0.4, 0.5)),
+        (30.0, 7, tuple(np.arange(1, 8) / 7)),
+    ],
+)
+def test_looks_are_whole_days_and_now_up_to_the_plan(days: float, planned: float, shares: tuple[float, ...]) -> None:
+    assert np.allclose(look_shares(days, planned), shares)
+    with pytest.raises(ValueError, match="growing shares"):
+        stats.boundaries((0.5, 0.5))
