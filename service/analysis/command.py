@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from service.analysis import report, stats
-from service.analysis.results import DEFAULT_TARGET_MDE, Design, Options, Results, analyze
+from service.analysis.results import DEFAULT_TARGET_MDE, Design, Mode, Options, Results, analyze
 from service.analysis.source import DEFAULT_WINDOW_DAYS, SourceError, open_events
 
 EXIT_OK = 0
@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bundle", type=Path, help="bundle folder: arm order (first = baseline) and weights")
     parser.add_argument("--experiment", action="append", help="only this experiment (repeat)")
     parser.add_argument("--window-days", type=float, default=DEFAULT_WINDOW_DAYS, help="attribution window (7)")
-    parser.add_argument("--sequential", action="store_true", help="always-valid intervals: safe to look daily")
+    parser.add_argument("--sequential", action="store_true", help="group-sequential test: safe to look once a day")
+    parser.add_argument(
+        "--planned-days", type=float, default=stats.PLANNED_DAYS, help="length of a sequential test's plan (14)"
+    )
+    parser.add_argument("--always-valid", action="store_true", help="confidence sequence: safe to look at any time")
     parser.add_argument("--no-cuped", action="store_true", help="do not adjust by the pre-exposure covariate")
     parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="significance level (0.05)")
     parser.add_argument("--target-mde", type=float, default=DEFAULT_TARGET_MDE, help="lift for days left (0.05)")
@@ -66,11 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0:
-        raise ValueError("--alpha must lie in (0, 1), --window-days and --target-mde must be positive")
+    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0 or args.planned_days < 1:
+        raise ValueError(
+            "--alpha must lie in (0, 1), --window-days and --target-mde must be positive, --planned-days at least 1"
+        )
+    if args.sequential and args.always_valid:
+        raise ValueError("choose one of --sequential and --always-valid")
+    mode: Mode = "sequential" if args.sequential else "always-valid" if args.always_valid else "fixed"
     return Options(
-        window_days=args.window_days, mode="sequential" if args.sequential else "fixed", cuped=not args.no_cuped,
-        alpha=args.alpha, target_mde=args.target_mde,
+        window_days=args.window_days, mode=mode, cuped=not args.no_cuped, alpha=args.alpha,
+        target_mde=args.target_mde, planned_days=args.planned_days,
     )  # fmt: skip
 
 

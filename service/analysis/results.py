@@ -21,7 +21,7 @@ from service.analysis import stats
 from service.analysis.source import DAY_SECONDS, DEFAULT_WINDOW_DAYS, Events
 
 Kind = Literal["conversion", "value"]
-Mode = Literal["fixed", "sequential"]
+Mode = Literal["fixed", "sequential", "always-valid"]
 DEFAULT_TARGET_MDE = 0.05  # relative lift the days-left estimate aims to detect
 MAX_LOOKS = 60  # daily points of the cumulative plot; a longer test is sampled evenly
 BASELINE_NAMES = ("control", "default", "baseline")
@@ -41,7 +41,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     alpha: float = stats.ALPHA
     power: float = stats.POWER
     target_mde: float = DEFAULT_TARGET_MDE
-    tuning: float = stats.SEQUENTIAL_TUNING
+    planned_days: float = stats.PLANNED_DAYS  # the sequential plan: one look a day up to this many days
 
 
 class MetricMean(msgspec.Struct, frozen=True):
@@ -132,7 +132,9 @@ def analyze(
     experiments = []
     for key, by_segment in sorted(counts.items()):
         design = _design(key, by_segment, designs)
-        experiment = _experiment(key, design, by_segment, sums, options)
+        experiment = _experiment(
+            key, design, by_segment, _at_plan_end(events, by_segment[None], options) or sums, options
+        )
         if timeline:
             experiment = msgspec.structs.replace(experiment, timeline=_timeline(events, key, design, options))
         experiments.append(experiment)
@@ -146,6 +148,17 @@ class _Counts(msgspec.Struct):
     visitors: dict[str, int]
     first_ts: float
     last_ts: float
+
+
+def _at_plan_end(events: Events, overall: _Counts, options: Options) -> dict[SumsKey, dict[str, stats.Sums]] | None:
+    """The sums as of the last planned day of a sequential test that ran past it (else None)."""
+    end = overall.first_ts + options.planned_days * DAY_SECONDS
+    if options.mode != "sequential" or overall.last_ts <= end:
+        return None
+    events.look(options.window_days, as_of=end)
+    sums = _sums(events.rows("sufficient_statistics"))
+    events.look(options.window_days)
+    return sums
 
 
 def _arm_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str | None, _Counts]]:
@@ -248,10 +261,7 @@ def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *label
         estimates = stats.cuped(a, b) if options.cuped else (stats.plain(a), stats.plain(b))
         adjusted = options.cuped and bool(estimates[0].variance < stats.plain(a).variance)
         lift = stats.relative_lift(*estimates)
-        if options.mode == "sequential":
-            interval = stats.sequential(lift, a.n + b.n, options.alpha, options.tuning)
-        else:
-            interval = stats.fixed_horizon(lift, options.alpha)
+        interval = _interval(lift, a.n + b.n, options, days)
         posterior = stats.bayesian(lift, options.alpha)
         mde = stats.mde(lift, options.alpha, options.power)
         left = stats.days_left(mde, options.target_mde, a.n + b.n, days)
@@ -264,6 +274,27 @@ def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *label
     )  # fmt: skip
 
 
+def _interval(lift: stats.Lift, n: Any, options: Options, days: float) -> stats.Interval:
+    if options.mode == "sequential":
+        return stats.group_sequential(lift, look_shares(days, options.planned_days), options.alpha)
+    if options.mode == "always-valid":  # tuned to the planned size: the visitors so far, at this pace
+        planned = n * max(options.planned_days / days, 1.0)
+        return stats.confidence_sequence(lift, n, planned, options.alpha)
+    return stats.fixed_horizon(lift, options.alpha)
+
+
+def look_shares(days: float, planned_days: float) -> tuple[float, ...]:
+    """The shares of the plan at each look: the end of every whole day so far, and now.
+
+    Past the plan no alpha is left: the looks stop at its last day (``analyze`` then reads the
+    outcomes as of that day, so running the test longer adds no look).
+    """
+    whole = [day / planned_days for day in range(1, math.floor(min(days, planned_days)) + 1)]
+    now = min(days, planned_days) / planned_days
+    # a look within minutes of the day's end is that day's look (and would need a grid too fine to integrate)
+    return (*whole, now) if not whole or now > whole[-1] + 1e-4 else tuple(whole)
+
+
 def _number(value: Any) -> float | None:
     """A finite float, or None where the statistic is undefined (a baseline mean of 0, one visitor …)."""
     number = float(value)
@@ -274,6 +305,8 @@ def _timeline(events: Events, key: str, design: Design, options: Options) -> lis
     """The cumulative lift at the end of each day since the first exposure (overall only)."""
     start, end = _span(events, key)
     days = max(1, math.ceil((end - start) / DAY_SECONDS))
+    if options.mode == "sequential":  # a sequential test ends with its plan
+        days = min(days, math.ceil(options.planned_days))
     looks = sorted({round(day) for day in np.linspace(1, days, min(days, MAX_LOOKS))})
     points: list[Point] = []
     for day in looks:

@@ -12,18 +12,20 @@ the same sums); docs/ANALYSIS.md names the papers and the one place we differ on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import optimize, special, stats
 
 Num = Any  # a float or a numpy array of floats: every function broadcasts
 FloatArray = npt.NDArray[np.float64]
 
 ALPHA = 0.05
 POWER = 0.8
-SEQUENTIAL_TUNING = 5000.0  # the sample size the confidence sequence is tightest at (as in GrowthBook)
+PLANNED_DAYS = 14.0  # the default plan of a sequential test: two whole weeks of looks, one a day
+POINTS = 4  # grid points a standard deviation of a step in the boundaries' integration: z to 1e-5
 SRM_THRESHOLD = 0.001  # a sample-ratio-mismatch p-value below this flags the experiment
 
 
@@ -143,13 +145,14 @@ def fixed_horizon(lift: Lift, alpha: float = ALPHA) -> Interval:
     return Interval(lift.lift - width, lift.lift + width, p_value)
 
 
-def sequential(lift: Lift, n: Num, alpha: float = ALPHA, tuning: float = SEQUENTIAL_TUNING) -> Interval:
+def confidence_sequence(lift: Lift, n: Num, tuning: Num, alpha: float = ALPHA) -> Interval:
     """An always-valid confidence sequence (the asymptotic normal mixture of Waudby-Smith et al.).
 
-    It holds at every sample size at once, so it may be looked at every day and a test stopped at
-    any look without raising the error rate above ``alpha``. It is wider than the fixed-horizon
-    interval; ``tuning`` is the total sample size at which it is tightest. The p-value is the
-    smallest alpha whose sequence excludes 0 (the inverse of the mixture's e-value).
+    It holds at every sample size at once, under continuous monitoring, so it may be looked at any
+    time. ``tuning`` is the total sample size at which it is tightest (GrowthBook's sequential
+    tuning parameter: set it to the planned size). Continuous validity costs: at 14 daily looks it
+    spends about a fifth of ``alpha`` (docs/ANALYSIS.md). The p-value is the smallest alpha whose
+    sequence excludes 0 (the inverse of the mixture's e-value).
     """
     rho2 = (-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning
     scaled = n * rho2 + 1
@@ -158,6 +161,117 @@ def sequential(lift: Lift, n: Num, alpha: float = ALPHA, tuning: float = SEQUENT
     st2 = lift.lift**2 / lift.se**2
     log_e_value = rho2 * n * st2 / (2 * scaled) - np.log(scaled) / 2  # in logs: a clear winner overflows exp
     return Interval(lift.lift - width, lift.lift + width, np.exp(-np.maximum(log_e_value, 0.0)))
+
+
+def spent(fraction: Num, alpha: float = ALPHA) -> Num:
+    """The alpha spent by a share of the plan (Lan-DeMets, O'Brien-Fleming type): all of it at 1.
+
+    Almost nothing goes to the first looks, where a small sample's lift is far from normal, so the
+    last look is nearly as sharp as a fixed-horizon test; a large effect still stops a test early.
+    """
+    t = np.minimum(np.asarray(fraction, dtype=float), 1.0)
+    z = -special.ndtri(alpha / 2) / np.sqrt(np.maximum(t, 1e-300))
+    return 2 * special.ndtr(-z)
+
+
+@lru_cache(maxsize=4096)
+def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> FloatArray:
+    """The |z| each look of a group-sequential test must reach, for looks at these shares of the plan.
+
+    Look k spends spent(t_k) - spent(t_(k-1)) of alpha: the chance of a first crossing there, under
+    no effect, with the z-statistic a Brownian motion in the share of the plan. That chance is
+    integrated numerically over the values that survived the looks before (Armitage, McPherson and
+    Rowe's recursion, Simpson's rule), so the error rate is ``alpha`` whatever the number of looks.
+    The survivors of each prefix of looks are kept, so a report that adds a look a day (and one
+    for now) costs one step per look.
+    """
+    if not fractions:
+        return np.empty(0)
+    before = _survivors(fractions[:-1], alpha)
+    share = fractions[-1]
+    if not share > before.share:
+        raise ValueError(f"looks must be at growing shares of the plan, not {fractions}")
+    sd = np.sqrt(share - before.share)
+    grid, weights = _fine(before, sd)
+    x = _crossing(grid, weights, sd, float(spent(share, alpha) - spent(before.share, alpha)), share)
+    found = np.append(before.boundaries, x / np.sqrt(share))
+    found.setflags(write=False)  # cached: shared by every caller
+    return found
+
+
+@dataclass(frozen=True)
+class _Survived:
+    """The sum's density after some looks, where it stayed inside every boundary so far."""
+
+    share: float  # of the plan, at the last of the looks
+    boundaries: FloatArray  # of those looks
+    grid: FloatArray  # evenly spaced over ±the last boundary, on the sum's scale
+    density: FloatArray  # at the grid points; before any look, a unit mass at 0
+
+
+@lru_cache(maxsize=4096)
+def _survivors(fractions: tuple[float, ...], alpha: float) -> _Survived:
+    if not fractions:
+        return _Survived(0.0, np.empty(0), np.zeros(1), np.ones(1))
+    bounds = boundaries(fractions, alpha)
+    before = _survivors(fractions[:-1], alpha)
+    sd = float(np.sqrt(fractions[-1] - before.share))
+    x = bounds[-1] * np.sqrt(fractions[-1])
+    grid, weights = _fine(before, sd)
+    if not np.isfinite(x):  # nothing spent at this look: all the mass goes on
+        x = float(np.max(np.abs(grid))) + 9 * sd
+    new = np.linspace(-x, x, max(51, int(np.ceil(2 * x / (sd / POINTS))) | 1))
+    kernel = np.exp(-0.5 * ((new[:, None] - grid[None, :]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    return _Survived(fractions[-1], bounds, new, kernel @ weights)
+
+
+def _fine(survived: _Survived, sd: float) -> tuple[FloatArray, FloatArray]:
+    """The survivors' grid and Simpson weights (density times rule), refined to POINTS a step's ``sd``."""
+    grid, density = survived.grid, survived.density
+    if grid.size == 1:
+        return grid, density
+    if grid[1] - grid[0] > 1.5 * sd / POINTS:  # a step much shorter than the last: interpolate the smooth density
+        fine = np.linspace(grid[0], grid[-1], int(np.ceil((grid[-1] - grid[0]) / (sd / POINTS))) | 1)
+        grid, density = fine, np.interp(fine, grid, density)
+    simpson = np.ones(grid.size)
+    simpson[1:-1:2], simpson[2:-1:2] = 4, 2
+    return grid, density * simpson * (grid[1] - grid[0]) / 3
+
+
+def _crossing(grid: FloatArray, weights: FloatArray, sd: float, target: float, share: float) -> float:
+    """The boundary, on the sum's scale, that a step of ``sd`` from the survivors crosses with chance ``target``."""
+    if target <= 0:
+        return float("inf")
+
+    def excess(x: float) -> float:  # the chance of a first crossing of ±x here, less the target: falls in x
+        return float(np.sum(weights * (special.ndtr((grid - x) / sd) + special.ndtr((-x - grid) / sd)))) - target
+
+    if excess(0.0) <= 0:
+        return 0.0
+    # the survivors hold less mass than a free N(0, share), so the boundary lies near or below the free one's
+    high = float(-special.ndtri(target / 2)) * np.sqrt(share) * 1.01 + 1e-9
+    while excess(high) > 0:  # only by the rule's rounding
+        high *= 1.1
+    return float(optimize.brentq(excess, 0.0, high, xtol=1e-12))
+
+
+P_VALUE_LEVELS = np.geomspace(1e-8, 0.5, 31)  # the alphas the p-value of a look is read between (and 1 at z = 0)
+
+
+def group_sequential(lift: Lift, fractions: tuple[float, ...], alpha: float = ALPHA) -> Interval:
+    """The repeated confidence interval of the last of these looks, with its repeated p-value.
+
+    The interval is lift ± boundary · se (Jennison and Turnbull): it covers the true lift at every
+    look at once with chance 1 - alpha. The p-value is the smallest alpha whose boundary the look
+    reaches, read between the boundaries at ``P_VALUE_LEVELS`` and ``alpha`` (exact at ``alpha``).
+    """
+    width = boundaries(fractions, alpha)[-1] * lift.se  # infinite while the looks have spent nothing
+    levels = np.union1d(P_VALUE_LEVELS, [alpha])
+    reached = np.array([boundaries(fractions, float(level))[-1] for level in levels])  # falls as alpha rises
+    reached = np.minimum(reached, 1e3)  # a level with nothing spent yet: no z reaches it
+    z = np.abs(lift.lift) / lift.se
+    log_p = np.interp(-z, np.append(-reached, 0.0), np.append(np.log(levels), 0.0))
+    return Interval(lift.lift - width, lift.lift + width, np.exp(log_p))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Where both implement a method the figures agree to 1e-6: Welch's t-test on the relative lift
 (delta method), the sequential confidence sequence, the Bayesian chance to win and risk under a
 flat prior, CUPED, and the SRM chi-square. The one difference on purpose: the variance of a
-conversion (see the last test and docs/ANALYSIS.md).
+conversion (see the last test and docs/ANALYSIS.md). gbstats has no group-sequential test;
+``test_simulation.py`` shows why ours replaces the confidence sequence for daily looks, and the last
+test here by how much its interval differs.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def test_welch_relative_lift_matches(case: Case) -> None:
 @pytest.mark.parametrize("case", CASE_LIST)
 def test_sequential_confidence_sequence_matches(case: Case) -> None:
     lift = stats.relative_lift(stats.plain(case.a), stats.plain(case.b))
-    ours = stats.sequential(lift, case.a.n + case.b.n, tuning=5000)
+    ours = stats.confidence_sequence(lift, case.a.n + case.b.n, 5000)
     test = SequentialTwoSidedTTest(
         sample_mean(case.a), sample_mean(case.b), SequentialConfig(sequential_tuning_parameter=5000)
     )
@@ -139,3 +141,19 @@ def test_a_conversion_differs_on_purpose_by_the_bessel_factor(n: int) -> None:
     assert ratio == pytest.approx(np.sqrt(n / (n - 1)), rel=1e-3)
     as_means = TwoSidedTTest(sample_mean(a), sample_mean(b)).compute_result()
     assert close([ours.low, ours.high, ours.p_value], [*as_means.ci, as_means.p_value])
+
+
+def test_the_group_sequential_interval_differs_on_purpose_from_the_confidence_sequence() -> None:
+    """At the last of 14 daily looks of a 14-day plan the group-sequential interval is 1.09 times the
+    fixed-horizon one; gbstats' confidence sequence tuned to that size is 1.55 times: it keeps alpha
+    for looks at any moment, and so spends 1.8 % of its 5 % at daily looks (docs/ANALYSIS.md)."""
+    a, b = stats.Sums(4200, 420, 420), stats.Sums(4200, 441, 441)
+    lift = stats.relative_lift(stats.plain(a), stats.plain(b))
+    fixed = stats.fixed_horizon(lift)
+    ours = stats.group_sequential(lift, tuple(np.arange(1, 15) / 14))
+    theirs = SequentialTwoSidedTTest(
+        sample_mean(a), sample_mean(b), SequentialConfig(sequential_tuning_parameter=8400)
+    ).compute_result()
+    fixed_width = fixed.high - fixed.low
+    assert (ours.high - ours.low) / fixed_width == pytest.approx(1.095, abs=0.002)
+    assert (theirs.ci[1] - theirs.ci[0]) / fixed_width == pytest.approx(1.55, abs=0.01)
