@@ -3,7 +3,8 @@
 Run from the repository root::
 
     .venv/bin/python loadtests/memory_reloads.py [--workers 1] [--duration 10] [--rounds 3]
-        [--connections 8] [--pause-ms 8] [--reload-every 1.0] [--out loadtests/results/memory-reloads.md]
+        [--connections 8] [--pause-ms 8] [--reload-every 1.0] [--edit rules|template]
+        [--out loadtests/results/memory-reloads.md]
 
 1. Tailor as ``tailor serve`` runs it (granian, ``python -m service.cli serve``) on a copy of the
    example bundle (rules/, content/, models/), with TAILOR_RELOAD_INTERVAL=0.2.
@@ -15,9 +16,12 @@ Run from the repository root::
 3. Reloads under a steady load: --rounds pairs of --duration s runs of paced page views
    (loadtests/paced_pageviews.lua: --connections connections, each pausing --pause-ms between
    requests, well under saturation so that the tail is not queueing), alternating A (no edits)
-   and B (rules/placements.yaml replaced every --reload-every s, the VIP hero alternating
-   between hero_vip and hero_bold, each version checked with load_bundle beforehand). The
-   table has each run's p50, p99 and max and the median per condition.
+   and B (a bundle file replaced every --reload-every s). ``--edit rules`` (the default)
+   alternates the VIP hero of rules/placements.yaml between hero_vip and hero_bold, each
+   version checked with load_bundle beforehand: a reload that rebuilds the rules only (the
+   templates, models and other files are unchanged, service/bundle/reuse.py). ``--edit
+   template`` alternates a class in content/templates/hero.html: every template is compiled
+   again. The table has each run's p50, p99 and max and the median per condition.
 4. The cost of a reload in each worker, from the workers' log lines ``bundle ... loaded from ...
    in W ms (C ms of CPU) by worker PID`` written during the B runs: wall time (stretched while
    requests share the GIL) and the loading thread's CPU time.
@@ -67,6 +71,8 @@ RELOAD_INTERVAL_S = 0.2
 REST_S = 2.0  # idle time before the memory at rest is read
 SATURATING_CONNECTIONS = 32
 SEED = 2026
+TEMPLATE_FILE = Path("content") / "templates" / "hero.html"
+TEMPLATE_EDIT = ('class="tl-hero__headline"', 'class="tl-hero__headline big"')
 LOADED = re.compile(r"in ([\d.]+) ms \(([\d.]+) ms of CPU\) by worker (\d+)")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -168,8 +174,7 @@ def measure(run: Run) -> None:
     for part in ("rules", "content", "models"):
         shutil.copytree(ROOT / part, bundle / part)
     (run.tmp / "staging").mkdir()
-    plan = make_plan(bundle, run.tmp)
-    versions = tuple(dict.fromkeys(step.text for step in plan.steps if not step.broken))
+    target, versions = _edits(bundle, run)
     views = page_views(1000, SEED, datetime.now(UTC))
     bodies = run.tmp / "pageviews.jsonl"
     bodies.write_text("".join(json.dumps(v.body, separators=(",", ":")) + "\n" for v in views))
@@ -191,7 +196,7 @@ def measure(run: Run) -> None:
         saturate(run, server, base, bodies, "after page views")
         saturate(run, server, base, rendered, 'after page views with "render": true')
         _, offset = reloads_logged(log, 0)
-        editor_for = lambda: Editor(plan.target, versions, run.args.reload_every, run.tmp / "staging")  # noqa: E731
+        editor_for = lambda: Editor(target, versions, run.args.reload_every, run.tmp / "staging")  # noqa: E731
         paced(run, server, base, bodies, None)  # warm-up of the paced load, not reported
         for _ in range(run.args.rounds):
             paced(run, server, base, bodies, None, "A: no reloads")
@@ -201,6 +206,17 @@ def measure(run: Run) -> None:
         time.sleep(REST_S)
         run.memory.append((f"after {run.args.rounds} reload runs", server_memory(server)))
     check(run)
+
+
+def _edits(bundle: Path, run: Run) -> tuple[Path, tuple[str, ...]]:
+    """The file the B runs replace, and the versions they alternate."""
+    if run.args.edit == "rules":
+        plan = make_plan(bundle, run.tmp)
+        return plan.target, tuple(dict.fromkeys(step.text for step in plan.steps if not step.broken))
+    original = (bundle / TEMPLATE_FILE).read_text()
+    if original.count(TEMPLATE_EDIT[0]) != 1:
+        raise SystemExit(f"{TEMPLATE_FILE} no longer has exactly one `{TEMPLATE_EDIT[0]}`: update this script")
+    return bundle / TEMPLATE_FILE, (original, original.replace(*TEMPLATE_EDIT))
 
 
 def saturate(run: Run, server: Started, base: str, bodies: Path, label: str) -> None:
@@ -273,7 +289,7 @@ def render(run: Run, machine: dict[str, str], command: str) -> str:
         "",
         (
             f"Paced page views: {a.connections} connections, {a.pause_ms} ms pause between requests on each, "
-            f"{a.duration} s a run, A and B alternating; B replaces rules/placements.yaml every {a.reload_every} s."
+            f"{a.duration} s a run, A and B alternating; B edits {a.edit} every {a.reload_every} s."
         ),
         "",
         "| run | condition | req/s | p50 ms | p90 ms | p99 ms | max ms | edits | reloads logged | failed |",
@@ -317,6 +333,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="connections of the paced runs (default 8)")
     parser.add_argument("--pause-ms", type=int, default=8, help="pause between requests per connection (default 8)")
     parser.add_argument("--reload-every", type=float, default=1.0, help="seconds between edits in B (default 1.0)")
+    parser.add_argument("--edit", choices=("rules", "template"), default="rules", help="what B edits (default rules)")
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "results" / "memory-reloads.md")
     return parser.parse_args()
 
