@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,18 +121,24 @@ def server_memory(server: Started) -> list[Memory]:
 
 
 class Editor(threading.Thread):
-    """Replaces the rules file with the next version every ``every`` seconds until stopped."""
+    """Replaces a bundle file with the next version every ``every`` seconds until stopped.
+
+    Each edit also ends with a comment naming it, so that every edit is a new revision (as real
+    edits are): a server that has served a revision before skips nothing it would do for a new one.
+    """
 
     def __init__(self, target: Path, versions: tuple[str, ...], every: float, staging: Path) -> None:
         super().__init__(name="editor", daemon=True)
         self.target, self.versions, self.every, self.staging = target, versions, every, staging
         self.edits = 0
         self.stop = threading.Event()
+        self.comment = "{# edit %s #}\n" if target.suffix == ".html" else "# edit %s\n"
 
     def run(self) -> None:
         while not self.stop.wait(self.every):
             self.edits += 1
-            replace_atomically(self.target, self.versions[self.edits % len(self.versions)], self.staging)
+            text = self.versions[self.edits % len(self.versions)] + self.comment % uuid.uuid4().hex
+            replace_atomically(self.target, text, self.staging)
 
 
 @dataclass
