@@ -27,20 +27,20 @@ from service.bundle.watcher import LastGood
 from service.checks import command as checks_command
 from service.checks.spec import check_schema
 from service.core.compile import Bundle
-from service.core.decide import decide
 from service.core.errors import BundleError, Problem, RequestError
 from service.core.models import ModelCard
 from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.http import wire
 from service.http.body import decode
-from service.http.mapping import decision_response, to_core
 from service.redaction import redact_url
-from service.render.page import Tally, inputs_for, render_decision
+from service.render.cache import RenderCache
+from service.serving import Serving
 from service.settings import Settings
 from service.simulate import command as simulate_command
-from service.telemetry.metrics import MULTIPROCESS_ENV
+from service.telemetry.metrics import MULTIPROCESS_ENV, Metrics
 
 EXIT_OK = 0
+OFFLINE_ID = "offline"  # the decision id of `tailor decide`: nothing is logged under it
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -242,17 +242,18 @@ def _decide(args: argparse.Namespace) -> int:
     except RequestError as exc:
         print(f"tailor: {args.visitor}: {exc.message} - at `{exc.where}`", file=sys.stderr)
         return EXIT_USAGE
-    core = to_core(request, Settings(), lambda: datetime.now(UTC), client_time=True)  # offline: --now is the point
-    decision = decide(bundle, core)
-    rendered = None
-    if request.render:
-        rendered = render_decision(bundle, decision, inputs_for(core, decision.segments), cache=None, tally=Tally())
-    response = decision_response(bundle, decision, "offline", rendered, explain=True)
+    response = _offline().decision(bundle, request, client_time=True).response()  # offline: --now is the point
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
     for step in response.trace or ():  # for people: the JSON above is for programs
         if step.why_not is not None:
             print(f"why not {step.placement} {step.rule}: {step.why_not.text}", file=sys.stderr)
     return EXIT_OK
+
+
+def _offline() -> Serving:
+    """The flow of ``POST /v1/decide`` (service/serving.py) with default settings, no decision log and one id."""
+    render_cache = RenderCache(0)  # one decision: nothing to reuse
+    return Serving(Settings(), Metrics(), None, lambda: datetime.now(UTC), render_cache, ids=lambda: OFFLINE_ID)
 
 
 def _read_request(path: Path) -> wire.DecideRequest:

@@ -65,13 +65,15 @@ class Serving:
         recorder: DecisionRecorder | None,
         clock: Callable[[], datetime],
         cache: RenderCache,
+        *,
+        ids: Callable[[], str] | None = None,  # decision ids; ``decision_ids()`` unless given
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.recorder = recorder
         self.clock = clock
         self.cache = cache
-        self.next_id = decision_ids()
+        self.next_id = ids or decision_ids()
         self.tokens = AssignmentTokens.from_settings(settings)
 
     def decision(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Decided:

@@ -94,3 +94,46 @@ def test_serving_never_loads_the_analysis_stack() -> None:
 
 def test_only_the_offline_analysis_and_training_import_scipy() -> None:
     assert _importers("scipy") <= {"analysis", "training"}
+
+
+# What a worker serving a folder never needs: the offline tools' stacks, and httpx (only an HTTP bundle
+# origin or a decision collector uses it). Each is megabytes of RSS in every worker (docs/BENCHMARKS.md).
+NOT_IN_A_SERVING_WORKER = (
+    "duckdb", "pandas", "pyarrow", "polars", "scipy", "sklearn", "skl2onnx", "matplotlib", "httpx", "httpcore",
+    "service.training", "service.analysis", "service.simulate",
+)  # fmt: skip
+WORKER = """
+import json, sys
+from datetime import UTC, datetime
+from pathlib import Path
+import msgspec
+from service.http import wire
+from service.http.app import create_app
+from service.bundle.store import BundleStore
+from service.render.cache import RenderCache
+from service.serving import Serving
+from service.settings import Settings
+from service.telemetry.metrics import Metrics
+
+settings = Settings(bundle=".", reload_interval=0, log_level="WARNING")
+create_app(settings)
+store = BundleStore()
+assert store.load(Path(".")).ok
+body = json.loads(Path("examples/visitors/cart-abandoner.json").read_text())
+request = msgspec.convert({"visitor": body, "render": True}, wire.DecideRequest)
+serving = Serving(settings, Metrics(), None, lambda: datetime.now(UTC), RenderCache())
+assert serving.decision(store.current.bundle, request, client_time=False).response().placements
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_serving_worker_loads_no_offline_stack_and_no_http_client() -> None:
+    """The app built, the example bundle compiled (models, templates) and a page view rendered, as a worker does."""
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER], capture_output=True, text=True, check=True, cwd=ROOT, timeout=120
+    )
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    leaked = {
+        name for name in loaded for banned in NOT_IN_A_SERVING_WORKER if name == banned or name.startswith(banned + ".")
+    }
+    assert leaked == set()

@@ -19,6 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from service.bundle.personas import card_personas
+from service.bundle.reuse import Parts, Reuse, digest
 from service.bundle.schema_errors import schema_problems
 from service.bundle.snapshot import (
     CONTENT_DIR,
@@ -39,7 +40,7 @@ from service.core.spec import ContentFile, LocaleFile, RulesFile
 from service.render.blocks import TEMPLATES_DIR, TemplateFile, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
 
-__all__ = ["Bundle", "ScorerFactory", "bundle_files", "load_bundle", "load_snapshot", "revision_of"]
+__all__ = ["Bundle", "Reuse", "ScorerFactory", "bundle_files", "load_bundle", "load_snapshot", "revision_of"]
 
 LOCALES_DIR = "content/locales"
 MAX_FILE_BYTES = 2 * 1024 * 1024  # a rule file this large is a mistake, not a campaign
@@ -64,15 +65,18 @@ def load_bundle(root: Path | str, open_model: ScorerFactory = OnnxScorer) -> Bun
     return load_snapshot(read_snapshot(Path(root)), open_model)
 
 
-def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer) -> Bundle:
+def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer, *, reuse: Reuse | None = None) -> Bundle:
     """Compile exactly these bytes; the bundle's revision is the snapshot's.
+
+    With ``reuse``, the parts the last successful load with it built from the same bytes are taken
+    as they are (service/bundle/reuse.py), and this load's parts are kept when it succeeds.
 
     Every stage that can still run does: the files that parsed are compiled even when others did
     not, so one pass reports every problem. References to names a failed file may define are not
     reported (its own error says what is wrong), and neither are template messages that only
     repeat a failed content, locale or template file.
     """
-    reading = _Reading(snapshot)
+    reading = _Reading(snapshot, reuse or Reuse())
     rule_files = reading.kind(RULES_DIR, RulesFile, required=True)
     content_files = reading.kind(CONTENT_DIR, ContentFile, required=True, skip=LOCALES_DIR)
     locale_files = reading.kind(LOCALES_DIR, LocaleFile, required=False)
@@ -93,6 +97,7 @@ def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer) ->
         raise BundleError(reading.located([*reading.problems, *exc.problems])) from None
     if reading.problems:
         raise BundleError(reading.located(reading.problems))
+    reading.reuse.keep(reading.used)
     return dataclasses.replace(bundle, warnings=tuple(reading.located(bundle.warnings)))
 
 
@@ -106,6 +111,8 @@ class _Reading:
     """One load's parsing: the problems found, the documents (for lines), and what failed files leave open."""
 
     snapshot: Snapshot
+    reuse: Reuse
+    used: Parts = field(default_factory=Parts)  # what this load built or took: kept for the next if it succeeds
     problems: list[Problem] = field(default_factory=list)
     documents: dict[str, YamlDocument] = field(default_factory=dict)
     names: dict[NameKind, set[str]] = field(default_factory=dict)
@@ -183,6 +190,18 @@ class _Reading:
         self.translations_failed |= kind == CONTENT_DIR
 
     def _file(self, name: str, model: type[M]) -> M | None:
+        key = digest(model.__name__, name, self.snapshot.files[name])
+        kept = self.reuse.kept.files.get(key)
+        if kept is not None and isinstance(kept[1], model):
+            self.documents[name] = kept[0]
+            self.used.files[key] = kept
+            return kept[1]
+        spec = self._parse_file(name, model)
+        if spec is not None:
+            self.used.files[key] = (self.documents[name], spec)
+        return spec
+
+    def _parse_file(self, name: str, model: type[M]) -> M | None:
         text = self.text(name)
         if text is None:
             return None
@@ -238,11 +257,20 @@ class _Reading:
             try:
                 if data is None:
                     raise ModelLoadError(f"model file {PurePosixPath(card.file).name} does not exist")
-                models.append(LoadedModel(name, card, open_model(card, data), personas))
+                models.append(LoadedModel(name, card, self._scorer(name, card, data, open_model), personas))
             except ModelLoadError as exc:
                 self.problems.append(Problem(name, ("file",), str(exc)))
                 self._defines("model", [card.name])
         return models
+
+    def _scorer(self, name: str, card: ModelCard, data: bytes, open_model: ScorerFactory) -> Scorer:
+        """The scorer of the last good load for the same card and model bytes (a session runs from any thread)."""
+        key = digest(name, self.snapshot.files[name], data)
+        scorer = self.reuse.kept.models.get(key)
+        if scorer is None:
+            scorer = open_model(card, data)
+        self.used.models[key] = scorer
+        return scorer
 
     def block_compiler(
         self,
@@ -250,11 +278,19 @@ class _Reading:
         locale_files: list[tuple[str, LocaleFile]],
         templates: list[TemplateFile],
     ) -> BlockCompiler:
+        # Blocks compiled from the same content, locale and template files render the same: the
+        # revision they carry only names their entries in the render cache, which stay right.
+        files = [name for name, _ in (*content_files, *locale_files)] + [t.filename for t in templates]
+        key = digest(*(part for name in files for part in (name, self.snapshot.files[name])))
+
         def compile_templates(revision: str) -> Blocks:
+            blocks = self.reuse.kept.blocks.get(key)
             try:
-                return compile_blocks(revision, content_files, locale_files, templates)
+                blocks = blocks or compile_blocks(revision, content_files, locale_files, templates)
             except BundleError as exc:
                 raise BundleError([p for p in exc.problems if not self.follows_failure(p)]) from None
+            self.used.blocks[key] = blocks
+            return blocks
 
         return compile_templates
 

@@ -13,13 +13,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from service.bundle.origin import BundleOrigin, Outcome, PollResult
 from service.bundle.store import BundleStore, LoadReport
 from service.bundle.watcher import BundleWatcher
 from service.core.errors import Problem
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the origin (and httpx under it) loads only in workers that pull from one
+    from service.bundle.origin import BundleOrigin, PollResult
 
 log = logging.getLogger("tailor.http")
 
@@ -78,6 +80,8 @@ class OriginSource:
 
     def reload(self) -> LoadReport:
         """Poll now; whatever happens, the report names the revision this worker serves (not None while serving)."""
+        from service.bundle.origin import Outcome  # noqa: PLC0415 - loaded with the origin
+
         result = self.origin.poll_once()
         if result.outcome is Outcome.FAILED:
             problem = Problem(self.origin.shown_url, (), f"origin: {result.detail}")
@@ -93,6 +97,9 @@ class OriginSource:
 
 
 def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> OriginSource:
+    # Imported here: httpx and the archive reader are 5.5 MB and 112 modules that a worker serving a folder never uses.
+    from service.bundle.origin import BundleOrigin, Outcome  # noqa: PLC0415
+
     def accept(path: Path) -> bool:
         report = store.load(path)
         for problem in report.problems:

@@ -6,13 +6,15 @@ so a swap in the middle of a request never mixes two revisions.
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.bundle.loader import load_snapshot
+from service.bundle.loader import Reuse, load_snapshot
 from service.bundle.snapshot import Snapshot, read_snapshot
 from service.core.compile import Bundle
 from service.core.errors import BundleError, Problem, TailorError
@@ -35,6 +37,8 @@ class LoadReport:
     revision: str | None  # the revision served after this load: unchanged when it failed, None before any
     problems: tuple[Problem, ...]
     snapshot: Snapshot | None = None  # the bytes that compiled, for the last-good copy; None after a failure
+    seconds: float = 0.0  # wall time to read and compile: longer than ``cpu_seconds`` while requests share the GIL
+    cpu_seconds: float = 0.0  # CPU time of the loading thread: what a reload costs the worker
 
 
 def relative_to(root: Path, problems: Iterable[Problem]) -> tuple[Problem, ...]:
@@ -60,8 +64,8 @@ def relative_to(root: Path, problems: Iterable[Problem]) -> tuple[Problem, ...]:
 class BundleStore:
     """Holds the current bundle and the problems of the last failed load."""
 
-    def __init__(self, load: Callable[[Snapshot], Bundle] = load_snapshot, clock: Callable[[], datetime] | None = None):
-        self._load = load
+    def __init__(self, load: Callable[[Snapshot], Bundle] | None = None, clock: Callable[[], datetime] | None = None):
+        self._load = load or functools.partial(load_snapshot, reuse=Reuse())  # a reload rebuilds only what changed
         self._clock = clock or (lambda: datetime.now(UTC))
         self._current: Loaded | None = None
         self._last_problems: tuple[Problem, ...] = ()
@@ -96,7 +100,9 @@ class BundleStore:
     def load(self, source: Path) -> LoadReport:
         """Read ``source`` once and load those bytes; on success swap them in, on failure keep serving."""
         with self._lock:
-            return self._load_locked(read_snapshot(source), source)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            report = self._load_locked(read_snapshot(source), source)
+            return replace(report, seconds=time.perf_counter() - wall, cpu_seconds=time.thread_time() - cpu)
 
     def _load_locked(self, snapshot: Snapshot, source: Path) -> LoadReport:
         current = self._current

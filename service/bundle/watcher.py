@@ -130,7 +130,10 @@ class BundleWatcher:
         self._seen = fingerprint(self.source, self.trigger)
         report = self.store.load(self.source)
         if report.ok:
-            log.info("bundle %s loaded from %s", report.revision, self.source)
+            log.info(
+                "bundle %s loaded from %s in %.1f ms (%.1f ms of CPU) by worker %d",
+                report.revision, self.source, report.seconds * 1000, report.cpu_seconds * 1000, os.getpid(),
+            )  # fmt: skip
             if self.last_good is not None and report.snapshot is not None:
                 self.last_good.save(report.snapshot)
         else:

@@ -25,7 +25,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
-from service.bundle.loader import load_snapshot
+from service.bundle.loader import Reuse, load_snapshot
 from service.bundle.source import open_source
 from service.bundle.store import BundleStore, LoadReport
 from service.http import ofrep, openapi, preview, wire
@@ -72,7 +72,8 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
     sys.setswitchinterval(GIL_SWITCH_S)
     logs.configure(settings.log_level, settings.log_format)
     metrics = Metrics()
-    store = store or BundleStore(functools.partial(load_snapshot, open_model=metrics.timed_scorer(OnnxScorer)))
+    opened = metrics.timed_scorer(OnnxScorer)
+    store = store or BundleStore(functools.partial(load_snapshot, open_model=opened, reuse=Reuse()))
     now = clock or (lambda: datetime.now(UTC))
 
     def reloaded(report: LoadReport) -> None:

@@ -14,13 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 import msgspec
 
 from service.core.errors import TailorError
 from service.telemetry.events import Event
+
+if TYPE_CHECKING:  # httpx loads with the first collector sink: most workers log to a file or not at all
+    import httpx
 
 NDJSON = "application/x-ndjson"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -280,10 +282,13 @@ class HttpBatchSink:
         retries: int = DEFAULT_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        import httpx  # noqa: PLC0415 - see TYPE_CHECKING above
+
         self.url = url
         self.retries = retries
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
+        self._transport_error = httpx.TransportError
         self._timeout = timeout
         self._sleep = sleep
         self.healthy = True  # until a batch is given up on; the next accepted batch makes it true again
@@ -316,7 +321,7 @@ class HttpBatchSink:
             response = self._client.post(
                 self.url, content=body, headers={"content-type": NDJSON}, timeout=self._timeout
             )
-        except httpx.TransportError as exc:
+        except self._transport_error as exc:
             return type(exc).__name__, True  # the collector may be back in a moment
         status = response.status_code
         if response.is_success:
