@@ -34,7 +34,7 @@ def to_text(results: Results) -> str:
 
 def _text_experiment(e: Experiment) -> list[str]:
     flag = "  SAMPLE RATIO MISMATCH: do not trust these results" if e.srm else ""
-    lines = [f"experiment {e.key} ({e.days:.1f} days, baseline {e.baseline}) SRM p = {e.srm_p:.3g}{flag}"]
+    lines = [f"experiment {e.key} ({e.days:.1f} days, baseline {e.baseline}; {_plan(e)}) SRM p = {e.srm_p:.3g}{flag}"]
     lines += [
         f"  arm {a.key:<12} {a.visitors:>9} visitors  {a.share:6.1%} (expected {a.expected_share:.1%})" for a in e.arms
     ]
@@ -72,6 +72,14 @@ def _text_line(cells: Sequence[str], widths: Sequence[int]) -> str:
         cell.ljust(width) if i < TEXT_LEFT else cell.rjust(width)
         for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
     )
+
+
+def _plan(e: Experiment) -> str:
+    return f"{e.mode} test" + ("" if e.planned_days is None else f", {e.planned_days:g}-day plan")
+
+
+def _html_plan(e: Experiment) -> str:
+    return f"<b>{e.mode}</b> test" + ("" if e.planned_days is None else f" with a {e.planned_days:g}-day plan")
 
 
 def _pct(value: float | None) -> str:
@@ -117,7 +125,7 @@ def _html_experiment(e: Experiment) -> list[str]:
     key = html.escape(e.key)
     parts = [
         f"<h2>{key}</h2>",
-        f"<p>{_span(e.days)} of exposures; baseline arm <b>{html.escape(e.baseline)}</b>.</p>",
+        f"<p>{_span(e.days)} of exposures; baseline arm <b>{html.escape(e.baseline)}</b>; {_html_plan(e)}.</p>",
     ]
     if e.srm:
         parts.append(
