@@ -26,7 +26,7 @@ def to_json(results: Results) -> bytes:
 
 
 def to_text(results: Results) -> str:
-    lines = [f"mode: {results.mode}, alpha {results.alpha}, attribution window {results.window_days:g} days"]
+    lines = [f"mode: {_mode(results)}, alpha {results.alpha}, attribution window {results.window_days:g} days"]
     for experiment in results.experiments:
         lines += ["", *_text_experiment(experiment)]
     return "\n".join(lines) + "\n"
@@ -74,6 +74,12 @@ def _text_line(cells: Sequence[str], widths: Sequence[int]) -> str:
     )
 
 
+def _mode(results: Results) -> str:
+    """The mode of every experiment, or a pointer to each one's line when their plans differ."""
+    modes = {e.mode for e in results.experiments} | {results.mode}
+    return results.mode if len(modes) == 1 else "each experiment's own"
+
+
 def _plan(e: Experiment) -> str:
     return f"{e.mode} test" + ("" if e.planned_days is None else f", {e.planned_days:g}-day plan")
 
@@ -108,7 +114,7 @@ def to_html(results: Results) -> str:
     body = [
         "<h1>Experiment results</h1>",
         (
-            f"<p class=muted>{html.escape(results.mode)} test, alpha = {results.alpha}, outcomes within "
+            f"<p class=muted>{_mode(results)} test, alpha = {results.alpha}, outcomes within "
             f"{results.window_days:g} days of a visitor's first exposure; CUPED {'on' if results.cuped else 'off'}. "
             "Each arm is compared with the baseline; docs/ANALYSIS.md explains every number.</p>"
         ),

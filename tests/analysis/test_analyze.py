@@ -243,6 +243,7 @@ def test_each_experiment_is_analysed_with_its_own_plan(
     assert overall_widths(alone)[EXPERIMENT] == pytest.approx(widths[EXPERIMENT], rel=1e-9)
     main(["analyze", str(log), "--bundle", str(bundle)])
     text = capsys.readouterr().out
+    assert text.startswith("mode: each experiment's own, alpha 0.05")
     assert f"experiment {EXPERIMENT} (14.0 days, baseline control; sequential test, 7-day plan)" in text
     assert "experiment fixed_twin (14.0 days, baseline control; fixed test)" in text
 
