@@ -30,7 +30,7 @@ def main(argv: Sequence[str]) -> int:
         _complain(f"tailor analyze: {exc}")
         return EXIT_USAGE
     try:
-        designs = _designs(args.bundle) if args.bundle else {}
+        designs = _overridden(_designs(args.bundle), args) if args.bundle else {}
         events = open_events(args.events)
         results = analyze(events, options, designs, timeline=args.format == "html")
     except (SourceError, ValueError) as exc:
@@ -56,10 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bundle", type=Path, help="bundle folder: arm order (first = baseline) and weights")
     parser.add_argument("--experiment", action="append", help="only this experiment (repeat)")
     parser.add_argument("--window-days", type=float, default=DEFAULT_WINDOW_DAYS, help="attribution window (7)")
+    # the test and the plan's length: flags given here override every experiment's 'analysis' plan
+    parser.add_argument("--fixed", action="store_true", help="fixed-horizon test: one look at the end")
     parser.add_argument("--sequential", action="store_true", help="group-sequential test: safe to look once a day")
-    parser.add_argument(
-        "--planned-days", type=float, default=stats.PLANNED_DAYS, help="length of a sequential test's plan (14)"
-    )
+    parser.add_argument("--planned-days", type=float, help="length of a sequential test's plan (14)")
     parser.add_argument("--always-valid", action="store_true", help="confidence sequence: safe to look at any time")
     parser.add_argument("--no-cuped", action="store_true", help="do not adjust by the pre-exposure covariate")
     parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="significance level (0.05)")
@@ -70,21 +70,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0 or args.planned_days < 1:
+    planned_days = stats.PLANNED_DAYS if args.planned_days is None else args.planned_days
+    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0 or planned_days < 1:
         raise ValueError(
             "--alpha must lie in (0, 1), --window-days and --target-mde must be positive, --planned-days at least 1"
         )
-    if args.sequential and args.always_valid:
-        raise ValueError("choose one of --sequential and --always-valid")
+    if args.fixed + args.sequential + args.always_valid > 1:
+        raise ValueError("choose one of --fixed, --sequential and --always-valid")
     mode: Mode = "sequential" if args.sequential else "always-valid" if args.always_valid else "fixed"
     return Options(
         window_days=args.window_days, mode=mode, cuped=not args.no_cuped, alpha=args.alpha,
-        target_mde=args.target_mde, planned_days=args.planned_days,
+        target_mde=args.target_mde, planned_days=planned_days,
     )  # fmt: skip
 
 
 def _designs(bundle: Path) -> dict[str, Design]:
-    """Arm order and weights from the bundle (only loaded when asked: analysis runs without one)."""
+    """Arm order, weights and analysis plan from the bundle (only loaded when asked: analysis runs without one)."""
     from service.bundle.loader import load_bundle  # noqa: PLC0415
     from service.core.errors import BundleError  # noqa: PLC0415
 
@@ -93,8 +94,23 @@ def _designs(bundle: Path) -> dict[str, Design]:
     except BundleError as exc:
         raise ValueError(f"the bundle does not compile: {exc}") from exc
     return {
-        key: Design(tuple(a.key for a in e.arms), tuple(float(a.weight) for a in e.arms))
+        key: Design(
+            tuple(a.key for a in e.arms), tuple(float(a.weight) for a in e.arms), e.analysis_mode, e.planned_days
+        )
         for key, e in loaded.experiments.items()
+    }
+
+
+def _overridden(designs: dict[str, Design], args: argparse.Namespace) -> dict[str, Design]:
+    """The plans with what the command line sets removed: a flag wins over every experiment's YAML."""
+    mode_set = args.fixed or args.sequential or args.always_valid
+    return {
+        key: msgspec.structs.replace(
+            d,
+            mode=None if mode_set else d.mode,
+            planned_days=None if args.planned_days is not None else d.planned_days,
+        )
+        for key, d in designs.items()
     }
 
 

@@ -26,7 +26,7 @@ def to_json(results: Results) -> bytes:
 
 
 def to_text(results: Results) -> str:
-    lines = [f"mode: {results.mode}, alpha {results.alpha}, attribution window {results.window_days:g} days"]
+    lines = [f"mode: {_mode(results)}, alpha {results.alpha}, attribution window {results.window_days:g} days"]
     for experiment in results.experiments:
         lines += ["", *_text_experiment(experiment)]
     return "\n".join(lines) + "\n"
@@ -34,7 +34,7 @@ def to_text(results: Results) -> str:
 
 def _text_experiment(e: Experiment) -> list[str]:
     flag = "  SAMPLE RATIO MISMATCH: do not trust these results" if e.srm else ""
-    lines = [f"experiment {e.key} ({e.days:.1f} days, baseline {e.baseline}) SRM p = {e.srm_p:.3g}{flag}"]
+    lines = [f"experiment {e.key} ({e.days:.1f} days, baseline {e.baseline}; {_plan(e)}) SRM p = {e.srm_p:.3g}{flag}"]
     lines += [
         f"  arm {a.key:<12} {a.visitors:>9} visitors  {a.share:6.1%} (expected {a.expected_share:.1%})" for a in e.arms
     ]
@@ -74,6 +74,20 @@ def _text_line(cells: Sequence[str], widths: Sequence[int]) -> str:
     )
 
 
+def _mode(results: Results) -> str:
+    """The mode of every experiment, or a pointer to each one's line when their plans differ."""
+    modes = {e.mode for e in results.experiments} | {results.mode}
+    return results.mode if len(modes) == 1 else "each experiment's own"
+
+
+def _plan(e: Experiment) -> str:
+    return f"{e.mode} test" + ("" if e.planned_days is None else f", {e.planned_days:g}-day plan")
+
+
+def _html_plan(e: Experiment) -> str:
+    return f"<b>{e.mode}</b> test" + ("" if e.planned_days is None else f" with a {e.planned_days:g}-day plan")
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
@@ -100,7 +114,7 @@ def to_html(results: Results) -> str:
     body = [
         "<h1>Experiment results</h1>",
         (
-            f"<p class=muted>{html.escape(results.mode)} test, alpha = {results.alpha}, outcomes within "
+            f"<p class=muted>{_mode(results)} test, alpha = {results.alpha}, outcomes within "
             f"{results.window_days:g} days of a visitor's first exposure; CUPED {'on' if results.cuped else 'off'}. "
             "Each arm is compared with the baseline; docs/ANALYSIS.md explains every number.</p>"
         ),
@@ -117,7 +131,7 @@ def _html_experiment(e: Experiment) -> list[str]:
     key = html.escape(e.key)
     parts = [
         f"<h2>{key}</h2>",
-        f"<p>{_span(e.days)} of exposures; baseline arm <b>{html.escape(e.baseline)}</b>.</p>",
+        f"<p>{_span(e.days)} of exposures; baseline arm <b>{html.escape(e.baseline)}</b>; {_html_plan(e)}.</p>",
     ]
     if e.srm:
         parts.append(

@@ -28,10 +28,13 @@ BASELINE_NAMES = ("control", "default", "baseline")
 
 
 class Design(msgspec.Struct, frozen=True):
-    """What the bundle says about an experiment: its arms in order (the first is the baseline), weights."""
+    """What the bundle says about an experiment: its arms in order (the first is the baseline), weights,
+    and its analysis plan where it declares one (None: the options' mode and planned days)."""
 
     arms: tuple[str, ...]
     weights: tuple[float, ...]
+    mode: Mode | None = None
+    planned_days: float | None = None
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +106,8 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True):
     days: float
     srm_p: float
     srm: bool  # srm_p below SRM_THRESHOLD: assignment is broken, do not trust the comparisons
+    mode: Mode = "fixed"  # the test this experiment was analysed with: its plan, or the command's flags
+    planned_days: float | None = None  # the plan's length (None: a fixed test has none)
     arms: list[Arm]
     segments: list[SegmentSrm]
     comparisons: list[Comparison]
@@ -110,7 +115,7 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Results(msgspec.Struct, frozen=True, kw_only=True):
-    mode: Mode
+    mode: Mode  # the default: each experiment's own plan (Experiment.mode) may differ
     alpha: float
     window_days: float
     cuped: bool
@@ -132,11 +137,12 @@ def analyze(
     experiments = []
     for key, by_segment in sorted(counts.items()):
         design = _design(key, by_segment, designs)
+        planned = _planned(options, design)
         experiment = _experiment(
-            key, design, by_segment, _at_plan_end(events, by_segment[None], options) or sums, options
+            key, design, by_segment, _at_plan_end(events, by_segment[None], planned) or sums, planned
         )
         if timeline:
-            experiment = msgspec.structs.replace(experiment, timeline=_timeline(events, key, design, options))
+            experiment = msgspec.structs.replace(experiment, timeline=_timeline(events, key, design, planned))
         experiments.append(experiment)
     return Results(
         mode=options.mode, alpha=options.alpha, window_days=options.window_days, cuped=options.cuped,
@@ -182,13 +188,22 @@ def _sums(rows: Sequence[Mapping[str, Any]]) -> dict[SumsKey, dict[str, stats.Su
     return found
 
 
+def _planned(options: Options, design: Design) -> Options:
+    """The options with the experiment's own plan where it has one."""
+    return msgspec.structs.replace(
+        options, mode=design.mode or options.mode, planned_days=design.planned_days or options.planned_days
+    )
+
+
 def _design(key: str, by_segment: Mapping[str | None, _Counts], designs: Mapping[str, Design]) -> Design:
     """The bundle's design; without one, the arms seen, a 'control' first, with equal weights."""
     seen = sorted(by_segment[None].visitors)
     known = designs.get(key)
     if known is not None:
         extra = [arm for arm in seen if arm not in known.arms]  # arms the bundle no longer has
-        return Design(known.arms + tuple(extra), known.weights + (0.0,) * len(extra))
+        return msgspec.structs.replace(
+            known, arms=known.arms + tuple(extra), weights=known.weights + (0.0,) * len(extra)
+        )
     baseline = next((name for name in BASELINE_NAMES if name in seen), seen[0])
     arms = (baseline, *(arm for arm in seen if arm != baseline))
     return Design(arms, (1.0,) * len(arms))
@@ -210,6 +225,7 @@ def _experiment(
     comparisons = _comparisons(key, design, sums, options, days)
     return Experiment(
         key=key, baseline=design.arms[0], days=days, srm_p=srm_p, srm=srm_p < stats.SRM_THRESHOLD,
+        mode=options.mode, planned_days=None if options.mode == "fixed" else options.planned_days,
         arms=[
             Arm(arm, count, count / total, float(weights[i] / weights.sum()), _means(key, arm, sums))
             for i, (arm, count) in enumerate(zip(design.arms, visitors, strict=True))

@@ -21,7 +21,16 @@ from service.core.errors import BundleError, Problem
 from service.core.models import CompiledModel, LoadedModel, ModelCard, compile_model
 from service.core.outcome import PlacementDecision
 from service.core.rendering import Blocks
-from service.core.spec import Condition, ContentFile, Experiment, Placement, RulesFile, Segment, Variant
+from service.core.spec import (
+    AnalysisMode,
+    Condition,
+    ContentFile,
+    Experiment,
+    Placement,
+    RulesFile,
+    Segment,
+    Variant,
+)
 from service.core.whynot import Explainer, Locate, compile_why_not
 
 Path = tuple[str | int, ...]
@@ -62,6 +71,9 @@ class CompiledExperiment:
     running: bool
     window: tuple[float, float]  # [start, end) with infinities for open ends: one comparison per request
     bucket_version: int = 1
+    # the plan for ``tailor analyze`` (None: none declared); decisions never read it
+    analysis_mode: AnalysisMode | None = None
+    planned_days: float | None = None
 
     @property
     def traffic_percent(self) -> float:
@@ -544,6 +556,8 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
         running=spec.status == "running",
         window=(-math.inf if start is None else start, math.inf if end is None else end),
         bucket_version=spec.bucket_version,
+        analysis_mode=None if spec.analysis is None else spec.analysis.mode,
+        planned_days=None if spec.analysis is None else spec.analysis.planned_days,
     )
 
 

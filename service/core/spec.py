@@ -313,6 +313,25 @@ class Arm(_Model):
 
 
 Percent = Annotated[float, Field(ge=0, le=100, multiple_of=0.01)]
+AnalysisMode = Literal["fixed", "sequential", "always-valid"]
+
+
+class AnalysisPlan(_Model):
+    """How ``tailor analyze`` tests this experiment (decisions never read it); CLI flags override it."""
+
+    mode: AnalysisMode = Field(
+        description="fixed: one look at the end; sequential: group-sequential, one look a day "
+        "up to planned_days; always-valid: a confidence sequence, look at any time."
+    )
+    planned_days: float | None = Field(
+        None, ge=1, le=3650, description="Days the test is planned to run (default 14); not with mode fixed."
+    )
+
+    @model_validator(mode="after")
+    def _plan_shape(self) -> Self:
+        if self.mode == "fixed" and self.planned_days is not None:
+            raise ValueError("'planned_days' is for a sequential or always-valid plan; a fixed test has none")
+        return self
 
 
 class Experiment(_Model):
@@ -342,6 +361,7 @@ class Experiment(_Model):
     forced: dict[str, Name] = Field(
         default_factory=dict, description="QA visitor ids and the arm each one always gets."
     )
+    analysis: AnalysisPlan | None = Field(None, description="The analysis plan; default: a fixed-horizon test.")
 
     @model_validator(mode="after")
     def _layer_shape(self) -> Self:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 import pytest
 
 from service.analysis import stats
 from service.analysis.command import EXIT_PROBLEMS, EXIT_SRM, EXIT_USAGE
-from service.analysis.results import Options
+from service.analysis.results import Mode, Options
+from service.bundle.loader import load_bundle
 from service.cli import main
+from service.core.decide import DecisionRequest, decide
+from service.core.spec import AnalysisMode
 from service.telemetry import DecisionEvent
 from tests.analysis.logs import EXPERIMENT, Plan, write
 from tests.analysis.logs import START as T0
@@ -169,3 +174,129 @@ def test_an_experiment_with_one_arm_seen_so_far_has_no_mismatch(
     code, report = analyze_json(capsys, str(tmp_path))
     [experiment] = report["experiments"]  # type: ignore[index]
     assert (code, experiment["srm_p"], experiment["comparisons"]) == (0, 1.0, [])
+
+
+TWO_PLANS = """\
+version: 1
+placements:
+  home_hero:
+    default: hero_default
+    rules:
+      - { segment: vip, experiment: hero_layout_test }
+      - { experiment: fixed_twin }
+segments:
+  vip:
+    when: { attr: tier, eq: vip }
+experiments:
+  hero_layout_test:
+    status: running
+    arms: [{ key: control, variant: hero_default }, { key: bold, variant: hero_bold }]
+    analysis: { mode: sequential, planned_days: 7 }
+  fixed_twin:
+    status: running
+    arms: [{ key: control, variant: hero_default }, { key: bold, variant: hero_bold }]
+"""
+
+
+@pytest.fixture(scope="module")
+def two_plans(planted: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The planted log twice, the second copy under another experiment key, and a bundle whose first
+    experiment plans a 7-day sequential test while its twin declares no plan: same data, two tests."""
+    folder = tmp_path_factory.mktemp("two_plans")
+    for log in sorted(planted.glob("*.jsonl")):
+        text = log.read_text()
+        (folder / log.name).write_text(text)
+        key = f'"experiment":"{EXPERIMENT}"'
+        twin = "".join(line.replace(key, '"experiment":"fixed_twin"') for line in text.splitlines(True) if key in line)
+        (folder / f"twin.{log.name}").write_text(twin)  # the exposures again; the outcomes are shared
+    bundle = tmp_path_factory.mktemp("bundle")
+    (bundle / "rules").mkdir()
+    (bundle / "rules" / "home.yaml").write_text(TWO_PLANS)
+    shutil.copytree(ROOT / "content", bundle / "content")
+    return folder, bundle
+
+
+def overall_widths(report: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    return {
+        e["key"]: next(
+            c["ci_high"] - c["ci_low"] for c in e["comparisons"] if c["segment"] is None and c["kind"] == "conversion"
+        )
+        for e in report["experiments"]
+    }
+
+
+def plans(report: dict) -> dict[str, tuple[str, float | None]]:  # type: ignore[type-arg]
+    return {e["key"]: (e["mode"], e["planned_days"]) for e in report["experiments"]}
+
+
+def test_each_experiment_is_analysed_with_its_own_plan(
+    two_plans: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, bundle = two_plans
+    _, report = analyze_json(capsys, str(log), "--bundle", str(bundle))
+    assert plans(report) == {EXPERIMENT: ("sequential", 7.0), "fixed_twin": ("fixed", None)}
+    assert report["mode"] == "fixed"  # the default, for experiments without a plan
+    # the 7-day plan reads the first 7 days only, with 7 looks: a wider interval than the whole log's fixed one
+    widths = overall_widths(report)
+    assert widths[EXPERIMENT] > 1.3 * widths["fixed_twin"]
+    _, alone = analyze_json(capsys, str(log), "--sequential", "--planned-days", "7", "--experiment", EXPERIMENT)
+    assert overall_widths(alone)[EXPERIMENT] == pytest.approx(widths[EXPERIMENT], rel=1e-9)
+    main(["analyze", str(log), "--bundle", str(bundle)])
+    text = capsys.readouterr().out
+    assert text.startswith("mode: each experiment's own, alpha 0.05")
+    assert f"experiment {EXPERIMENT} (14.0 days, baseline control; sequential test, 7-day plan)" in text
+    assert "experiment fixed_twin (14.0 days, baseline control; fixed test)" in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--fixed"], {EXPERIMENT: ("fixed", None), "fixed_twin": ("fixed", None)}),
+        (["--always-valid"], {EXPERIMENT: ("always-valid", 7.0), "fixed_twin": ("always-valid", 14.0)}),
+        (["--planned-days", "10"], {EXPERIMENT: ("sequential", 10.0), "fixed_twin": ("fixed", None)}),
+        (["--sequential", "--planned-days", "5"], {EXPERIMENT: ("sequential", 5.0), "fixed_twin": ("sequential", 5.0)}),
+    ],
+)
+def test_command_line_flags_override_every_experiments_plan(
+    flags: list[str], expected: dict[str, tuple[str, float | None]], two_plans: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    log, bundle = two_plans
+    _, report = analyze_json(capsys, str(log), "--bundle", str(bundle), *flags)
+    assert plans(report) == expected
+    if flags == ["--fixed"]:  # same data, same test: the twins' intervals agree
+        widths = overall_widths(report)
+        assert widths[EXPERIMENT] == pytest.approx(widths["fixed_twin"], rel=1e-9)
+
+
+def test_the_html_report_shows_each_experiments_plan(two_plans: tuple[Path, Path], tmp_path: Path) -> None:
+    log, bundle = two_plans
+    out = tmp_path / "report.html"
+    assert main(["analyze", str(log), "--bundle", str(bundle), "--format", "html", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<b>sequential</b> test with a 7-day plan" in page
+    assert "<b>fixed</b> test" in page
+
+
+def test_an_analysis_plan_changes_no_decision(two_plans: tuple[Path, Path], tmp_path: Path) -> None:
+    _, bundle = two_plans
+    plain = tmp_path / "plain"
+    shutil.copytree(bundle, plain)
+    rules = plain / "rules" / "home.yaml"
+    rules.write_text(rules.read_text().replace("    analysis: { mode: sequential, planned_days: 7 }\n", ""))
+    with_plan, without = load_bundle(bundle), load_bundle(plain)
+    assert with_plan.experiments[EXPERIMENT].analysis_mode == "sequential"
+    assert without.experiments[EXPERIMENT].analysis_mode is None
+    arms = set()
+    for number in range(300):
+        attributes = {"tier": "vip" if number % 2 else "new"}
+        request = DecisionRequest(f"v-{number}", attributes, T0, personalization=True)
+        decision = decide(with_plan, request)
+        assert decision.placements == decide(without, request).placements
+        held = decision.placements["home_hero"].experiment
+        arms.add(None if held is None else (held.key, held.arm))
+    assert {(EXPERIMENT, "bold"), ("fixed_twin", "control")} <= arms  # both experiments took visitors in
+
+
+def test_the_rule_files_modes_are_the_commands_modes() -> None:
+    assert get_args(AnalysisMode) == get_args(Mode)
