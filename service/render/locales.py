@@ -313,6 +313,10 @@ class Locales:
         self.default_missing = bool(files) and self.default not in files
         self._tables.setdefault(self.default, MappingProxyType({}))
         self.choose = lru_cache(maxsize=NEGOTIATED_LOCALES)(self._choose)
+        for name in self._tables:  # the bundle's own locales: their formats are made while compiling
+            parsed = _parse(name)
+            if parsed is not None:
+                _formats(str(parsed))
 
     def messages(self, language: str) -> Mapping[str, Message]:
         return self._tables[language]
