@@ -422,10 +422,6 @@ def _weight_of(value: Any) -> int:
     return _weight(value)
 
 
-def _total_weight(args: Iterable[Any], kwargs: Mapping[str, Any]) -> int:
-    return _weights(args) + _weights(kwargs.values())
-
-
 def _weights(values: Iterable[Any]) -> int:
     """``_weight_of`` summed, with text and small integers (most arguments) counted on the spot."""
     total = 0
