@@ -15,6 +15,8 @@ from functools import lru_cache
 
 from mjml import mjml_to_html
 
+from service.render.minify import minify
+
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
@@ -26,13 +28,13 @@ class MjmlProblem:
 
 @lru_cache(maxsize=64)
 def compile_mjml(source: str) -> tuple[str, tuple[MjmlProblem, ...]]:
-    """Email HTML for an MJML template, and what went wrong (empty when nothing did).
+    """Email HTML for an MJML template, without its indentation, and what went wrong (empty when nothing did).
 
     Remembered by source: compiling takes about 30 ms, and a reload recompiles every worker's
     bundle although the email templates rarely change.
     """
     html, problems = _compile(source)
-    return html, tuple(problems)
+    return minify(html), tuple(problems)
 
 
 def _compile(source: str) -> tuple[str, list[MjmlProblem]]:

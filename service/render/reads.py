@@ -17,6 +17,7 @@ would have rendered:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from jinja2 import nodes
@@ -85,6 +86,7 @@ def simplify(paths: Iterable[Path]) -> tuple[Path, ...]:
 
 
 _MISSING: list[int] = [0]
+_PLAIN_MAPPINGS = frozenset({dict, MappingProxyType})
 
 
 def value_at(roots: Mapping[str, Any], path: Path) -> Any:
@@ -97,7 +99,7 @@ def value_at(roots: Mapping[str, Any], path: Path) -> Any:
         return _MISSING
     value = roots[path[0]]
     for key in path[1:]:
-        if not isinstance(value, Mapping):
+        if type(value) not in _PLAIN_MAPPINGS and not isinstance(value, Mapping):  # dicts without the ABC check
             break  # reading into a string or a list: the whole value decides the output
         if key not in value:
             return _MISSING

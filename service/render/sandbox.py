@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView, Sequence, Set, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView, MutableMapping, Sequence, Set, Sized
 from contextvars import ContextVar
 from datetime import date
 from itertools import chain
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import Any
 
 from jinja2 import ChainableUndefined, nodes, pass_environment, pass_eval_context
@@ -86,6 +86,8 @@ _ALLOWED: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
 _DATA = (str, int, float, date, Mapping, Sequence, Set, MappingView, Namespace, Undefined)
 _PLAIN = frozenset({str, int, float, bool, dict, list, tuple, MappingProxyType})  # no generators among them
 _SCALARS = frozenset({float, bool, type(None)})
+_PLAIN_OR_NONE = _PLAIN | {type(None), Markup}  # never a generator: _listed leaves them alone
+_OWNERLESS = frozenset({FunctionType, Macro})
 
 
 class Budget:
@@ -128,6 +130,19 @@ class _Template(Template):
         return super().new_context(vars, shared, locals)
 
 
+# Attribute names of the plain mappings: any other name a template reads from one is an item
+# (content.image), exactly as Jinja's getattr would find it after its attribute lookup failed.
+# Neither type has instance attributes or a __getattr__, so dir() is everything getattr can find.
+_MAPPING_NAMES: dict[type, frozenset[str]] = {kind: frozenset(dir(kind)) for kind in (dict, MappingProxyType)}
+_INDEXED = frozenset({dict, MappingProxyType, list, tuple, str})
+_KEYS = frozenset({str, int})
+SAFETY_ENTRIES = 4096  # (type, attribute) decisions remembered; attribute names are template constants
+
+# Whether an attribute may be read depends only on the type of the object and the name (see
+# TailorSandbox.is_safe_attribute), so each pair is decided once per process.
+_SAFE_ATTRIBUTES: dict[tuple[type, str], bool] = {}
+
+
 class TailorSandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox, plain data only, sizes checked before anything large is built."""
 
@@ -158,11 +173,27 @@ class TailorSandbox(ImmutableSandboxedEnvironment):
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         return _Hooks().visit(super()._parse(source, name, filename))  # type: ignore[no-any-return]
 
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        # Jinja chains a template's globals to the environment's so that later changes show;
+        # every render copies them into its context, and copying a ChainMap is a Python loop.
+        # This environment's globals are complete before its first template loads.
+        return {**self.globals, **(d or {})}
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        safe = _SAFE_ATTRIBUTES.get(key)
+        if safe is None:
+            safe = self._attribute_allowed(obj, attr)
+            if len(_SAFE_ATTRIBUTES) < SAFETY_ENTRIES:
+                _SAFE_ATTRIBUTES[key] = safe
+        return safe
+
+    def _attribute_allowed(self, obj: Any, attr: str) -> bool:
+        """The decision itself: by isinstance checks of ``obj`` and the name, never by the value read."""
         for types, allowed in _ALLOWED:
             if isinstance(obj, types):
                 return attr in allowed
-        return super().is_safe_attribute(obj, attr, value)
+        return super().is_safe_attribute(obj, attr, None)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         # Fail the render (and serve the fallback) rather than print an empty string for an escape attempt.
@@ -184,21 +215,47 @@ class TailorSandbox(ImmutableSandboxedEnvironment):
         # runs 2**depth times without a single for loop.
         budget = BUDGET.get()
         budget.spend(1)
-        args = tuple(map(_listed, args))
-        kwargs = {key: _listed(value) for key, value in kwargs.items()}
-        budget.charge(_owner_weight(obj) + _total_weight(args, kwargs))
-        if isinstance(obj, LoopContext) and args:
-            args = (_budget_loop(args[0]), *args[1:])  # loop(children) in a recursive for: loop items like any
-        result = super().call(context, obj, *args, **kwargs)
+        args = _listed_all(args)
+        if kwargs:
+            kwargs = {key: _listed(value) for key, value in kwargs.items()}
+        # Jinja passes a loop's or block's variables along with every call made inside one; they
+        # are the context's, not arguments, and only a callable that takes the context sees them.
+        budget.charge(_owner_weight(obj) + _weights(args) + _weights_of_arguments(kwargs))
+        if _plainly_callable(obj) and self.is_safe_callable(obj):
+            result = self._call_plain(obj, args, kwargs)  # what Context.call does for these, without its lookups
+        else:
+            if isinstance(obj, LoopContext) and args:
+                args = (_budget_loop(args[0]), *args[1:])  # loop(children) in a recursive for: loop items like any
+            result = super().call(context, obj, *args, **kwargs)
         budget.charge(_size(result))
         return result
 
+    def _call_plain(self, obj: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A macro or a function that takes no context, called as ``Context.call`` would call it."""
+        kwargs.pop("_block_vars", None)
+        kwargs.pop("_loop_vars", None)
+        try:
+            return obj(*args, **kwargs)
+        except StopIteration:
+            return self.undefined("value was undefined because a callable raised a StopIteration exception")
+
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if not isinstance(argument, str | int | float):
+        if type(obj) in _INDEXED and type(argument) in _KEYS:
+            try:
+                return obj[argument]  # plain data, read as Jinja would read it first; nothing to weigh
+            except (TypeError, LookupError):
+                pass
+        elif not isinstance(argument, str | int | float):
             _weighed(argument)  # a tuple key is hashed and compared all the way down
         return _read_from(obj, super().getitem(obj, argument))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        names = _MAPPING_NAMES.get(type(obj))
+        if names is not None and attribute not in names:
+            try:
+                return obj[attribute]  # a dict's item, and plain data: nothing to weigh
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
         return _read_from(obj, super().getattr(obj, attribute))
 
 
@@ -255,6 +312,8 @@ def _size(value: Any) -> int:
 
 def _owner_weight(method: Any) -> int:
     """What a method works through: all of a string (split, count), every item of a list to the bottom (index)."""
+    if type(method) in _OWNERLESS:
+        return 1  # as _size(None): a macro or a function belongs to nothing
     owner = getattr(method, "__self__", None)
     return _weight_of(owner) if isinstance(owner, list | tuple) else _size(owner)
 
@@ -363,8 +422,28 @@ def _weight_of(value: Any) -> int:
     return _weight(value)
 
 
-def _total_weight(args: Iterable[Any], kwargs: Mapping[str, Any]) -> int:
-    return sum(map(_weight_of, args)) + sum(map(_weight_of, kwargs.values()))
+def _weights(values: Iterable[Any]) -> int:
+    """``_weight_of`` summed, with text and small integers (most arguments) counted on the spot."""
+    total = 0
+    for value in values:
+        kind = type(value)
+        if kind is str and len(value) <= MAX_VALUE_CHARS:
+            total += len(value) + 1
+        elif kind is int:
+            total += value.bit_length() // 3 + 1
+        else:
+            total += _weight_of(value)
+    return total
+
+
+_CONTEXT_ARGUMENTS = frozenset({"_loop_vars", "_block_vars"})
+
+
+def _weights_of_arguments(kwargs: Mapping[str, Any]) -> int:
+    """The keyword arguments' weights, without the loop's and block's variables Jinja passes along."""
+    if not kwargs:
+        return 0
+    return _weights(value for key, value in kwargs.items() if key not in _CONTEXT_ARGUMENTS)
 
 
 def _listed(value: Any) -> Any:
@@ -372,6 +451,20 @@ def _listed(value: Any) -> Any:
     if type(value) not in _PLAIN and isinstance(value, Iterator) and not isinstance(value, LoopContext):
         return list(value)
     return value
+
+
+def _plainly_callable(obj: Any) -> bool:
+    """A macro, or a function that takes neither the context nor the environment: called as it is."""
+    kind = type(obj)
+    return kind is Macro or (kind is FunctionType and not hasattr(obj, "jinja_pass_arg"))
+
+
+def _listed_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_listed`` of each value; the same tuple when all are plain data (the common case)."""
+    for value in values:
+        if type(value) not in _PLAIN_OR_NONE:
+            return tuple(map(_listed, values))
+    return values
 
 
 def _weighed(value: Any) -> Any:
@@ -404,7 +497,15 @@ def _sendable(value: Any) -> Any:
 
 def _checked_output(value: Any) -> Any:
     """Every ``{{ }}`` passes here before it is escaped and printed."""
-    if type(value) in _PRINTED_AS_IS:
+    kind = type(value)
+    if kind is str or kind is Markup:  # most of what prints: _weighed and _sendable, inline
+        if len(value) > MAX_VALUE_CHARS:
+            raise RenderLimitError(f"a value of the template is larger than {MAX_VALUE_CHARS} characters")
+        BUDGET.get().charge(len(value) + 1)
+        if not value.isascii() and _SURROGATES.search(value):
+            raise ValueError("the template printed an unpaired surrogate, which is not text UTF-8 can carry")
+        return value
+    if kind in _PRINTED_AS_IS:
         return _sendable(_weighed(value))
     return _sendable(_printable(_weighed(_listed(value)), top=True))
 
@@ -599,12 +700,23 @@ def _metered(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def metered(*args: Any, **kwargs: Any) -> Any:
-        args = (*args[:skip], *map(_listed, args[skip:]))
-        kwargs = {key: _listed(value) for key, value in kwargs.items()}
+        values = _listed_all(args[skip:] if skip else args)
+        args = (*args[:skip], *values) if skip else values
+        work = _weights(values)
+        if kwargs:
+            kwargs = {key: _listed(value) for key, value in kwargs.items()}
+            work += _weights(kwargs.values())
         budget = BUDGET.get()
         # map and select call a filter or test per item: the calls themselves add up too.
-        budget.charge(_CALL_COST + cost * _total_weight(args[skip:], kwargs))
+        budget.charge(_CALL_COST + cost * work)
         result = function(*args, **kwargs)
+        if type(result) is str:  # _size, _check_size and _sendable, inline for the usual result
+            budget.charge(len(result))
+            if len(result) > MAX_VALUE_CHARS:
+                raise RenderLimitError(f"a value of the template grows beyond {MAX_VALUE_CHARS} characters")
+            if not result.isascii() and _SURROGATES.search(result):
+                raise ValueError("the template printed an unpaired surrogate, which is not text UTF-8 can carry")
+            return result
         budget.charge(_size(result))
         return _sendable(_check_size(result))
 

@@ -17,7 +17,10 @@ attributes. Three ways to meet the render cache:
 - miss: ``RenderCache(0)``, a cache that keeps nothing (the server with its render cache set to 0):
   the key is built and looked up, then the template renders: what a miss costs the server;
 - cached: a ``RenderCache`` warmed with all 1000 recipients (and large enough to keep them),
-  so every call is a hit.
+  so every call is a hit;
+- plain Jinja: the same compiled template source in a plain ``jinja2.Environment`` (no sandbox,
+  no budgets, no output cap, no cache) with the same settings, globals and filters, rendering the
+  same HTML: what the sandbox and Tailor's render add, block by block.
 
 The figures and how to read them are in docs/BENCHMARKS.md ("Rendered blocks").
 """
@@ -31,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jinja2
 import pytest
 from babel.numbers import format_currency
 
@@ -38,6 +42,7 @@ from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
 from service.core.rendering import Rendered, RenderInputs
+from service.render import blocks as tailor_blocks
 from service.render.cache import RenderCache
 from service.render.page import Tally, inputs_for, render_decision, render_variant
 from tests.bench import emails
@@ -173,6 +178,78 @@ def bench_cached(
     bench_block(benchmark, bundle, prepared, variant, cache, check)
     assert cache.misses == misses  # every call was a hit
     assert cache.hits > 0
+
+
+# -- plain Jinja on the same templates ---------------------------------------------------------
+
+PlainRender = Callable[[str, RenderInputs], str]
+
+
+@pytest.fixture(scope="module")
+def plain_jinja(bundle: Bundle) -> PlainRender:
+    """Render a variant's template with plain Jinja: the same source, settings, globals and filters."""
+    compiled = bundle.blocks
+    sandboxed = next(iter(compiled.blocks.values())).template.environment  # type: ignore[attr-defined]
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: sandboxed.loader.get_source(sandboxed, name)),
+        autoescape=lambda name: (name or "").endswith(tailor_blocks.AUTOESCAPED),
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=-1,
+    )
+    env.globals.update({"t": sandboxed.globals["t"], "recommend": sandboxed.globals["recommend"]})
+    for name in ("price", "number", "percent", "date", "next_weekday"):
+        env.filters[name] = getattr(sandboxed.filters[name], "__wrapped__", sandboxed.filters[name])
+    locales = compiled.locales  # type: ignore[attr-defined]
+
+    def render(variant: str, inputs: RenderInputs) -> str:
+        block = compiled.blocks[variant]  # type: ignore[attr-defined]
+        context = inputs.context
+        choice = locales.choose(context.get("locale"), context.get("currency"))
+        visitor = inputs.attributes if inputs.personalization else {}
+        roots = {"visitor": visitor, "context": context, "segments": inputs.segments, "today": inputs.now.date()}
+        token = tailor_blocks._CURRENT.set(tailor_blocks._Current(visitor, choice))
+        try:
+            variables = {**roots, "content": block.content, "params": block.params, "variant": block.variant}
+            return env.get_template(block.template.name).render(variables, locale=choice.name, language=choice.language)
+        finally:
+            tailor_blocks._CURRENT.reset(token)
+
+    return render
+
+
+def bench_plain(benchmark: Any, bundle: Bundle, prepared: list[Prepared], plain: PlainRender, variant: str) -> None:
+    cycle = itertools.cycle(prepared)
+
+    def one() -> str:
+        return plain(variant, next(cycle)[1])
+
+    benchmark(one)
+    for _, inputs in prepared[:CHECKED]:  # the same HTML as Tailor renders
+        assert plain(variant, inputs) == render_variant(bundle, variant, inputs, cache=None, tally=Tally()).html
+
+
+@pytest.mark.benchmark(group="render: hero (page)")
+def test_bench_hero_plain_jinja(
+    benchmark: Any, bundle: Bundle, prepared: list[Prepared], plain_jinja: PlainRender
+) -> None:
+    bench_plain(benchmark, bundle, prepared, plain_jinja, "hero_default")
+
+
+@pytest.mark.benchmark(group="render: cart email (MJML)")
+def test_bench_email_plain_jinja(
+    benchmark: Any, bundle: Bundle, prepared: list[Prepared], plain_jinja: PlainRender
+) -> None:
+    bench_plain(benchmark, bundle, prepared, plain_jinja, "email_cart_discount")
+
+
+@pytest.mark.benchmark(group="render: recommendations (page)")
+def test_bench_recommendations_plain_jinja(
+    benchmark: Any, bundle: Bundle, prepared: list[Prepared], plain_jinja: PlainRender
+) -> None:
+    bench_plain(benchmark, bundle, prepared, plain_jinja, "recs_for_you")
 
 
 # -- the page hero ---------------------------------------------------------------------------
