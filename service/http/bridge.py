@@ -112,13 +112,13 @@ class Exchange:
         self.headers: list[tuple[str, str]] = []
         self.stream: Transport | None = None
         self.finished = False
+        self.answered: asyncio.Event | None = None  # made when someone waits for the end of the response
 
     async def receive(self) -> Message:
         if self.gone:
             return DISCONNECT
         if self.body_done:
-            await self.protocol.client_disconnect()
-            self.gone = True
+            await self._until_gone_or_answered()
             return DISCONNECT
         try:
             body, more = await (self._whole() if self.whole else self._chunk())
@@ -127,6 +127,23 @@ class Exchange:
             return DISCONNECT
         self.body_done = not more
         return {"type": "http.request", "body": body, "more_body": more}
+
+    async def _until_gone_or_answered(self) -> None:
+        """Once the body is read, the next message is the disconnect: when the client goes, or
+        when the response is complete (as granian's ASGI says it; Litestar's streamed responses
+        wait for it)."""
+        if self.finished:
+            return
+        if self.answered is None:
+            self.answered = asyncio.Event()
+        answered = asyncio.ensure_future(self.answered.wait())
+        gone = asyncio.ensure_future(self.protocol.client_disconnect())
+        try:
+            await asyncio.wait((answered, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answered.cancel()
+            gone.cancel()
+        self.gone = self.gone or (gone.done() and not gone.cancelled())
 
     async def _whole(self) -> tuple[bytes, bool]:
         return await self.protocol(), False
@@ -151,7 +168,7 @@ class Exchange:
 
     async def _body(self, body: bytes, more: bool) -> None:
         if self.stream is None and not more:
-            self.finished = True
+            self._finish()
             self.protocol.response_bytes(self.status, self.headers, body)
             return
         if self.stream is None:
@@ -162,8 +179,13 @@ class Exchange:
             except CLOSED_ERRORS:  # the client has gone; the app hears it on its next receive
                 self.gone = True
         if not more:  # granian ends the response when the transport is let go
-            self.finished = True
+            self._finish()
             self.stream = None
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self.answered is not None:
+            self.answered.set()
 
 
 class Bridge:
