@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEven
 from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
-from service.http.body import Headers, check_headers, decode_off_the_loop, read_body
+from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, decode_off_the_loop, read_body
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
 from service.serving import CACHE_HEADER, Serving
@@ -104,7 +104,12 @@ class LeanDecide:
         settings = self.settings
         raw = await read(limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
                          declared=headers.get("content-length"))  # fmt: skip
-        data = await decode_off_the_loop(raw, wire.DecideRequest)
+        # a page view's body is decoded here; one beyond LARGE_BODY_BYTES (a raised limit) beside the loop
+        data = (
+            decode(raw, wire.DecideRequest)
+            if len(raw) <= LARGE_BODY_BYTES
+            else await decode_off_the_loop(raw, wire.DecideRequest)
+        )
         bundle = self.store.current.bundle  # one bundle for the whole request
         decided = self.serving.decision(bundle, data, client_time=self.client_time(headers))
         if decided.rendered is None:
