@@ -27,6 +27,8 @@ from urllib.parse import quote
 
 from granian._granian import RSGIProtocolClosed, RSGIProtocolError
 
+from service.core.errors import TailorError
+
 log = logging.getLogger("tailor.http")
 
 ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -221,7 +223,7 @@ class Bridge:
         loop.run_until_complete(self.shutdown())
 
 
-class LifespanError(RuntimeError):
+class LifespanError(TailorError):
     """The app's lifespan start-up or shutdown failed (its message says why)."""
 
 
