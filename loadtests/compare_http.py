@@ -18,7 +18,8 @@ Every server runs with one worker, all of them at once, on free ports:
   (loadtests/bare_apps.py), all under granian.
 
 Tailor and the ceilings are started as ``tailor serve`` starts granian (service/cli.py,
-``_run_granian``: ASGI, factory, no access log, failed workers respawned), with the settings a
+``_run_granian``: factory, no access log, no websockets, failed workers respawned; Tailor through
+the RSGI door of service/http/rsgi.py, ``TAILOR_INTERFACE``'s default), with the settings a
 ``tailor serve`` worker reads from the environment. GrowthBook and Tailor on flags20 get the same
 1,000 visitors (``visitor-{i}``, countries cycling US, DE, FR), one body a line, rotated by
 loadtests/pageviews.lua. Before the load, each visitor is sent once to both: every answer must
@@ -71,7 +72,8 @@ from loadtests.harness import (
     wait_ready,
 )
 from loadtests.pageview_mix import page_views
-from service.settings import Settings
+from service.cli import GRANIAN_TARGETS
+from service.settings import Interface, Settings
 from service.telemetry.metrics import MULTIPROCESS_ENV
 from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20
 
@@ -83,6 +85,7 @@ SEED = 2026
 WARMUP_S = 2
 FLAG_COUNT = len(FLAGS)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DEFAULT_INTERFACE: Interface = Settings().interface
 
 
 @dataclass
@@ -112,10 +115,16 @@ def granian(target: str, *options: str, interface: str = "asgi", factory: bool =
         return [
             sys.executable, "-m", "granian", "--interface", interface, "--host", HOST, "--port", str(port),
             "--workers", "1", *(["--factory"] if factory else []), "--no-access-log", "--respawn-failed-workers",
-            "--working-dir", str(ROOT), *options, target,
+            "--no-ws", "--working-dir", str(ROOT), *options, target,
         ]  # fmt: skip
 
     return command
+
+
+def tailor(*options: str, interface: Interface = DEFAULT_INTERFACE) -> Callable[[int], list[str]]:
+    """Tailor's app under granian through ``interface``, as ``tailor serve`` starts it (service/cli.py)."""
+    kind, target = GRANIAN_TARGETS[interface]
+    return granian(target, *options, interface=kind.value)
 
 
 def tailor_env(bundle: Path, state: Path, **overrides: str) -> dict[str, str]:
@@ -142,6 +151,7 @@ class Variant:
     options: tuple[str, ...] = ()  # granian options
     env: tuple[tuple[str, str], ...] = ()  # settings and probe switches
     probe: bool = False  # loadtests/tail_probe.py's factory instead of the app's own
+    interface: Interface = DEFAULT_INTERFACE
 
 
 PROBE_LOG = "TAILOR_PROBE_GC_LOG"
@@ -156,20 +166,19 @@ VARIANTS = {
     "backpressure-8": Variant("granian --backpressure 8", options=("--backpressure", "8")),
     "backpressure-32": Variant("granian --backpressure 32", options=("--backpressure", "32")),
     "task-impl-rust": Variant("granian --task-impl rust", options=("--task-impl", "rust")),
+    "asgi": Variant("TAILOR_INTERFACE=asgi: the whole app through granian's ASGI interface", interface="asgi"),
 }  # fmt: skip
 
 
 def servers(tmp: Path, variants: list[str]) -> list[Server]:
     flags_bodies, gb_bodies, example_bodies, features = write_inputs(tmp)
-    flags20 = ("service.http.app:create_app", "/readyz", "/v1/decide")
     listed = [
         Server("growthbook", "GrowthBook `@growthbook/proxy-eval` 1.1.2, node:http, flags20", node_command(features),
                "/healthz", "/eval", str(gb_bodies)),
-        Server("tailor-flags20", "Tailor `POST /v1/decide`, flags20", granian(flags20[0]), flags20[1], flags20[2],
+        Server("tailor-flags20", "Tailor `POST /v1/decide`, flags20", tailor(), "/readyz", "/v1/decide",
                str(flags_bodies), tailor_env(FLAGS20, tmp / "state-flags20")),
-        Server("tailor-example", "Tailor `POST /v1/decide`, example bundle page views",
-               granian("service.http.app:create_app"), "/readyz", "/v1/decide", str(example_bodies),
-               tailor_env(ROOT, tmp / "state-example")),
+        Server("tailor-example", "Tailor `POST /v1/decide`, example bundle page views", tailor(), "/readyz",
+               "/v1/decide", str(example_bodies), tailor_env(ROOT, tmp / "state-example")),
         Server("litestar-hello", "Ceiling: Litestar hello, granian ASGI", granian("loadtests.ceiling_app:create_app"),
                "/hello", "/hello"),
         Server("asgi-hello", "Ceiling: raw ASGI hello, granian", granian("loadtests.bare_apps:asgi_hello",
@@ -181,14 +190,14 @@ def servers(tmp: Path, variants: list[str]) -> list[Server]:
 
 
 def variant_server(name: str, variant: Variant, tmp: Path, bodies: Path) -> Server:
-    target = "loadtests.tail_probe:create_app" if variant.probe else "service.http.app:create_app"
     env = tailor_env(FLAGS20, tmp / f"state-{name}", **dict(variant.env))
-    if variant.probe:
+    command = tailor(*variant.options, interface=variant.interface)
+    if variant.probe:  # an ASGI factory
         env[PROBE_LOG] = str(tmp / f"gc-{name}.json")
+        command = granian("loadtests.tail_probe:create_app", *variant.options)
     label = f"Tailor `POST /v1/decide`, flags20, {name}"
     return Server(
-        f"tailor-flags20+{name}", label, granian(target, *variant.options), "/readyz", "/v1/decide", str(bodies),
-        env, note=variant.note,
+        f"tailor-flags20+{name}", label, command, "/readyz", "/v1/decide", str(bodies), env, note=variant.note,
     )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python loadtests/profile_app.py [--requests 20000] [--profile]
+    .venv/bin/python loadtests/profile_app.py [--requests 20000] [--profile [--rsgi]]
 
 It calls the ASGI apps directly (one request after another on one event loop) and times:
 
@@ -14,13 +14,15 @@ It calls the ASGI apps directly (one request after another on one event loop) an
   2. plus Tailor's app settings and timing middleware (service/http/app.py);
   3. plus the decision id (uuid4) and the decision counters of every request;
   4. plus the real decision: ``to_core``, ``decide``, ``decision_response``;
-  5. Tailor's own ``create_app``;
+  5. Tailor's own ``create_app`` (the lean path in front of the router);
+  6. Tailor's RSGI door (service/http/rsgi.py), as ``tailor serve`` runs it by default;
 
 * the decisions without any framework: ``to_core``, ``decide`` and ``decision_response`` on
   requests decoded beforehand.
 
 Metrics are file-backed as under ``tailor serve`` (PROMETHEUS_MULTIPROC_DIR in a temporary
-folder). With --profile it also prints cProfile's top functions for /v1/decide. The figures
+folder). With --profile it also prints cProfile's top functions for /v1/decide (through the ASGI
+app, or with --rsgi through the RSGI door). The figures
 are medians of 5 rounds, the cases taking turns within each round; compare them with each
 other, not across runs.
 """
@@ -56,9 +58,10 @@ from loadtests.pageview_mix import page_views
 from service.bundle.store import BundleStore
 from service.core.decide import decide
 from service.http import wire
-from service.http.app import _timed, create_app  # the middleware itself, for step 2 of the ladder
+from service.http.app import LEAN_STATE, _timed, create_app  # the middleware itself, for step 2 of the ladder
 from service.http.mapping import decision_response, to_core
 from service.http.problems import problem_response
+from service.http.rsgi import Door
 from service.settings import Settings
 from service.telemetry.metrics import Metrics
 
@@ -111,6 +114,45 @@ def through_app(app: Any, requests: list[Request]) -> Callable[[], Coroutine[Any
             status = await call(app, method, path, body)
             if status != 200:
                 raise RuntimeError(f"{method} {path} answered {status}")
+
+    return run_all
+
+
+class _Protocol:
+    """The part of granian's RSGI protocol the door uses for ``POST /v1/decide``: the body, one answer."""
+
+    __slots__ = ("body", "status")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.status = 0
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+
+
+class _Scope:
+    proto = "http"
+    method = "POST"
+    path = "/v1/decide"
+
+    def __init__(self, body: bytes) -> None:
+        self.headers = {"host": "127.0.0.1", "content-type": "application/json", "content-length": str(len(body))}
+
+
+def through_door(door: Door, requests: list[Request]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The requests through the RSGI door, as granian's RSGI interface would hand them over."""
+    prepared = [(_Scope(body), body) for _, _, body in requests]
+
+    async def run_all() -> None:
+        for scope, body in prepared:
+            protocol = _Protocol(body)
+            await door.__rsgi__(scope, protocol)  # type: ignore[arg-type]
+            if protocol.status != 200:
+                raise RuntimeError(f"the RSGI door answered {protocol.status}")
 
     return run_all
 
@@ -212,6 +254,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="µs per request inside the app, in-process")
     parser.add_argument("--requests", type=int, default=20000, help="requests per round (default 20000)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions for /v1/decide")
+    parser.add_argument("--rsgi", action="store_true", help="profile the RSGI door instead of the ASGI app")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tailor-profile-") as metrics_dir:
@@ -222,6 +265,7 @@ def main() -> int:
         if not store.load(root).ok:
             raise SystemExit("the example bundle does not load")
         tailor = create_app(settings, store)
+        door = Door(tailor, tailor.state[LEAN_STATE])
         ceiling = ceiling_app()
         n = args.requests
         bodies = [msgspec.json.encode(v.body) for v in page_views(1000, 2026, datetime.now(UTC))]
@@ -233,6 +277,7 @@ def main() -> int:
             ("Tailor GET /healthz", through_app(tailor, [("GET", "/healthz", b"")] * n)),
             *((name, through_app(app, mix)) for name, app in ladder(store, settings, bodies)),
             ("5. Tailor's create_app, POST /v1/decide", through_app(tailor, mix)),
+            ("6. Tailor's RSGI door, POST /v1/decide", through_door(door, mix)),
             decisions_only(store, settings, [body for _, _, body in mix]),
         ]
         print(f"| In-process, {n} requests a round, median of {ROUNDS} rounds | µs/request |")
@@ -243,7 +288,7 @@ def main() -> int:
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            asyncio.run(through_app(tailor, mix)())
+            asyncio.run((through_door(door, mix) if args.rsgi else through_app(tailor, mix))())
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return 0

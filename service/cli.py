@@ -172,13 +172,22 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
+# TAILOR_INTERFACE → granian's interface and the factory each worker calls (ADR 0011).
+GRANIAN_TARGETS = {
+    "rsgi": (Interfaces.RSGI, "service.http.rsgi:create_door"),
+    "asgi": (Interfaces.ASGI, "service.http.app:create_app"),
+}
+
+
 def _run_granian(settings: Settings) -> None:
+    interface, target = GRANIAN_TARGETS[settings.interface]
     Granian(
-        "service.http.app:create_app",
+        target,
         factory=True,
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.ASGI,
+        interface=interface,
+        websockets=False,  # no route takes one; under RSGI an upgrade is then a plain request for Litestar
         workers=max(1, settings.workers),
         working_dir=Path.cwd(),
         log_access=False,

@@ -10,10 +10,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args
 
+Interface = Literal["rsgi", "asgi"]
 PREFIX = "TAILOR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+INTERFACES: tuple[Interface, ...] = get_args(Interface)
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 MIN_PSEUDONYM_KEY_BYTES = 16  # the same floor as the pseudonymizer's: shorter keys can be brute-forced
@@ -49,6 +52,9 @@ class Settings:
     body_timeout_s: float = 30.0
     """TAILOR_BODY_TIMEOUT_S: a request body not complete within this many seconds gets 408 and
     its connection is closed."""
+    interface: Interface = "rsgi"
+    """TAILOR_INTERFACE: how granian hands requests to the app: rsgi (POST /v1/decide answered
+    natively, every other route by Litestar through a bridge; ADR 0011) or asgi (all of it ASGI)."""
     render_cache_mb: float = 32.0
     """TAILOR_RENDER_CACHE_MB: memory for rendered blocks per worker, least recently used dropped first; 0: off."""
     log_level: str = "INFO"
@@ -167,6 +173,8 @@ def _convert(name: str, kind: str, raw: str) -> object:
         return _non_negative(name, raw, int if kind == "int" else float)
     if kind in ("Path", "Path | None"):
         return Path(raw)
+    if name == "interface" and raw not in INTERFACES:
+        raise ValueError(f"{PREFIX}INTERFACE={raw!r} is not one of {', '.join(INTERFACES)}")
     if name == "log_format" and raw not in LOG_FORMATS:
         raise ValueError(f"{PREFIX}LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
     if name == "log_level":

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.http.app import create_app
+from service.http.app import LEAN_STATE, create_app
+from service.http.rsgi import Door
 from service.settings import Settings
+from tests import rsgi_fake
 
 ROOT = Path(__file__).parents[1]
 ORIGIN = "https://shop.example"
@@ -115,3 +117,33 @@ def test_the_lean_path_is_the_one_serving(clients: Clients) -> None:
     lean, _ = clients
     app = lean.app
     assert getattr(app.asgi_handler, "__name__", "") == "front"
+
+
+@pytest.fixture(scope="module")
+def door() -> Iterator[rsgi_fake.Worker]:
+    app = create_app(_settings())
+    with rsgi_fake.Worker(Door(app, app.state[LEAN_STATE])) as worker:
+        yield worker
+
+
+def _door_answer(door: rsgi_fake.Worker, method: str, body: bytes, headers: dict[str, str]) -> tuple[Any, ...]:
+    protocol = door.answer(*rsgi_fake.request(method, "/v1/decide", body, headers))
+    kept = sorted((name.lower(), value) for name, value in protocol.headers if name.lower() not in UNCOMPARED)
+    content = DECISION_ID.sub(b'"decision_id":"-"', protocol.body)
+    return protocol.status, [(n, v) for n, v in kept if n != "content-length"], content
+
+
+@pytest.mark.parametrize(("name", "body", "headers"), CORPUS, ids=[case[0] for case in CORPUS])
+def test_the_rsgi_door_answers_as_the_routed_handler(
+    clients: Clients, door: rsgi_fake.Worker, name: str, body: bytes, headers: dict[str, str]
+) -> None:
+    _, routed = clients
+    _door_answer(door, "POST", body, headers), _answer(routed, "POST", body, headers)  # render caches warm on both
+    assert _door_answer(door, "POST", body, headers) == _answer(routed, "POST", body, headers), name
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "OPTIONS"])
+def test_the_rsgi_door_leaves_other_methods_to_litestar(clients: Clients, door: rsgi_fake.Worker, method: str) -> None:
+    _, routed = clients
+    preflight = {"origin": ORIGIN, "access-control-request-method": "POST"} if method == "OPTIONS" else {}
+    assert _door_answer(door, method, b"", preflight) == _answer(routed, method, b"", preflight)

@@ -54,6 +54,7 @@ ENDPOINTS = frozenset(
     {"/v1/decide", "/v1/render", "/v1/events", "/v1/bundle", "/healthz", "/readyz", "/metrics", "/admin/reload"}
 )
 ENDPOINTS |= ofrep.ENDPOINTS
+LEAN_STATE = "lean_decide"
 
 
 def create_app(  # noqa: PLR0915 - one closure per route over this worker's store, metrics and log
@@ -180,9 +181,10 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
         logging_config=None,  # logs.configure has set up every logger; Litestar's own would replace the root's
         debug=False,
     )
+    lean = LeanDecide(settings, store, decisions, metrics, client_time, cors=app.cors_config)
+    app.state[LEAN_STATE] = lean  # what the RSGI door (service/http/rsgi.py) answers POST /v1/decide with
     if lean_decide:  # in front of the router, behind what Litestar's __call__ sets up (lifespan, scope["app"])
-        lean = LeanDecide(settings, store, decisions, metrics, client_time)
-        app.asgi_handler = in_front(app.asgi_handler, lean, app.cors_config)
+        app.asgi_handler = in_front(app.asgi_handler, lean)
     return app
 
 

@@ -25,8 +25,9 @@ import asyncio
 import json
 import re
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
@@ -52,7 +53,15 @@ class _Found(TailorError):  # noqa: N818 - a signal between the hooks and the pa
     """Raised by the hooks of the check pass: something to locate."""
 
 
-def check_headers(headers: Mapping[str, str]) -> None:
+class Headers(Protocol):
+    """A request's headers by lower-case name: a dict, Litestar's headers or granian's RSGI ones."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+def check_headers(headers: Headers | Mapping[str, str]) -> None:
     """Refuse bodies that are not plain JSON by their headers (415), before reading them as JSON."""
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
@@ -215,13 +224,81 @@ async def read_body(receive: Receive, *, limit: int, timeout_s: float, declared:
     The deadline covers the whole body, not each chunk: a client sending a byte a second
     would otherwise hold its connection (and a slot of the worker) for as long as it likes.
     """
+    check_declared(declared, limit)
+    return await within(timeout_s, _chunks(receive, limit))
+
+
+def check_declared(declared: str | None, limit: int) -> None:
+    """A 413 before reading anything when the declared length is already too large."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+
+
+async def within(timeout_s: float, reading: Awaitable[T]) -> T:
+    """``await reading``, or BodyTimeoutError once ``timeout_s`` have passed.
+
+    ``asyncio.timeout`` arms and cancels a timer per request (several µs, the largest item of a
+    page view's body read); here the deadline is an entry in a dict that one timer per event loop
+    checks every ``DEADLINE_TICK_S``. A deadline may so be overrun by up to one tick.
+    """
+    task = asyncio.current_task()
+    if task is None:  # not in a task (never so under a server): no one to cancel
+        return await reading
+    deadlines = _Deadlines.of(task.get_loop())
+    deadlines.watch(task, timeout_s)
     try:
-        async with asyncio.timeout(timeout_s):
-            return await _chunks(receive, limit)
-    except TimeoutError:
-        raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} seconds") from None
+        return await reading
+    except asyncio.CancelledError:
+        if deadlines.expired(task):
+            raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} seconds") from None
+        raise
+    finally:
+        deadlines.reading.pop(task, None)
+        deadlines.cancelled.discard(task)  # a cancel that lost the race with another error
+
+
+DEADLINE_TICK_S = 0.1
+
+
+class _Deadlines:
+    """The bodies being read on one event loop and when each must be complete, checked by one timer."""
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.reading: dict[asyncio.Task[Any], float] = {}
+        self.cancelled: set[asyncio.Task[Any]] = set()  # cancelled by a deadline, not by anyone else
+        self.timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls(loop)
+        return found
+
+    def watch(self, task: asyncio.Task[Any], timeout_s: float) -> None:
+        self.reading[task] = self.loop.time() + timeout_s
+        if self.timer is None:
+            self.timer = self.loop.call_later(min(DEADLINE_TICK_S, timeout_s), self._check)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Was ``task`` cancelled by its deadline? If so it is no longer cancelled: it answers 408."""
+        if task not in self.cancelled:
+            return False
+        self.cancelled.discard(task)
+        task.uncancel()
+        return True
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        for task, due in list(self.reading.items()):
+            if due <= now:
+                del self.reading[task]
+                self.cancelled.add(task)
+                task.cancel()
+        self.timer = self.loop.call_later(DEADLINE_TICK_S, self._check) if self.reading else None
 
 
 async def _chunks(receive: Receive, limit: int) -> bytes:

@@ -1,30 +1,34 @@
-"""``POST /v1/decide`` as a bare ASGI handler in front of Litestar's router (ADR 0005).
+"""``POST /v1/decide`` as a bare handler in front of Litestar's router (ADR 0005, ADR 0011).
 
 A page view is the request every visitor makes, so its path skips what it does not use:
-routing, the per-request ``Request`` and dependency layers, signature validation and response
-building. What it keeps is what the routed handler does, from the same parts: the headers and
-body checks and limits of body.py, the wire structs, service/serving.py's decision (metrics,
-decision event, render cache header), the one problems table, the latency histogram, and CORS
-through Litestar's own middleware. Every other request, and every other method on this path,
-goes to Litestar unchanged (405 with ``Allow``, CORS preflight).
+routing, the per-request ``Request`` and dependency layers, signature validation, response
+building and the middleware stack. What it keeps is what the routed handler does, from the same
+parts: the headers and body checks and limits of body.py, the wire structs, service/serving.py's
+decision (metrics, decision event, render cache header), the one problems table, the latency
+histogram, and the CORS headers of the app's own ``CORSConfig``. Every other request, and every
+other method on this path, goes to Litestar unchanged (405 with ``Allow``, CORS preflight).
+
+It answers through either of granian's interfaces: ``__call__`` is an ASGI app (the ASGI door,
+``in_front``), ``rsgi`` answers an RSGI request (the RSGI door, service/http/rsgi.py). Both
+call ``answer``, so the two doors differ only in how bytes come in and go out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 from typing import Any
 
 import msgspec
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
-from litestar.middleware._internal.cors import CORSMiddleware  # the app's own CORS rules (litestar pinned)
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
-from service.http.body import check_headers, decode_off_the_loop, read_body
+from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, decode_off_the_loop, read_body
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
 from service.serving import CACHE_HEADER, Serving
@@ -32,12 +36,17 @@ from service.settings import Settings
 from service.telemetry.metrics import Metrics
 
 PATH = "/v1/decide"
-JSON_TYPE = [(b"content-type", b"application/json")]
-PROBLEM_TYPE = [(b"content-type", MEDIA_TYPE.encode())]
+JSON_TYPE = ("content-type", "application/json")
+PROBLEM_TYPE = ("content-type", MEDIA_TYPE)
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
+
+Header = tuple[str, str]
+# Reads the whole body: (limit, timeout_s, declared length) → bytes; body.py's errors on failure.
+ReadBody = Callable[..., Awaitable[bytes]]
 
 
 class LeanDecide:
-    """The ASGI callable that answers ``POST /v1/decide``."""
+    """Answers ``POST /v1/decide``: as an ASGI app (``__call__``) or an RSGI handler (``rsgi``)."""
 
     def __init__(
         self,
@@ -45,13 +54,16 @@ class LeanDecide:
         store: BundleStore,
         serving: Serving,
         metrics: Metrics,
-        client_time: Callable[[Mapping[str, str]], bool],
+        client_time: Callable[[Any], bool],  # of the request's Headers
+        *,
+        cors: CORSConfig | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.serving = serving
         self.metrics = metrics
         self.client_time = client_time
+        self.cors = None if cors is None else Cors(cors)
         self.encode = msgspec.json.Encoder().encode
         self.fragments = Fragments()
 
@@ -59,31 +71,45 @@ class LeanDecide:
         start = perf_counter()
         status = 500
         try:
-            status, headers, body = await self._answer(scope, receive)
-            await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=headers))
+            status, headers, body = await self.answer(_headers(scope), functools.partial(read_body, receive))
+            raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+            await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=raw))
             await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
         finally:
-            self.metrics.observe_request(PATH, "POST", f"{status // 100}xx", perf_counter() - start)
+            self.metrics.observe_request(PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
             logs.decision_id.set(None)
 
-    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        headers = _headers(scope)
+    async def rsgi(self, headers: Headers, read: ReadBody, respond: Callable[[int, list[Header], bytes], None]) -> None:
+        """One RSGI request: ``read`` its body, ``respond`` with granian's ``response_bytes``."""
+        start = perf_counter()
+        status = 500
         try:
-            body, cache = await self._decide(headers, receive)
+            status, response_headers, body = await self.answer(headers, read)
+            respond(status, response_headers, body)
+        finally:
+            self.metrics.observe_request(PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
+            logs.decision_id.set(None)
+
+    async def answer(self, headers: Headers, read: ReadBody) -> tuple[int, list[Header], bytes]:
+        """Status, headers and body for one request, errors included as their problem."""
+        try:
+            body, cache = await self._decide(headers, read)
         except Exception as exc:  # noqa: BLE001 - every error becomes its problem, as Litestar's handler does
             status, problem_body, extra = problem(exc)
-            return status, _framing(PROBLEM_TYPE, problem_body, extra), problem_body
-        extra = {} if cache is None else {CACHE_HEADER: cache}
-        return 200, _framing(JSON_TYPE, body, extra), body
+            return status, self._framing(headers, PROBLEM_TYPE, problem_body, extra), problem_body
+        return 200, self._framing(headers, JSON_TYPE, body, None if cache is None else {CACHE_HEADER: cache}), body
 
-    async def _decide(self, headers: Mapping[str, str], receive: Receive) -> tuple[bytes, str | None]:
+    async def _decide(self, headers: Headers, read: ReadBody) -> tuple[bytes, str | None]:
         check_headers(headers)
         settings = self.settings
-        raw = await read_body(
-            receive, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
-            declared=headers.get("content-length"),
-        )  # fmt: skip
-        data = await decode_off_the_loop(raw, wire.DecideRequest)
+        raw = await read(limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+                         declared=headers.get("content-length"))  # fmt: skip
+        # a page view's body is decoded here; one beyond LARGE_BODY_BYTES (a raised limit) beside the loop
+        data = (
+            decode(raw, wire.DecideRequest)
+            if len(raw) <= LARGE_BODY_BYTES
+            else await decode_off_the_loop(raw, wire.DecideRequest)
+        )
         bundle = self.store.current.bundle  # one bundle for the whole request
         decided = self.serving.decision(bundle, data, client_time=self.client_time(headers))
         if decided.rendered is None:
@@ -93,29 +119,55 @@ class LeanDecide:
             ), None
         return self.encode(decided.response()), decided.cache
 
+    def _framing(self, request: Headers, kind: Header, body: bytes, extra: Mapping[str, str] | None) -> list[Header]:
+        headers = [kind, ("content-length", str(len(body)))]
+        if extra:
+            headers += extra.items()
+        if self.cors is not None:
+            origin = request.get("origin")
+            if origin:
+                headers += self.cors.headers(origin, has_cookie="cookie" in request)
+        return headers
+
+
+class Cors:
+    """The CORS headers of a simple (not preflight) request, as Litestar's CORS middleware adds them.
+
+    Preflights are ``OPTIONS`` requests, which the lean path never sees: Litestar answers them.
+    ``tests/test_http_lean.py`` checks both paths give the same headers for allowed, refused and
+    missing origins.
+    """
+
+    def __init__(self, config: CORSConfig) -> None:
+        self.config = config
+        self.always = [(name.lower(), value) for name, value in config.simple_headers.items()]
+        self.tail = [
+            ("access-control-allow-headers", ", ".join(sorted(set(config.allow_headers)))),
+            ("access-control-allow-methods", ", ".join(sorted(set(config.allow_methods)))),
+        ]
+
+    def headers(self, origin: str, *, has_cookie: bool) -> list[Header]:
+        config = self.config
+        headers = list(self.always)
+        if (config.is_allow_all_origins and has_cookie) or (
+            not config.is_allow_all_origins and config.is_origin_allowed(origin=origin)
+        ):
+            headers = [h for h in headers if h[0] != "access-control-allow-origin"]
+            headers += [("access-control-allow-origin", origin), ("vary", "Origin")]
+        return headers + self.tail
+
 
 def _headers(scope: Scope) -> dict[str, str]:
     """The request's headers by lower-case name; of repeated ones the first, as Litestar's ``get`` gives."""
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(list(scope["headers"]))}
 
 
-def _framing(kind: list[tuple[bytes, bytes]], body: bytes, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    headers = [*kind, (b"content-length", str(len(body)).encode())]
-    headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
-    return headers
-
-
-def in_front(routed: ASGIApp, lean: LeanDecide, cors: CORSConfig | None) -> ASGIApp:
-    """An ASGI app that sends ``POST /v1/decide`` to ``lean`` and everything else to ``routed``.
-
-    CORS headers come from Litestar's own middleware, configured as the app's, so that both
-    paths add the same ones (preflights are OPTIONS requests, which go to the router).
-    """
-    answer: Any = lean if cors is None else CORSMiddleware(app=lean, config=cors)
+def in_front(routed: ASGIApp, lean: LeanDecide) -> ASGIApp:
+    """An ASGI app that sends ``POST /v1/decide`` to ``lean`` and everything else to ``routed``."""
 
     async def front(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and scope["method"] == "POST" and scope["path"] == PATH:
-            await answer(scope, receive, send)
+            await lean(scope, receive, send)
         else:
             await routed(scope, receive, send)
 

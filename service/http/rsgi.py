@@ -1,0 +1,78 @@
+"""The RSGI door: ``tailor serve``'s default interface (ADR 0011).
+
+granian's RSGI interface hands a request to Python with less work than its ASGI layer (no
+message dicts, one call to answer), which is most of what a page view costs outside its decision.
+So ``POST /v1/decide`` is answered here, by the lean handler (service/http/lean.py), and every
+other request goes to the Litestar app through the bridge (service/http/bridge.py), with the app's
+lifespan run at the worker's start and stop. ``TAILOR_INTERFACE=asgi`` serves the same app through
+granian's ASGI interface instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from granian._granian import RSGIProtocolClosed, RSGIProtocolError
+
+from service.http.app import LEAN_STATE, create_app
+from service.http.body import BodyTooLargeError, ClientGoneError, check_declared, within
+from service.http.bridge import Bridge, RSGIProtocol, RSGIScope
+from service.http.lean import PATH, LeanDecide
+
+
+class Door:
+    """The RSGI app of one worker: the lean handler for ``POST /v1/decide``, Litestar for the rest."""
+
+    def __init__(self, app: Any, lean: LeanDecide) -> None:
+        self.bridge = Bridge(app)
+        self.lean = lean
+
+    async def __rsgi__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
+        if scope.method == "POST" and scope.path == PATH and scope.proto == "http":
+            headers = scope.headers
+            await self.lean.rsgi(headers, _Body(protocol, headers).read, protocol.response_bytes)
+        elif scope.proto == "http":
+            await self.bridge(scope, protocol)
+        # no websockets: tailor serve runs granian with them off
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.bridge.rsgi_init(loop)
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.bridge.rsgi_del(loop)
+
+
+class _Body:
+    """A request body read from granian's RSGI protocol, with body.py's limit, deadline and errors."""
+
+    __slots__ = ("headers", "protocol")
+
+    def __init__(self, protocol: RSGIProtocol, headers: Any) -> None:
+        self.protocol = protocol
+        self.headers = headers
+
+    async def read(self, *, limit: int, timeout_s: float, declared: str | None) -> bytes:
+        check_declared(declared, limit)
+        try:
+            if declared is not None and "transfer-encoding" not in self.headers:
+                return await within(timeout_s, self.protocol())  # hyper stops at the declared length
+            return await within(timeout_s, self._chunks(limit))
+        except (RSGIProtocolClosed, RSGIProtocolError):
+            raise ClientGoneError("the connection closed before the body was complete") from None
+
+    async def _chunks(self, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.protocol:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def create_door() -> Door:
+    """The factory granian calls in every worker (``tailor serve``, service/cli.py)."""
+    app = create_app()
+    return Door(app, app.state[LEAN_STATE])
