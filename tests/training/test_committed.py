@@ -165,6 +165,24 @@ def test_the_rfm_card_reports_the_algorithm_comparison(cards: dict[str, ModelCar
 def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]) -> None:
     for name in ("value", "purchases"):
         assert str(cards[name].metrics["evaluation"]).startswith("out of time")
-    assert str(cards["churn"].metrics["evaluation"]).startswith("in period")
+    churn: Any = cards["churn"].metrics
+    assert str(churn["evaluation"]).startswith("out of time, backtest horizon 136 days")
+    assert churn["backtest_horizon_days"] == 136  # min(273, 273 // 2): a 273-day backtest would fit before any data
+    assert churn["fit_cutoff"] == "1997-05-18"
+    assert str(churn["in_period"]["evaluation"]).startswith("in period")
+    assert churn["baseline"]["model"].startswith("Pareto/NBD P(no purchase in 136 days)")
     baselines: Any = cards["value"].metrics["baselines"]
-    assert set(baselines) == {"pareto_nbd", "glm_in_period", "past_spend", "zero"}
+    assert set(baselines) == {"bg_nbd", "pareto_nbd", "glm_in_period", "past_spend", "zero"}
+
+
+def test_the_value_card_records_the_choice_it_serves(cards: dict[str, ModelCard]) -> None:
+    metrics: Any = cards["value"].metrics
+    choice = metrics["choice"]
+    assert metrics["served"] == choice["chosen"] in choice["candidates"]
+    assert choice["q_days"] == 91
+    tuning = {name: c["tuning"] for name, c in choice["candidates"].items()}
+    plain = tuning["bg_nbd"]
+    costs = {name: t["mae"] / plain["mae"] + t["rmse"] / plain["rmse"] for name, t in tuning.items()}
+    assert min(costs, key=lambda name: costs[name]) == choice["chosen"]
+    assert metrics["parameters"]["spend_factor"] == choice["candidates"][choice["chosen"]]["factor"]
+    assert cards["purchases"].metrics["served"] == choice["chosen"].split("+")[0]

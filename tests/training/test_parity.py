@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.training import closed_form
+from service.training.backtest import COUNTS, Counts
 from service.training.export import Runner
 from service.training.reference import DAYS_PER_WEEK, from_days
 from service.training.train import TrainingRun
@@ -34,12 +37,17 @@ def test_churn_probabilities_agree_within_1e_5(full_run: TrainingRun) -> None:
     np.testing.assert_array_equal(out["label"], pipeline.predict(x))
 
 
-def _scipy_closed_form(run: TrainingRun, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    refs = run.references
+def _scipy_closed_form(
+    run: TrainingRun, x: np.ndarray, counts: Counts | None = None, factor: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the served graph computes (or the one of ``counts`` x ``factor``), with scipy in float64."""
+    refs, served = run.references, run.value.choice.served()
+    model = refs.model(counts or served.counts)
     recency, orders, tenure, per_order = x.astype(np.float64).T
     rfm = from_days(orders, recency, tenure)
-    purchases = refs.bgnbd.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
-    return purchases, purchases * refs.gamma_gamma.expected(orders, per_order)
+    purchases = model.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
+    spend = factor if factor is not None else served.factor
+    return purchases, purchases * refs.gamma_gamma.expected(orders, per_order) * spend
 
 
 def test_value_graph_is_the_scipy_closed_form_on_held_out_customers(full_run: TrainingRun) -> None:
@@ -64,6 +72,28 @@ def test_value_graph_matches_scipy_on_any_clipped_features(full_run: TrainingRun
     x = np.array(rows, dtype=np.float32)
     out = Runner(full_run.models["value"].onnx).run(x)
     purchases, value = _scipy_closed_form(full_run, x)
+    assert np.isfinite(out["value"]).all()
+    np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
+
+
+ROWS = st.lists(
+    st.tuples(st.floats(0, 273), st.integers(0, 81), st.floats(0, 273), st.floats(0, 1200, allow_subnormal=False)),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.mark.parametrize("counts", COUNTS)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_both_graph_families_match_scipy(full_run: TrainingRun, counts: Counts, rows: list[Any]) -> None:
+    """Either count model can be the served one on other data: BG/NBD's and Pareto/NBD's graphs, with a factor."""
+    refs = full_run.references
+    graph = closed_form.to_onnx("value", full_run.population.outcome_days, refs.model(counts), refs.gamma_gamma, 1.25)
+    x = np.array(rows, dtype=np.float32)
+    out = Runner(graph).run(x)
+    purchases, value = _scipy_closed_form(full_run, x, counts, 1.25)
     assert np.isfinite(out["value"]).all()
     np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
