@@ -186,3 +186,28 @@ def test_the_value_card_records_the_choice_it_serves(cards: dict[str, ModelCard]
     assert min(costs, key=lambda name: costs[name]) == choice["chosen"]
     assert metrics["parameters"]["spend_factor"] == choice["candidates"][choice["chosen"]]["factor"]
     assert cards["purchases"].metrics["served"] == choice["chosen"].split("+")[0]
+
+
+def _benchmark_row(text: str, start: str) -> list[str]:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"| {start}")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_benchmarks_page_quotes_the_cards(cards: dict[str, ModelCard]) -> None:
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    value: Any = cards["value"].metrics
+    served = _benchmark_row(text, "served: ")
+    assert served[1:] == [f"{value[k]:.2f}" for k in ("mae", "rmse")] + [
+        f"{value[k]:.3f}" for k in ("spearman", "top_decile_share", "total_ratio")
+    ]
+    reference = _benchmark_row(text, "BG/NBD x Gamma-Gamma (the reference)")
+    assert reference[1:3] == [f"{value['baselines']['bg_nbd'][k]:.2f}" for k in ("mae", "rmse")]
+    churn: Any = cards["churn"].metrics
+    backtest = _benchmark_row(text, "served model, backtest")
+    assert backtest[1:] == [
+        f"{churn['backtest_horizon_days']} days",
+        f"{churn['roc_auc']:.4f}",
+        f"{churn['brier']:.4f}",
+    ]
+    in_period = _benchmark_row(text, "served model, in period")
+    assert in_period[2:] == [f"{churn['in_period'][k]:.4f}" for k in ("roc_auc", "brier")]
