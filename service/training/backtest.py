@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from service.core.models import FeatureSpec
 from service.training import evaluate
+from service.training.closed_form import pareto_terms
 from service.training.features import CLOSED_FORM, candidate_specs, feature_matrix, pick
 from service.training.fit import churn_pipeline, positive_column, wide
 from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
@@ -192,13 +193,16 @@ class ValueChoice:
     headline: dict[str, dict[str, float]]
     tuning: dict[str, dict[str, float]]
     chosen: str
+    not_servable: tuple[str, ...] = ()  # forecasts that are not finite, or a graph that cannot be built exactly
 
     def served(self) -> Candidate:
         return next(c for c in self.at_cutoff if c.name == self.chosen)
 
 
-def value_choice(tx: Transactions, population: Population, refs: References) -> ValueChoice:
-    """Every candidate at the cutoff, and the one ``VALUE_RULE`` picks on the tuning backtest."""
+def value_choice(tx: Transactions, population: Population, refs: References, max_orders: float) -> ValueChoice:
+    """Every candidate at the cutoff, and the one ``VALUE_RULE`` picks on the tuning backtest among those
+    that can be served: finite at the cutoff, and a graph that sums its series exactly (``pareto_terms``)
+    for rows with up to ``max_orders`` orders."""
     horizon = population.outcome_days
     q = min(horizon, population.feature_days // VALUE_WINDOWS)
     try:
@@ -209,8 +213,19 @@ def value_choice(tx: Transactions, population: Population, refs: References) -> 
         return ValueChoice(None, plain, scored(population, plain), {}, PLAIN)
     at_cutoff = candidates(refs, horizon, factors(last))
     tuning = scored(last.population, candidates(last.refs, q, factors(before)))
-    servable = {c.name for c in at_cutoff if np.isfinite(c.predicted).all()}
-    return ValueChoice(q, at_cutoff, scored(population, at_cutoff), tuning, choose(tuning, servable))
+    exact = _exact_counts(refs, max_orders)
+    servable = {c.name for c in at_cutoff if np.isfinite(c.predicted).all() and c.counts in exact}
+    unservable = tuple(c.name for c in at_cutoff if c.name not in servable)
+    chosen = choose(tuning, servable)
+    return ValueChoice(q, at_cutoff, scored(population, at_cutoff), tuning, chosen, unservable)
+
+
+def _exact_counts(refs: References, max_orders: float) -> set[Counts]:
+    try:
+        pareto_terms(refs.pareto, max_orders)
+    except ValueError:  # a fit whose 2F1 converges too slowly to sum in a graph: not served
+        return {"bg_nbd"}
+    return {"bg_nbd", "pareto_nbd"}
 
 
 @dataclass(frozen=True)

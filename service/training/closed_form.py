@@ -12,8 +12,9 @@ spend per order (raw, no transform), and computes in float64:
   sign from the count of negative ratios (ONNX has no cumulative product);
 * or ``purchases`` from Pareto/NBD: P(alive) (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)],
   with P(alive) = 1 / (1 + exp(dropped - alive)) from the two terms of the likelihood (``reference.pnbd_loglik``);
-  its 2F1(r+s+x, s+1; r+s+x+1; z) (or (r+s+x, r+x; ...) when alpha < beta) has positive terms, summed over
-  ``SERIES_TERMS`` terms with a log-sum-exp;
+  its 2F1(r+s+x, s+1; r+s+x+1; z) (or (r+s+x, r+x; ...) when alpha < beta) has positive terms, summed with a
+  log-sum-exp over as many terms as the worst customer the clips allow needs (``pareto_terms``: the largest
+  x and z; on CDNOW's fit about 30, since z <= (alpha - beta) / alpha is small);
 * ``value``: purchases times the Gamma-Gamma expected spend per order, (gamma + m n) p / (p n + q - 1), times a
   constant spend factor (1 unless training corrects the order value, see ``service.training.value``).
 
@@ -32,6 +33,8 @@ from service.training.export import INPUT_NAME, TARGET_OPSET
 from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd
 
 SERIES_TERMS = 512  # z <= t/(alpha+t) < 0.9 for any customer: the tail beyond 512 terms is below 1e-15
+MAX_PARETO_TERMS = 1 << 14
+TAIL = 1e-18  # the Pareto/NBD series stops where a term is below TAIL times the largest and still falling
 N_FEATURES = 4
 OUTPUTS = ("purchases", "value")
 
@@ -137,6 +140,27 @@ def _pn_lead(u: str) -> list[onnx.NodeProto]:
     ]
 
 
+def pareto_terms(pn: ParetoNbd, max_orders: float) -> int:
+    """Terms of the Pareto/NBD 2F1 for the worst row: the most repeat purchases and the largest z (u = 0).
+
+    Terms grow with x and z, so that row bounds every other; past the largest term the ratios fall towards
+    z < 1, and the series stops once a term is below ``TAIL`` of the largest with a ratio under (1 + z) / 2."""
+    big, small = max(pn.alpha, pn.beta), min(pn.alpha, pn.beta)
+    x = max(max_orders - 1.0, 0.0)
+    top, z = pn.r + pn.s + x, (big - small) / big
+    second = pn.s + 1 if pn.alpha >= pn.beta else pn.r + x
+    k = np.arange(MAX_PARETO_TERMS, dtype=np.float64)
+    ratio = (top + k) * (second + k) / ((top + 1 + k) * (1 + k)) * z
+    with np.errstate(divide="ignore"):
+        log_terms = np.concatenate([[0.0], np.cumsum(np.log(ratio))[:-1]])
+    small_enough = (log_terms < np.max(log_terms) + np.log(TAIL)) & (ratio < (1 + z) / 2)
+    past_peak = k > np.argmax(log_terms)
+    done = np.flatnonzero(small_enough & past_peak)
+    if done.size == 0:
+        raise ValueError(f"the Pareto/NBD series needs more than {MAX_PARETO_TERMS} terms for {pn} and x = {x:g}")
+    return int(done[0]) + 1
+
+
 def _pn_nodes(pn: ParetoNbd) -> tuple[list[onnx.NodeProto], dict[str, Any]]:
     r, alpha, s, beta = pn.r, pn.alpha, pn.s, pn.beta
     wide_alpha = alpha >= beta
@@ -213,13 +237,14 @@ def _tail() -> list[onnx.NodeProto]:
 
 
 def _nodes(
-    weeks: float, counts: BgNbd | ParetoNbd, gg: GammaGamma, spend_factor: float
+    weeks: float, counts: BgNbd | ParetoNbd, gg: GammaGamma, spend_factor: float, max_orders: float
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     body, own = _bg_nodes(counts) if isinstance(counts, BgNbd) else _pn_nodes(counts)
+    terms = SERIES_TERMS if isinstance(counts, BgNbd) else pareto_terms(counts, max_orders)
     consts: dict[str, Any] = {
         "zero": 0.0, "one": 1.0, "two": 2.0, "week": DAYS_PER_WEEK, "t": weeks, **own,
         "p": gg.p, "q_minus_1": gg.q - 1, "gamma": gg.gamma, "spend_factor": spend_factor,
-        "terms": np.arange(SERIES_TERMS, dtype=np.float64).reshape(1, -1),
+        "terms": np.arange(terms, dtype=np.float64).reshape(1, -1),
     }  # fmt: skip
     init = [_const(k, v) for k, v in consts.items()]
     init.append(numpy_helper.from_array(np.ones(N_FEATURES, dtype=np.int64), "split"))
@@ -228,10 +253,17 @@ def _nodes(
 
 
 def to_onnx(
-    name: str, horizon_days: int, counts: BgNbd | ParetoNbd, gg: GammaGamma, spend_factor: float = 1.0
+    name: str,
+    horizon_days: int,
+    counts: BgNbd | ParetoNbd,
+    gg: GammaGamma,
+    spend_factor: float = 1.0,
+    *,
+    max_orders: float,
 ) -> bytes:
-    """The graph for a horizon in days; deterministic bytes for given parameters."""
-    nodes, init = _nodes(horizon_days / DAYS_PER_WEEK, counts, gg, spend_factor)
+    """The graph for a horizon in days and rows with at most ``max_orders`` orders (the card's clip);
+    deterministic bytes for given parameters."""
+    nodes, init = _nodes(horizon_days / DAYS_PER_WEEK, counts, gg, spend_factor, max_orders)
     features = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, N_FEATURES])
     outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None, 1]) for o in OUTPUTS]
     graph = helper.make_graph(nodes, f"tailor_{name}", [features], outputs, initializer=init)

@@ -542,11 +542,15 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
 ) -> tuple[Trained, Trained, ValueDetail]:
     """The served value model: the candidate ``VALUE_RULE`` picks, as an ONNX graph; purchases from the same graph."""
     horizon = population.outcome_days
-    choice = value_choice(tx, population, refs)
-    served = choice.served()
     specs = pick(candidates, CLOSED_FORM)
+    clip = specs[CLOSED_FORM.index("orders")].clip
+    max_orders = clip[1] if clip else float(population.column("orders_total").max())
+    choice = value_choice(tx, population, refs, max_orders)
+    served = choice.served()
     x_all = feature_matrix(specs, population)
-    data = closed_form.to_onnx("value", horizon, refs.model(served.counts), refs.gamma_gamma, served.factor)
+    data = closed_form.to_onnx(
+        "value", horizon, refs.model(served.counts), refs.gamma_gamma, served.factor, max_orders=max_orders
+    )
     runner = Runner(data)
     out = runner.run(x_all)
     predicted_all = out["value"].reshape(-1).astype(np.float64)
@@ -650,6 +654,7 @@ def _choice_metrics(choice: ValueChoice) -> dict[str, Any]:
             for c in choice.at_cutoff
         },
         "chosen": choice.chosen,
+        "not_servable": list(choice.not_servable),
     }
 
 

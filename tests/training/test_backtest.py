@@ -16,9 +16,12 @@ from service.training.backtest import (
     references,
     value_choice,
 )
+from service.training.closed_form import pareto_terms
 from service.training.features import RFM, candidate_specs
+from service.training.reference import ParetoNbd
 from service.training.transactions import Population, Transactions, bucket, default_cutoff, population_at, to_day
 
+MAX_ORDERS = 81.0
 # name: (MAE, RMSE) on a tuning backtest -> the name VALUE_RULE picks
 CHOICES = [
     ({"bg_nbd": (10, 50), "pareto_nbd": (9, 49)}, "pareto_nbd"),
@@ -54,7 +57,7 @@ def small(cdnow: Transactions) -> tuple[Transactions, Population]:
 @pytest.fixture(scope="module")
 def choice(small: tuple[Transactions, Population]) -> ValueChoice:
     tx, population = small
-    return value_choice(tx, population, references(population, candidate_specs(population)))
+    return value_choice(tx, population, references(population, candidate_specs(population)), MAX_ORDERS)
 
 
 def test_the_value_choice_does_not_depend_on_anything_after_the_cutoff(
@@ -62,7 +65,7 @@ def test_the_value_choice_does_not_depend_on_anything_after_the_cutoff(
 ) -> None:
     tx, population = small
     refs = references(population, candidate_specs(population))
-    blind = value_choice(_before(tx, population.cutoff), population, refs)
+    blind = value_choice(_before(tx, population.cutoff), population, refs, MAX_ORDERS)
     assert choice.q == blind.q == population.feature_days // 3
     assert blind.tuning == choice.tuning
     assert blind.chosen == choice.chosen
@@ -83,7 +86,7 @@ def test_every_candidate_is_scored_on_the_tuning_backtest_and_at_the_cutoff(choi
 def test_too_short_data_serve_plain_bg_nbd(cdnow: Transactions) -> None:
     tx = _subset(cdnow)
     population = population_at(tx, date(1997, 1, 3), 30)  # 2 days of history: no room for three windows
-    choice = value_choice(tx, population, references(population, candidate_specs(population)))
+    choice = value_choice(tx, population, references(population, candidate_specs(population)), MAX_ORDERS)
     assert (choice.q, choice.tuning, choice.chosen) == (None, {}, "bg_nbd")
 
 
@@ -110,3 +113,14 @@ def test_the_churn_backtest_fits_before_the_cutoff_and_measures_after_it(
     np.testing.assert_array_equal(again.p, found.p)
     assert again.y.sum() >= found.y.sum()
     assert 0.5 < found.metrics["roc_auc"] <= 1
+
+
+def test_a_pareto_fit_whose_series_a_graph_cannot_sum_is_never_served() -> None:
+    """A fit seen on a small synthetic shop: z = (beta - alpha) / beta is near 1, so 2F1 needs > 16,384 terms."""
+    slow = ParetoNbd(r=1.7355, alpha=8.9978, s=98.586, beta=4392.65)
+    with pytest.raises(ValueError, match="more than 16384 terms"):
+        pareto_terms(slow, 30)
+    assert pareto_terms(replace(slow, beta=12.0), 30) < 1000
+    tuning = {"bg_nbd": {"mae": 10.0, "rmse": 50.0}, "pareto_nbd": {"mae": 9.0, "rmse": 40.0}}
+    assert choose(tuning, {"bg_nbd"}) == "bg_nbd"
+    assert choose(tuning, {"bg_nbd", "pareto_nbd"}) == "pareto_nbd"
