@@ -12,7 +12,8 @@ one process, one visitor at a time as requests come:
   the card says, then the checked ``OnnxScorer`` (what a decision pays per model);
 * features only: the feature assembly alone, to show what the serving path adds;
 * bare ONNX: ``InferenceSession.run`` on the ready float32 row, same session options;
-* scikit-learn: the pipeline's ``predict`` (``predict_proba`` for churn) on the same row.
+* reference: the scikit-learn pipeline's ``predict`` (``predict_proba`` for churn) on the same row;
+  for value, which has no pipeline, the scipy closed form the graph was built from.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from service.bundle.loader import load_bundle
 from service.core.conditions import Facts
 from service.core.models import compile_features
 from service.segments.onnx import open_session
-from service.training.train import train
+from service.training.reference import DAYS_PER_WEEK, from_days
+from service.training.train import TrainingRun, train
 from service.training.transactions import default_cutoff, epoch, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,31 +71,45 @@ def _runners(
     x = np.array([features(f) for f in facts], dtype=np.float32)
     session = open_session(ROOT / "models" / compiled.card.file)
     input_name, output = compiled.card.onnx_input.name, [compiled.card.output.tensor]
-    pipeline = run.models[name].pipeline
-    predict = pipeline.predict_proba if compiled.card.output.kind == "probability" else pipeline.predict
+    predict = _reference(name, run, compiled.card.output.kind)
     rows = [x[i : i + 1] for i in range(len(x))]
     return {
         "serving path": lambda: [compiled.run(f) for f in facts],
         "features only": lambda: [features(f) for f in facts],
         "bare InferenceSession.run": lambda: [session.run(output, {input_name: r}) for r in rows],
-        "scikit-learn predict": lambda: [predict(r) for r in rows],
+        "reference predict": lambda: [predict(r) for r in rows],
     }
 
 
+def _reference(name: str, run: TrainingRun, kind: str) -> Callable[[Any], Any]:
+    """The model as training computes it: the scikit-learn pipeline, or scipy for the closed-form value model."""
+    pipeline = run.models[name].pipeline
+    if pipeline is not None:
+        fitted = pipeline.predict_proba if kind == "probability" else pipeline.predict
+        return lambda x: fitted(np.asarray(x, dtype=np.float64))  # fitted in float64 (training's `wide`)
+    refs, served = run.references, run.value.choice.served()
+    counts, weeks = refs.model(served.counts), run.population.outcome_days / DAYS_PER_WEEK
+
+    def closed_form(x: Any) -> Any:
+        recency, orders, tenure, per_order = np.asarray(x, dtype=np.float64).T
+        purchases = counts.expected(from_days(orders, recency, tenure), weeks)
+        return purchases * refs.gamma_gamma.expected(orders, per_order) * served.factor
+
+    return closed_form
+
+
 def _agree(name: str, bundle: Any, run: Any, attributes: list[dict[str, Any]], now: float) -> bool:
-    """The serving path gives what scikit-learn gives on the same visitors."""
+    """The serving path gives what the reference gives on the same visitors."""
     compiled = bundle.models[name]
     served = [compiled.run(Facts(a, {}, now, {})) for a in attributes]
     features = compile_features(compiled.card.inputs)
     x = np.array([features(Facts(a, {}, now, {})) for a in attributes], dtype=np.float32)
-    pipeline = run.models[name].pipeline
     kind = compiled.card.output.kind
+    predict = _reference(name, run, kind)
     if kind == "label":
         labels = compiled.card.output.labels or {}
-        return served == [labels[int(v)] for v in pipeline.predict(x)]
-    expected = (
-        pipeline.predict_proba(x)[:, compiled.card.output.column] if kind == "probability" else pipeline.predict(x)
-    )
+        return served == [labels[int(v)] for v in predict(x)]
+    expected = predict(x)[:, compiled.card.output.column] if kind == "probability" else predict(x)
     return bool(np.allclose(served, expected, rtol=1e-5, atol=1e-4))
 
 
@@ -115,8 +131,8 @@ def main() -> int:
     print(f"- CPU: {cpu}; Python {platform.python_version()}; {versions}")
     print(f"- {len(held)} held-out customers, one row per call, {args.rounds} rounds; µs per row (min / median)\n")
     print(
-        "| model | serving path | features only | bare InferenceSession.run | scikit-learn predict "
-        "| serving / bare | agrees with scikit-learn |"
+        "| model | serving path | features only | bare InferenceSession.run | reference predict "
+        "| serving / bare | agrees with the reference |"
     )
     print("|---|---:|---:|---:|---:|---:|---|")
     for name in ("rfm", "churn", "value"):

@@ -101,17 +101,22 @@ def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:
         f"silhouette {choice.silhouette[choice.ks.index(run.rfm.k)]:.3f}, alone it would pick k={best_silhouette}); "
         + ", ".join(f"{name} {count}" for name, count in run.models["rfm"].card.segments.items()),
         (f"churn: ROC AUC {c['roc_auc']:.4f} vs Pareto/NBD {cb['roc_auc']:.4f}; Brier {c['brier']:.4f} "
-        f"vs {cb['brier']:.4f} (in period); likely_churn {run.models['churn'].card.segments['likely_churn']}"),
+        f"vs {cb['brier']:.4f} ({_churn_kind(run)}); likely_churn {run.models['churn'].card.segments['likely_churn']}"),
         (f"value (out of time): MAE {v['mae']:.2f} RMSE {v['rmse']:.2f} top decile {v['top_decile_share']:.3f} "
-        f"total/actual {v['total_ratio']:.3f}; Pareto/NBD x GG MAE {vb['pareto_nbd']['mae']:.2f} "
-        f"RMSE {vb['pareto_nbd']['rmse']:.2f}; zero MAE {vb['zero']['mae']:.2f} RMSE {vb['zero']['rmse']:.2f}; "
-        f"high_value {run.models['value'].card.segments['high_value']}"),
+        f"total/actual {v['total_ratio']:.3f} (served {run.value.choice.chosen}); BG/NBD x GG "
+        f"MAE {vb['bg_nbd']['mae']:.2f} RMSE {vb['bg_nbd']['rmse']:.2f}; zero MAE {vb['zero']['mae']:.2f} "
+        f"RMSE {vb['zero']['rmse']:.2f}; high_value {run.models['value'].card.segments['high_value']}"),
         "features: churn " + ", ".join(s.name for s in run.models["churn"].specs)
         + "; value, purchases " + ", ".join(s.name for s in run.models["value"].specs),
     ]  # fmt: skip
     lines += [f"WARNING: {w}" for w in run.warnings] or ["warnings: none"]
     lines.append(f"wrote {len(written)} files in {seconds:.1f} s: " + ", ".join(p.as_posix() for p in written))
     return "\n".join(lines) + "\n"
+
+
+def _churn_kind(run: TrainingRun) -> str:
+    backtest = run.churn.backtest
+    return f"out of time, backtest horizon {backtest.b} days" if backtest else "in period"
 
 
 def _display(path: Path) -> str:

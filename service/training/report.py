@@ -165,8 +165,9 @@ def _value_figure(run: TrainingRun) -> Any:
     return fig
 
 
-def _f(value: float, digits: int = 4) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.{digits}f}"
+def _f(value: float | None, digits: int = 4) -> str:
+    """A figure, or n/a for one that is undefined (nan, or None as a card stores it)."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _feature_table(specs: list[FeatureSpec]) -> list[str]:
@@ -253,15 +254,15 @@ def markdown(run: TrainingRun, command: str) -> str:
         ),
         (
             f"| churn | probability of no purchase in {pop.outcome_days} days "
-            f"| ROC AUC {_f(churn.metrics['roc_auc'])}, Brier {_f(churn.metrics['brier'])} | in period "
+            f"| ROC AUC {_f(churn.metrics['roc_auc'])}, Brier {_f(churn.metrics['brier'])} | {_churn_kind(run)} "
             f"| Pareto/NBD (out of time): AUC {_f(churn.baseline_metrics['roc_auc'])}, "
             f"Brier {_f(churn.baseline_metrics['brier'])} |"
         ),
         (
             f"| value | expected dollars in {pop.outcome_days} days | MAE {_f(value.metrics['mae'], 2)}, "
-            f"RMSE {_f(value.metrics['rmse'], 2)} | out of time "
-            f"| Pareto/NBD x GG: MAE {_f(value.baseline_metrics['pareto_nbd']['mae'], 2)}, "
-            f"RMSE {_f(value.baseline_metrics['pareto_nbd']['rmse'], 2)} |"
+            f"RMSE {_f(value.metrics['rmse'], 2)} ({value.choice.chosen}) | out of time "
+            f"| BG/NBD x GG: MAE {_f(value.baseline_metrics['bg_nbd']['mae'], 2)}, "
+            f"RMSE {_f(value.baseline_metrics['bg_nbd']['rmse'], 2)} |"
         ),
         (
             f"| purchases | expected orders in {pop.outcome_days} days "
@@ -347,26 +348,8 @@ def markdown(run: TrainingRun, command: str) -> str:
         "",
         "## Churn",
         "",
-        (
-            f"Held-out customers: {held}, churn rate {_f(float(churn.y.mean()), 3)}. Our model is fitted on the "
-            "training customers' outcomes in the same horizon (in period); the references are fitted on the "
-            "purchases before the cutoff only (out of time)."
-        ),
-        "",
-        "| | evaluation | ROC AUC | Brier | log loss | calibration error (ECE) |",
-        "|---|---|---|---|---|---|",
+        *_churn_lines(run),
     ]
-    churn_rows = [
-        ("our model: scaler + logistic regression", "in period", churn.metrics),
-        ("Pareto/NBD P(no purchase)", "out of time", churn.baseline_metrics),
-        ("BG/NBD P(no purchase)", "out of time", churn_card["references"]["bg_nbd"]),
-        ("recency only (logistic)", "in period", churn_card["references"]["recency_only"]),
-    ]
-    for label, kind, m in churn_rows:
-        lines.append(
-            f"| {label} | {kind} | {_f(m['roc_auc'])} | {_f(m['brier'])} | {_f(m['log_loss'])} "
-            f"| {_f(m['calibration_error'])} |"
-        )
     flag = churn_card["likely_churn"]
     lines += [
         "",
@@ -399,9 +382,10 @@ def markdown(run: TrainingRun, command: str) -> str:
         "",
         "| | evaluation | MAE ($) | RMSE ($) | Spearman | top 10 % share of spend | total / actual |",
         "|---|---|---|---|---|---|---|",
-        _value_row("our model: BG/NBD x Gamma-Gamma (served)", "out of time", value.metrics),
+        _value_row(f"served: {_served_label(run)}", "out of time", value.metrics),
     ]
     base_names = {
+        "bg_nbd": ("BG/NBD x Gamma-Gamma (the reference)", "out of time"),
         "pareto_nbd": ("Pareto/NBD x Gamma-Gamma", "out of time"),
         "glm_in_period": ("Poisson GLM on R, F, M (the previous model)", "in period"),
         "past_spend": (f"past spend x {pop.outcome_days}/{pop.feature_days}", "out of time"),
@@ -409,21 +393,18 @@ def markdown(run: TrainingRun, command: str) -> str:
     }
     for name, m in value.baseline_metrics.items():
         lines.append(_value_row(*base_names[name], m))
-    rmse_ci = value.intervals["rmse_minus_pareto_nbd_90ci"]
-    mae_ci = value.intervals["mae_minus_pareto_nbd_90ci"]
+    rmse_ci = value.intervals["rmse_minus_bg_nbd_90ci"]
+    mae_ci = value.intervals["mae_minus_bg_nbd_90ci"]
     lines += [
         "",
         (
             f"Spend is heavy-tailed: the 10 customers with the largest errors make "
             f"{value.metrics['top10_squared_error_share']:.0%} of the model's squared error, so RMSE moves with a few "
-            f"customers. Bootstrap 90 % intervals (BG/NBD minus Pareto/NBD, {evaluate.BOOTSTRAP_ROUNDS} resamples): "
-            f"RMSE [{rmse_ci[0]:.2f}, {rmse_ci[1]:.2f}], MAE [{mae_ci[0]:.2f}, {mae_ci[1]:.2f}]. "
-            "Both reference models forecast about a fifth less than the customers spent: their purchase rates and "
-            "order values are those of the 39 weeks before the cutoff, and CDNOW's spend per order grew after it. "
-            "A model fitted on outcomes could learn that level, but only from outcomes inside the horizon it is "
-            "measured on (the in-period row), which serving never has."
+            f"customers. Bootstrap 90 % intervals (served minus BG/NBD x GG, {evaluate.BOOTSTRAP_ROUNDS} resamples): "
+            f"RMSE [{rmse_ci[0]:.2f}, {rmse_ci[1]:.2f}], MAE [{mae_ci[0]:.2f}, {mae_ci[1]:.2f}]."
         ),
         "",
+        *_choice_lines(run),
         f"![value predicted vs actual]({FIGURES['value']})",
         "",
         "## Features",
@@ -469,19 +450,118 @@ def _window_end(run: TrainingRun) -> date:
 
 def _evaluation_lines(run: TrainingRun) -> list[str]:
     pop = run.population
+    backtest = run.churn.backtest
+    churn = (
+        f"The churn model is fitted on outcomes, so its headline is a backtest: the same pipeline fitted at "
+        f"{backtest.fit_cutoff} on the outcomes of the {backtest.b} days up to the cutoff, served unchanged at the "
+        f"cutoff and measured over the {backtest.b} days from it (b = min(horizon, feature window // 2); a backtest "
+        f"of the full horizon would fit at {pop.cutoff - timedelta(days=pop.outcome_days)}, where these data have "
+        "no customer yet). Its in-period figures are secondary."
+        if backtest
+        else "The churn figures are in period: the data are too short for a backtest."
+    )
     return [
         (
-            f"**Evaluation.** Out of time: a model fitted only on what was known before the cutoff {pop.cutoff} "
-            f"(the purchases before it, no outcome), scored at the cutoff and measured over the {pop.outcome_days} "
-            f"days from it ({pop.cutoff} .. {_window_end(run)}), on the held-out customers. The value and purchases "
-            "models (BG/NBD x Gamma-Gamma) and the references are evaluated so. The churn model is fitted on outcomes: "
-            "its out-of-time backtest needs a complete outcome window that ends before the cutoff, i.e. a fit at "
-            f"{pop.cutoff - timedelta(days=pop.outcome_days)}, where these data have no customer yet (they need two "
-            "horizons after the first customers arrive). Its figures are in period (fitted on the training "
-            "customers' outcomes in the same horizon) and marked so."
+            f"**Evaluation.** Out of time: a model fitted only on what was known before the cutoff {pop.cutoff}, "
+            f"scored at the cutoff and measured over the {pop.outcome_days} days from it ({pop.cutoff} .. "
+            f"{_window_end(run)}), on the held-out customers. The value and purchases models and the references are "
+            f"evaluated so. {churn}"
         ),
         "",
     ]
+
+
+def _churn_kind(run: TrainingRun) -> str:
+    backtest = run.churn.backtest
+    return f"out of time (backtest, {backtest.b} days)" if backtest else "in period"
+
+
+def _churn_lines(run: TrainingRun) -> list[str]:
+    churn = run.churn
+    card: Any = run.models["churn"].card.metrics
+    inner = card["in_period"]
+    horizon = run.population.outcome_days
+    lines = [
+        (
+            f"Held-out customers: {churn.y.size}, churn rate {_f(float(churn.y.mean()), 3)} in the headline window. "
+            f"{card['evaluation'][0].upper()}{card['evaluation'][1:]}."
+        ),
+        "",
+        "| | evaluation | ROC AUC | Brier | log loss | calibration error (ECE) |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = []
+    if churn.backtest:
+        b, bg = churn.backtest.b, churn.backtest.reference_metrics["bg_nbd"]
+        rows += [
+            ("our model: scaler + logistic regression", f"backtest, {b} days", churn.metrics),
+            (f"Pareto/NBD P(no purchase in {b} days) (baseline)", f"out of time, {b} days", churn.baseline_metrics),
+            (f"BG/NBD P(no purchase in {b} days)", f"out of time, {b} days", bg),
+        ]
+    rows += [
+        ("our model (served)", f"in period, {horizon} days", inner),
+        (f"Pareto/NBD P(no purchase in {horizon} days)", f"out of time, {horizon} days", inner["baseline"]),
+        (f"BG/NBD P(no purchase in {horizon} days)", f"out of time, {horizon} days", inner["references"]["bg_nbd"]),
+        ("recency only (logistic)", f"in period, {horizon} days", inner["references"]["recency_only"]),
+    ]
+    for label, kind, m in rows:
+        lines.append(
+            f"| {label} | {kind} | {_f(m['roc_auc'])} | {_f(m['brier'])} | {_f(m['log_loss'])} "
+            f"| {_f(m['calibration_error'])} |"
+        )
+    return lines
+
+
+def _served_label(run: TrainingRun) -> str:
+    choice: Any = run.models["value"].card.metrics["choice"]
+    return str(choice["candidates"][choice["chosen"]]["model"])
+
+
+def _choice_lines(run: TrainingRun) -> list[str]:
+    choice: Any = run.models["value"].card.metrics["choice"]
+    q = choice["q_days"]
+    pop = run.population
+    if q is None:
+        return ["The data are too short for the tuning backtest: BG/NBD x Gamma-Gamma is served.", ""]
+    tuning_cut = pop.cutoff - timedelta(days=q)
+    plain = choice["candidates"]["bg_nbd"]
+    lines = [
+        (
+            f"**Choice of the served model.** {choice['rule'][0].upper()}{choice['rule'][1:]}. Here q = {q} days: the "
+            f"tuning backtest fits at {tuning_cut} and measures over {tuning_cut} .. {pop.cutoff - timedelta(days=1)}; "
+            f"a factor is learned from a fit q days before the cutoff it serves and the spend of the q days up to it "
+            f"(at the cutoff: {tuning_cut} .. {pop.cutoff - timedelta(days=1)}; for the tuning backtest: the q days "
+            f"before {tuning_cut})."
+        ),
+        "",
+        (
+            "| candidate | factor | tuning MAE | tuning RMSE | cutoff MAE | cutoff RMSE | cutoff Spearman "
+            "| cutoff top 10 % | cutoff total / actual |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in choice["candidates"].items():
+        t, h = c["tuning"], c["cutoff"]
+        mark = " **served**" if name == choice["chosen"] else ""
+        lines.append(
+            f"| {c['model']}{mark} | {c['factor']:.4f} | {_f(t['mae'], 2)} | {_f(t['rmse'], 2)} | {_f(h['mae'], 2)} "
+            f"| {_f(h['rmse'], 2)} | {_f(h['spearman'], 3)} | {_f(h['top_decile_share'], 3)} "
+            f"| {_f(h['total_ratio'], 3)} |"
+        )
+    lines += [
+        "",
+        (
+            f"The factors do not carry from one window to the next: plain BG/NBD x Gamma-Gamma forecasts "
+            f"{_f(plain['tuning']['total_ratio'], 3)} of the actual spend on the tuning backtest and "
+            f"{_f(plain['cutoff']['total_ratio'], 3)} after the cutoff (the purchase rate of the q days before a "
+            "cutoff is not that of the horizon after it, and a season the earlier windows do not contain cannot be "
+            "learned from them), so no candidate fitted without the outcome period need reach the level of actual "
+            "spend. MAE favours forecasting low (most customers spend nothing), the total favours the mean: raising "
+            "the level to the actual total raises MAE."
+        ),
+        "",
+    ]
+    return lines
 
 
 def _reference_lines(run: TrainingRun) -> list[str]:

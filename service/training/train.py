@@ -22,6 +22,16 @@ from threadpoolctl import threadpool_limits
 
 from service.core.models import FeatureSpec, ModelCard, OutputSpec, TrainingInfo
 from service.training import closed_form, evaluate
+from service.training.backtest import (
+    VALUE_RULE,
+    ChurnBacktest,
+    Counts,
+    References,
+    ValueChoice,
+    churn_backtest,
+    references,
+    value_choice,
+)
 from service.training.cards import build_card, write_card
 from service.training.export import Runner, tensors, to_onnx
 from service.training.features import (
@@ -51,7 +61,6 @@ from service.training.fit import (
     value_pipeline,
     wide,
 )
-from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
 from service.training.transactions import DEFAULT_HORIZON_DAYS, Population, Transactions, population_at
 
 DEFAULT_SEED = 0
@@ -79,9 +88,14 @@ VALUE_EVALUATION = (
     "measured over the horizon after it, on the held-out customers"
 )
 CHURN_EVALUATION = (
-    "in period: fitted on the training customers' outcomes in the same horizon, measured on the held-out customers. "
-    "An out-of-time backtest of a model fitted on outcomes needs a complete outcome window before the cutoff, "
-    "that is two horizons of data after the first customers arrive"
+    "out of time, backtest horizon {b} days: the same pipeline on the same features fitted at {fit} (cutoff - {b} "
+    "days) on the training customers' outcomes over [{fit}, cutoff), served unchanged at the cutoff and measured over "
+    "the {b} days from it on the held-out customers. b = min(horizon, feature window // 2): the fit needs b days of "
+    "history, and a backtest of the full {h}-day horizon would fit at {start}, before the data have a customer"
+)
+CHURN_IN_PERIOD = (
+    "in period (secondary): the served model, fitted on the training customers' outcomes in the {h} days from the "
+    "cutoff, measured on the held-out customers over the same days"
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,6 +126,8 @@ class RfmDetail:
 
 @dataclass
 class ChurnDetail:
+    """The headline churn figures: the backtest's when there is one (``backtest``), else the in-period ones."""
+
     check: FeatureCheck
     baseline: Any
     y: FloatArray
@@ -119,6 +135,7 @@ class ChurnDetail:
     p_baseline: FloatArray
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
+    backtest: ChurnBacktest | None = None
 
 
 @dataclass
@@ -130,25 +147,7 @@ class ValueDetail:
     metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
     intervals: dict[str, list[float]]
-
-
-@dataclass
-class References:
-    """BG/NBD, Pareto/NBD and Gamma-Gamma fitted on the training customers' histories before the cutoff."""
-
-    bgnbd: BgNbd
-    pareto: ParetoNbd
-    gamma_gamma: GammaGamma
-    rfm: Rfm  # every customer of the population
-    orders: FloatArray
-    per_order: FloatArray
-
-    def value(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
-        purchases = model.expected(self.rfm, horizon_days / DAYS_PER_WEEK)
-        return purchases * self.gamma_gamma.expected(self.orders, self.per_order)
-
-    def p_none(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
-        return model.p_none(self.rfm, horizon_days / DAYS_PER_WEEK)
+    choice: ValueChoice
 
 
 @dataclass
@@ -196,10 +195,10 @@ def train(
     every = feature_matrix(list(candidates.values()), population)
     columns = {name: every[:, [j]] for j, name in enumerate(candidates)}  # for the checks and the baseline
     with threadpool_limits(limits=1):
-        refs = _references(population, candidates)
+        refs = references(population, candidates)
         rfm, rfm_detail = _rfm(tx, population, candidates, seed, info)
-        churn, churn_detail = _churn(population, candidates, columns, refs, seed, info)
-        value, purchases, value_detail = _value(population, candidates, columns, refs, seed, info)
+        churn, churn_detail = _churn(tx, population, candidates, columns, refs, seed, info)
+        value, purchases, value_detail = _value(tx, population, candidates, columns, refs, seed, info)
     run = TrainingRun(
         tx,
         population,
@@ -218,23 +217,6 @@ def train(
             f"{population.customers_after_only} customers first bought on or after the cutoff: not in the population"
         )
     return run
-
-
-def _references(population: Population, candidates: dict[str, FeatureSpec]) -> References:
-    """The statistics from the very features the closed-form graph is served (clipped as serving clips)."""
-    x = feature_matrix(pick(candidates, CLOSED_FORM), population).astype(np.float64)
-    recency, orders, tenure, per_order = x.T
-    rfm = from_days(orders, recency, tenure)
-    rows = population.training
-    fit_on = Rfm(rfm.x[rows], rfm.t_x[rows], rfm.T[rows])
-    return References(
-        BgNbd.fit(fit_on),
-        ParetoNbd.fit(fit_on),
-        GammaGamma.fit(orders[rows], per_order[rows]),
-        rfm,
-        orders,
-        per_order,
-    )
 
 
 def write_models(run: TrainingRun, out: Path) -> list[Path]:
@@ -415,6 +397,7 @@ def _ordinal(text: str) -> int:
 
 
 def _churn(  # noqa: PLR0917 - one step of train(), called once
+    tx: Transactions,
     population: Population,
     candidates: dict[str, FeatureSpec],
     columns: dict[str, Matrix],
@@ -436,35 +419,12 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
     onnx_input, onnx_outputs = tensors(data)
     p_all = runner.run(x_all)["probabilities"][:, column].astype(np.float64)
     threshold = likely_churn_threshold(p_all[train_rows])
-
-    horizon = population.outcome_days
-    references = {
-        "pareto_nbd": refs.p_none(refs.pareto, horizon)[held],
-        "bg_nbd": refs.p_none(refs.bgnbd, horizon)[held],
-    }
-    x_base = np.hstack([columns[name] for name in BASELINE_CHURN])
-    baseline = churn_pipeline(seed).fit(wide(x_base[train_rows]), y[train_rows])
-    p_recency = baseline.predict_proba(wide(x_base[held]))[:, positive_column(baseline)].astype(np.float64)
-
-    metrics_model = evaluate.classification(y[held], p_all[held])
-    metrics_base = evaluate.classification(y[held], references["pareto_nbd"])
+    backtest = churn_backtest(tx, population, refs, names, seed)
+    in_period = _churn_in_period(population, columns, refs, y, p_all, seed)
     flagged = p_all >= threshold
     metrics: dict[str, Any] = {
-        "evaluation": CHURN_EVALUATION,
-        "held_out_customers": int(held.sum()),
-        "churn_rate": float(y[held].mean()),
-        **metrics_model,
-        "baseline": {
-            "model": f"Pareto/NBD P(no purchase in {horizon} days), fitted on the histories before the cutoff "
-            "(out of time)",
-            **metrics_base,
-        },
-        "references": {
-            "bg_nbd": {"model": f"BG/NBD P(no purchase in {horizon} days)", **evaluate.classification(
-                y[held], references["bg_nbd"])},
-            "recency_only": {"model": "scaler + logistic regression on recency_days", **evaluate.classification(
-                y[held], p_recency)},
-        },
+        **_churn_headline(population, backtest),
+        "in_period": in_period,
         "feature_check": _check_metrics(check),
         "thresholds": {"likely_churn": threshold},
         "likely_churn": {
@@ -473,8 +433,8 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
             "held_out_churn_rate_flagged": float(y[held & flagged].mean()) if (held & flagged).any() else None,
             "held_out_churn_rate_not_flagged": float(y[held & ~flagged].mean()) if (held & ~flagged).any() else None,
         },
-    }  # fmt: skip
-    segments = {"likely_churn": int(flagged.sum())}
+    }
+    horizon = population.outcome_days
     card = build_card(
         name="churn",
         kind="classifier",
@@ -491,12 +451,66 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
         output=OutputSpec(kind="probability", tensor="probabilities", column=column),
         training=info,
         metrics=metrics,
-        segments=segments,
+        segments={"likely_churn": int(flagged.sum())},
     )
     blank = float(runner.run(no_history_row(specs, population.now))["probabilities"][0, column])
     trained = Trained("churn", pipeline, specs, data, card, x_all, p_all, blank)
-    detail = ChurnDetail(check, baseline, y[held], p_all[held], references["pareto_nbd"], metrics_model, metrics_base)
+    if backtest is None:  # too little data for a backtest: the figures are the in-period ones
+        pareto = refs.p_none(refs.pareto, horizon)[held]
+        detail = ChurnDetail(check, None, y[held], p_all[held], pareto, in_period, in_period["baseline"], None)
+    else:
+        detail = ChurnDetail(
+            check, None, backtest.y, backtest.p, backtest.references["pareto_nbd"], backtest.metrics,
+            backtest.reference_metrics["pareto_nbd"], backtest,
+        )  # fmt: skip
     return trained, detail
+
+
+def _churn_headline(population: Population, backtest: ChurnBacktest | None) -> dict[str, Any]:
+    if backtest is None:
+        return {"evaluation": "in period only: too little data before the cutoff for a backtest"}
+    fit = backtest.fit_cutoff
+    start = population.cutoff - timedelta(days=population.outcome_days)
+    text = CHURN_EVALUATION.format(b=backtest.b, fit=fit, h=population.outcome_days, start=start)
+    pareto, bg = backtest.reference_metrics["pareto_nbd"], backtest.reference_metrics["bg_nbd"]
+    return {
+        "evaluation": text,
+        "backtest_horizon_days": backtest.b,
+        "fit_cutoff": fit.isoformat(),
+        "held_out_customers": int(backtest.y.size),
+        "churn_rate": float(backtest.y.mean()),
+        **backtest.metrics,
+        "baseline": {
+            "model": f"Pareto/NBD P(no purchase in {backtest.b} days), fitted on the histories before the cutoff",
+            **pareto,
+        },
+        "references": {"bg_nbd": {"model": f"BG/NBD P(no purchase in {backtest.b} days)", **bg}},
+    }
+
+
+def _churn_in_period(  # noqa: PLR0917 - one step of _churn
+    population: Population, columns: dict[str, Matrix], refs: References, y: FloatArray, p_all: FloatArray, seed: int
+) -> dict[str, Any]:
+    horizon, train_rows, held = population.outcome_days, population.training, population.held_out
+    x_base = np.hstack([columns[name] for name in BASELINE_CHURN])
+    baseline = churn_pipeline(seed).fit(wide(x_base[train_rows]), y[train_rows])
+    p_recency = baseline.predict_proba(wide(x_base[held]))[:, positive_column(baseline)].astype(np.float64)
+    return {
+        "evaluation": CHURN_IN_PERIOD.format(h=horizon),
+        "held_out_customers": int(held.sum()),
+        "churn_rate": float(y[held].mean()),
+        **evaluate.classification(y[held], p_all[held]),
+        "baseline": {
+            "model": f"Pareto/NBD P(no purchase in {horizon} days), fitted on the histories before the cutoff",
+            **evaluate.classification(y[held], refs.p_none(refs.pareto, horizon)[held]),
+        },
+        "references": {
+            "bg_nbd": {"model": f"BG/NBD P(no purchase in {horizon} days)",
+                       **evaluate.classification(y[held], refs.p_none(refs.bgnbd, horizon)[held])},
+            "recency_only": {"model": "scaler + logistic regression on recency_days",
+                             **evaluate.classification(y[held], p_recency)},
+        },
+    }  # fmt: skip
 
 
 def likely_churn_threshold(p: FloatArray) -> float:
@@ -505,7 +519,20 @@ def likely_churn_threshold(p: FloatArray) -> float:
     return math.floor(quantile * 100) / 100
 
 
+COUNT_NAMES = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD"}
+CORRECTION_NAMES = {
+    "none": "",
+    "spend_per_order": " x a spend-per-order factor",
+    "level": " x a level factor",
+}
+
+
+def _candidate_label(counts: str, correction: str) -> str:
+    return f"{COUNT_NAMES[counts]} x Gamma-Gamma{CORRECTION_NAMES[correction]}"
+
+
 def _value(  # noqa: PLR0917 - one step of train(), called once
+    tx: Transactions,
     population: Population,
     candidates: dict[str, FeatureSpec],
     columns: dict[str, Matrix],
@@ -513,11 +540,17 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     seed: int,
     info: TrainingInfo,
 ) -> tuple[Trained, Trained, ValueDetail]:
-    """The served value model: BG/NBD x Gamma-Gamma as an ONNX graph; purchases from the same graph."""
+    """The served value model: the candidate ``VALUE_RULE`` picks, as an ONNX graph; purchases from the same graph."""
     horizon = population.outcome_days
     specs = pick(candidates, CLOSED_FORM)
+    clip = specs[CLOSED_FORM.index("orders")].clip
+    max_orders = clip[1] if clip else float(population.column("orders_total").max())
+    choice = value_choice(tx, population, refs, max_orders)
+    served = choice.served()
     x_all = feature_matrix(specs, population)
-    data = closed_form.to_onnx("value", horizon, refs.bgnbd, refs.gamma_gamma)
+    data = closed_form.to_onnx(
+        "value", horizon, refs.model(served.counts), refs.gamma_gamma, served.factor, max_orders=max_orders
+    )
     runner = Runner(data)
     out = runner.run(x_all)
     predicted_all = out["value"].reshape(-1).astype(np.float64)
@@ -533,6 +566,7 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     actual, predicted = target[held], predicted_all[held]
     scale = horizon / population.feature_days
     baselines = {
+        "bg_nbd": refs.value(refs.bgnbd, horizon)[held],
         "pareto_nbd": refs.value(refs.pareto, horizon)[held],
         "glm_in_period": glm.predict(wide(glm_x[held])).astype(np.float64),
         "past_spend": population.column("spend_total")[held] * scale,
@@ -545,16 +579,17 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
         "top10_squared_error_share": evaluate.top_error_share(actual, predicted),
     }
     intervals = {
-        "rmse_minus_pareto_nbd_90ci": list(
-            evaluate.bootstrap_difference(actual, predicted, baselines["pareto_nbd"], evaluate.rmse, seed=seed)
+        "rmse_minus_bg_nbd_90ci": list(
+            evaluate.bootstrap_difference(actual, predicted, baselines["bg_nbd"], evaluate.rmse, seed=seed)
         ),
-        "mae_minus_pareto_nbd_90ci": list(
-            evaluate.bootstrap_difference(actual, predicted, baselines["pareto_nbd"], evaluate.mae, seed=seed)
+        "mae_minus_bg_nbd_90ci": list(
+            evaluate.bootstrap_difference(actual, predicted, baselines["bg_nbd"], evaluate.mae, seed=seed)
         ),
     }
     base_metrics = {name: evaluate.value_metrics(actual, guess) for name, guess in baselines.items()}
     described = {
-        "pareto_nbd": "Pareto/NBD x Gamma-Gamma, fitted on the histories before the cutoff (out of time)",
+        "bg_nbd": "BG/NBD x Gamma-Gamma, fitted on the histories before the cutoff (the reference)",
+        "pareto_nbd": "Pareto/NBD x Gamma-Gamma, fitted on the histories before the cutoff",
         "glm_in_period": "scaler + Poisson GLM on " + ", ".join(s.name for s in glm_specs)
         + f", fitted on the training customers' spend in the same {horizon} days (in period: secondary)",
         "past_spend": f"spend before the cutoff x {horizon}/{population.feature_days} days",
@@ -563,8 +598,10 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     metrics: dict[str, Any] = {
         "evaluation": VALUE_EVALUATION,
         "held_out_customers": int(held.sum()),
+        "served": served.name,
         **model_metrics,
-        "parameters": _parameters(refs),
+        "parameters": {**_parameters(refs), "spend_factor": served.factor},
+        "choice": _choice_metrics(choice),
         "baselines": {name: {"model": described[name], **base_metrics[name]} for name in baselines},
         "bootstrap": intervals,
         "feature_check": _check_metrics(check),
@@ -574,46 +611,70 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     common: dict[str, Any] = {
         "specs": specs, "onnx_bytes": data, "onnx_input": onnx_input, "onnx_outputs": onnx_outputs, "training": info,
     }  # fmt: skip
+    factor = f" x {served.factor:.4f}" if served.correction != "none" else ""
     value_card = build_card(
         name="value",
         kind="regressor",
         description=(
-            f"Expected spend in dollars in the next {horizon} days: BG/NBD expected purchases x Gamma-Gamma "
-            "expected spend per order, fitted by maximum likelihood on the training customers' purchases before the "
-            f"cutoff and computed in closed form by the ONNX graph. Segment high_value: expected spend >= "
-            f"{HIGH_VALUE:g} dollars, counted on all {population.size} customers with a purchase before the cutoff."
+            f"Expected spend in dollars in the next {horizon} days: {COUNT_NAMES[served.counts]} expected purchases x "
+            f"Gamma-Gamma expected spend per order{factor}, fitted by maximum likelihood on the training customers' "
+            "purchases before the cutoff and computed in closed form by the ONNX graph; chosen among "
+            f"{len(choice.at_cutoff)} candidates on a backtest that ends at the cutoff. Segment high_value: expected "
+            f"spend >= {HIGH_VALUE:g} dollars, counted on all {population.size} customers with a purchase before the "
+            "cutoff."
         ),
         output=OutputSpec(kind="value", tensor="value"),
         metrics=metrics,
         segments={"high_value": int((predicted_all >= HIGH_VALUE).sum())},
         **common,
     )
-    purchases_card = _purchases_card(population, refs, purchases_all, common)
+    purchases_card = _purchases_card(population, refs, served.counts, purchases_all, common)
     blank_row = no_history_row(specs, population.now)
     blank = runner.run(blank_row)
     value = Trained("value", None, specs, data, value_card, x_all, predicted_all, float(blank["value"][0, 0]))
     purchases = Trained(
         "purchases", None, specs, data, purchases_card, x_all, purchases_all, float(blank["purchases"][0, 0])
     )
-    detail = ValueDetail(check, actual, predicted, baselines, model_metrics, base_metrics, intervals)
+    detail = ValueDetail(check, actual, predicted, baselines, model_metrics, base_metrics, intervals, choice)
     return value, purchases, detail
 
 
+def _choice_metrics(choice: ValueChoice) -> dict[str, Any]:
+    figures = ("mae", "rmse", "spearman", "top_decile_share", "total_ratio")
+    return {
+        "rule": VALUE_RULE,
+        "q_days": choice.q,
+        "candidates": {
+            c.name: {
+                "model": _candidate_label(c.counts, c.correction),
+                "factor": c.factor,
+                "tuning": {k: choice.tuning[c.name][k] for k in figures} if choice.tuning else None,
+                "cutoff": {k: choice.headline[c.name][k] for k in figures},
+            }
+            for c in choice.at_cutoff
+        },
+        "chosen": choice.chosen,
+        "not_servable": list(choice.not_servable),
+    }
+
+
 def _purchases_card(
-    population: Population, refs: References, purchases: FloatArray, common: dict[str, Any]
+    population: Population, refs: References, counts: Counts, purchases: FloatArray, common: dict[str, Any]
 ) -> ModelCard:
     horizon, held = population.outcome_days, population.held_out
     actual = population.outcome_orders[held].astype(np.float64)
+    other: Counts = "pareto_nbd" if counts == "bg_nbd" else "bg_nbd"
     metrics: dict[str, Any] = {
         "evaluation": VALUE_EVALUATION,
         "held_out_customers": int(held.sum()),
+        "served": counts,
         **evaluate.value_metrics(actual, purchases[held]),
         "mean_actual": float(actual.mean()),
         "parameters": _parameters(refs),
         "baselines": {
-            "pareto_nbd": {
-                "model": "Pareto/NBD expected purchases (out of time)",
-                **evaluate.value_metrics(actual, refs.pareto.expected(refs.rfm, horizon / DAYS_PER_WEEK)[held]),
+            other: {
+                "model": f"{COUNT_NAMES[other]} expected purchases (out of time)",
+                **evaluate.value_metrics(actual, refs.purchases(other, horizon)[held]),
             }
         },
         "thresholds": {"repeat_buyer": REPEAT_PURCHASES},
@@ -622,8 +683,8 @@ def _purchases_card(
         name="purchases",
         kind="regressor",
         description=(
-            f"Expected number of orders (purchase days) in the next {horizon} days: the BG/NBD part of the value "
-            f"model's graph. Segment repeat_buyer: >= {REPEAT_PURCHASES:g} expected orders, counted on all "
+            f"Expected number of orders (purchase days) in the next {horizon} days: the {COUNT_NAMES[counts]} part of "
+            f"the value model's graph. Segment repeat_buyer: >= {REPEAT_PURCHASES:g} expected orders, counted on all "
             f"{population.size} customers with a purchase before the cutoff."
         ),
         output=OutputSpec(kind="value", tensor="purchases"),

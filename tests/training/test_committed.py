@@ -165,6 +165,49 @@ def test_the_rfm_card_reports_the_algorithm_comparison(cards: dict[str, ModelCar
 def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]) -> None:
     for name in ("value", "purchases"):
         assert str(cards[name].metrics["evaluation"]).startswith("out of time")
-    assert str(cards["churn"].metrics["evaluation"]).startswith("in period")
+    churn: Any = cards["churn"].metrics
+    assert str(churn["evaluation"]).startswith("out of time, backtest horizon 136 days")
+    assert churn["backtest_horizon_days"] == 136  # min(273, 273 // 2): a 273-day backtest would fit before any data
+    assert churn["fit_cutoff"] == "1997-05-18"
+    assert str(churn["in_period"]["evaluation"]).startswith("in period")
+    assert churn["baseline"]["model"].startswith("Pareto/NBD P(no purchase in 136 days)")
     baselines: Any = cards["value"].metrics["baselines"]
-    assert set(baselines) == {"pareto_nbd", "glm_in_period", "past_spend", "zero"}
+    assert set(baselines) == {"bg_nbd", "pareto_nbd", "glm_in_period", "past_spend", "zero"}
+
+
+def test_the_value_card_records_the_choice_it_serves(cards: dict[str, ModelCard]) -> None:
+    metrics: Any = cards["value"].metrics
+    choice = metrics["choice"]
+    assert metrics["served"] == choice["chosen"] in choice["candidates"]
+    assert choice["q_days"] == 91
+    tuning = {name: c["tuning"] for name, c in choice["candidates"].items()}
+    plain = tuning["bg_nbd"]
+    costs = {name: t["mae"] / plain["mae"] + t["rmse"] / plain["rmse"] for name, t in tuning.items()}
+    assert min(costs, key=lambda name: costs[name]) == choice["chosen"]
+    assert metrics["parameters"]["spend_factor"] == choice["candidates"][choice["chosen"]]["factor"]
+    assert cards["purchases"].metrics["served"] == choice["chosen"].split("+")[0]
+
+
+def _benchmark_row(text: str, start: str) -> list[str]:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"| {start}")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_benchmarks_page_quotes_the_cards(cards: dict[str, ModelCard]) -> None:
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    value: Any = cards["value"].metrics
+    served = _benchmark_row(text, "served: ")
+    assert served[1:] == [f"{value[k]:.2f}" for k in ("mae", "rmse")] + [
+        f"{value[k]:.3f}" for k in ("spearman", "top_decile_share", "total_ratio")
+    ]
+    reference = _benchmark_row(text, "BG/NBD x Gamma-Gamma (the reference)")
+    assert reference[1:3] == [f"{value['baselines']['bg_nbd'][k]:.2f}" for k in ("mae", "rmse")]
+    churn: Any = cards["churn"].metrics
+    backtest = _benchmark_row(text, "served model, backtest")
+    assert backtest[1:] == [
+        f"{churn['backtest_horizon_days']} days",
+        f"{churn['roc_auc']:.4f}",
+        f"{churn['brier']:.4f}",
+    ]
+    in_period = _benchmark_row(text, "served model, in period")
+    assert in_period[2:] == [f"{churn['in_period'][k]:.4f}" for k in ("roc_auc", "brier")]

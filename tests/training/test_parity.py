@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.training import closed_form
+from service.training.backtest import COUNTS, Counts
 from service.training.export import Runner
-from service.training.reference import DAYS_PER_WEEK, from_days
+from service.training.reference import DAYS_PER_WEEK, GammaGamma, ParetoNbd, from_days
 from service.training.train import TrainingRun
 
 
@@ -34,12 +37,17 @@ def test_churn_probabilities_agree_within_1e_5(full_run: TrainingRun) -> None:
     np.testing.assert_array_equal(out["label"], pipeline.predict(x))
 
 
-def _scipy_closed_form(run: TrainingRun, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    refs = run.references
+def _scipy_closed_form(
+    run: TrainingRun, x: np.ndarray, counts: Counts | None = None, factor: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the served graph computes (or the one of ``counts`` x ``factor``), with scipy in float64."""
+    refs, served = run.references, run.value.choice.served()
+    model = refs.model(counts or served.counts)
     recency, orders, tenure, per_order = x.astype(np.float64).T
     rfm = from_days(orders, recency, tenure)
-    purchases = refs.bgnbd.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
-    return purchases, purchases * refs.gamma_gamma.expected(orders, per_order)
+    purchases = model.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
+    spend = factor if factor is not None else served.factor
+    return purchases, purchases * refs.gamma_gamma.expected(orders, per_order) * spend
 
 
 def test_value_graph_is_the_scipy_closed_form_on_held_out_customers(full_run: TrainingRun) -> None:
@@ -69,8 +77,54 @@ def test_value_graph_matches_scipy_on_any_clipped_features(full_run: TrainingRun
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
 
 
+ROWS = st.lists(
+    st.tuples(st.floats(0, 273), st.integers(0, 81), st.floats(0, 273), st.floats(0, 1200, allow_subnormal=False)),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.mark.parametrize("counts", COUNTS)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_both_graph_families_match_scipy(full_run: TrainingRun, counts: Counts, rows: list[Any]) -> None:
+    """Either count model can be the served one on other data: BG/NBD's and Pareto/NBD's graphs, with a factor."""
+    refs = full_run.references
+    days = full_run.population.outcome_days
+    graph = closed_form.to_onnx("value", days, refs.model(counts), refs.gamma_gamma, 1.25, max_orders=81)
+    x = np.array(rows, dtype=np.float32)
+    out = Runner(graph).run(x)
+    purchases, value = _scipy_closed_form(full_run, x, counts, 1.25)
+    assert np.isfinite(out["value"]).all()
+    np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
+
+
 def test_card_output_reads_the_churn_column(full_run: TrainingRun) -> None:
     card = full_run.models["churn"].card
     pipeline = full_run.models["churn"].pipeline
     assert card.output.column is not None
     assert list(pipeline.classes_)[card.output.column] == 1  # 1 = no purchase in the outcome window
+
+
+# Pareto/NBD fits on other data may have alpha < beta: the graph then sums the other 2F1 (second = r + x).
+PARETO_SHAPES = [
+    ParetoNbd(r=0.6, alpha=9.0, s=0.55, beta=12.0),  # alpha < beta
+    ParetoNbd(r=0.6, alpha=11.7, s=0.55, beta=9.9),  # alpha > beta, about CDNOW's
+    ParetoNbd(r=1.3, alpha=3.0, s=1.6, beta=30.0),  # s > 1, far apart
+]
+
+
+@pytest.mark.parametrize("pareto", PARETO_SHAPES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_the_pareto_graph_matches_scipy_on_either_side_of_alpha_beta(pareto: ParetoNbd, rows: list[Any]) -> None:
+    gg = GammaGamma(p=10.9, q=3.2, gamma=6.8)
+    x = np.array(rows, dtype=np.float32)
+    out = Runner(closed_form.to_onnx("value", 273, pareto, gg, max_orders=81)).run(x)
+    recency, orders, tenure, per_order = x.astype(np.float64).T
+    purchases = pareto.expected(from_days(orders, recency, tenure), 273 / DAYS_PER_WEEK)
+    assert np.isfinite(out["value"]).all()
+    np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
+    value = purchases * gg.expected(orders, per_order)
+    np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)

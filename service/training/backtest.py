@@ -1,0 +1,270 @@
+"""Out-of-time figures from the data before the cutoff: the value candidates, their choice, the churn backtest.
+
+Nothing here reads an outcome on or after the cutoff ``T`` except to measure the headline figures.
+
+* **Reference fits.** BG/NBD, Pareto/NBD and Gamma-Gamma fitted on the training customers' purchases
+  before a cutoff (``References``), from the very features the closed-form graph is served.
+* **Value candidates.** BG/NBD or Pareto/NBD expected purchases x Gamma-Gamma spend per order, each
+  as it is, with its spend per order corrected, or with its level corrected. A correction is a
+  constant learned on the last ``q`` days before the cutoff: the models are fitted at ``T - q``,
+  forecast ``[T - q, T)``, and the factor is actual spend over forecast spend on the training
+  customers (``spend_per_order`` divides by the actual orders times the Gamma-Gamma spend per order,
+  ``level`` by the forecast spend). ``q`` = ``min(h, W // 3)`` days (``W`` the feature window).
+* **The choice** (``VALUE_RULE``) is made on a tuning backtest that ends at ``T``: every candidate
+  rebuilt at the cutoff ``T - q`` with the horizon ``q`` (corrections from ``[T - 2q, T - q)``) and
+  scored on the held-out customers over ``[T - q, T)``.
+* **Churn backtest.** The churn model (same pipeline, same features) fitted at ``T - b`` on the
+  outcomes in ``[T - b, T)``, served unchanged at ``T`` and measured over ``[T, T + b)``, with
+  ``b`` = ``min(h, W // 2)`` (the fit needs at least ``b`` days of history before ``T - b``). At
+  ``b = h`` it is the backtest of the served horizon; on CDNOW (W = 273 days) b = 136 days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from service.core.models import FeatureSpec
+from service.training import evaluate
+from service.training.closed_form import pareto_terms
+from service.training.features import CLOSED_FORM, candidate_specs, feature_matrix, pick
+from service.training.fit import churn_pipeline, positive_column, wide
+from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
+from service.training.transactions import Population, Transactions, population_at
+
+FloatArray = npt.NDArray[np.float64]
+Counts = Literal["bg_nbd", "pareto_nbd"]
+Correction = Literal["none", "spend_per_order", "level"]
+COUNTS: tuple[Counts, ...] = ("bg_nbd", "pareto_nbd")
+CORRECTIONS: tuple[Correction, ...] = ("none", "spend_per_order", "level")
+PLAIN = "bg_nbd"  # the reference every candidate is measured against, and the fallback
+VALUE_WINDOWS = 3  # q = W // 3: the tuning backtest needs three windows before T (fit, correction, outcome)
+CHURN_WINDOWS = 2  # b = W // 2: the churn fit at T - b needs b days of history
+VALUE_RULE = (
+    "served value model = the candidate with the lowest MAE / MAE(BG/NBD x GG) + RMSE / RMSE(BG/NBD x GG) on the "
+    "tuning backtest (cutoff T - q, horizon q, scored on the held-out customers over [T - q, T); no data on or after "
+    "T); plain BG/NBD x Gamma-Gamma when the data are too short for it"
+)
+
+
+@dataclass(frozen=True)
+class References:
+    """BG/NBD, Pareto/NBD and Gamma-Gamma fitted on the training customers' histories before the cutoff."""
+
+    bgnbd: BgNbd
+    pareto: ParetoNbd
+    gamma_gamma: GammaGamma
+    rfm: Rfm  # every customer of the population
+    orders: FloatArray
+    per_order: FloatArray
+
+    def model(self, counts: Counts) -> BgNbd | ParetoNbd:
+        return self.bgnbd if counts == "bg_nbd" else self.pareto
+
+    def purchases(self, counts: Counts, horizon_days: int) -> FloatArray:
+        return self.model(counts).expected(self.rfm, horizon_days / DAYS_PER_WEEK)
+
+    def spend_per_order(self) -> FloatArray:
+        return self.gamma_gamma.expected(self.orders, self.per_order)
+
+    def value(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
+        return model.expected(self.rfm, horizon_days / DAYS_PER_WEEK) * self.spend_per_order()
+
+    def p_none(self, model: BgNbd | ParetoNbd, horizon_days: int) -> FloatArray:
+        return model.p_none(self.rfm, horizon_days / DAYS_PER_WEEK)
+
+
+def references(population: Population, candidates: dict[str, FeatureSpec]) -> References:
+    """The statistics from the very features the closed-form graph is served (clipped as serving clips)."""
+    x = feature_matrix(pick(candidates, CLOSED_FORM), population).astype(np.float64)
+    recency, orders, tenure, per_order = x.T
+    rfm = from_days(orders, recency, tenure)
+    rows = population.training
+    fit_on = Rfm(rfm.x[rows], rfm.t_x[rows], rfm.T[rows])
+    return References(
+        BgNbd.fit(fit_on),
+        ParetoNbd.fit(fit_on),
+        GammaGamma.fit(orders[rows], per_order[rows]),
+        rfm,
+        orders,
+        per_order,
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """References fitted at a cutoff and the outcomes of its horizon (the horizon ends at or before T)."""
+
+    population: Population
+    refs: References
+
+
+def window(tx: Transactions, cutoff: Any, horizon_days: int) -> Window:
+    population = population_at(tx, cutoff, horizon_days)
+    if population.training.sum() < 2 or population.held_out.sum() < 1:
+        raise ValueError(f"too few customers before {cutoff}")
+    return Window(population, references(population, candidate_specs(population)))
+
+
+def factors(earlier: Window) -> dict[tuple[Counts, Correction], float]:
+    """Each correction's constant, from the fit at T - q and the training customers' spend over [T - q, T)."""
+    pop, refs, rows = earlier.population, earlier.refs, earlier.population.training
+    horizon = pop.outcome_days
+    spend = float(pop.outcome_spend[rows].sum())
+    with np.errstate(all="ignore"):  # a degenerate fit on little data forecasts inf or nan: that factor stays 1
+        per_order = float((pop.outcome_orders[rows] * refs.spend_per_order()[rows]).sum())
+        out: dict[tuple[Counts, Correction], float] = {}
+        for counts in COUNTS:
+            forecast = float(refs.value(refs.model(counts), horizon)[rows].sum())
+            out[counts, "none"] = 1.0
+            out[counts, "spend_per_order"] = _ratio(spend, per_order)
+            out[counts, "level"] = _ratio(spend, forecast)
+    return out
+
+
+def _ratio(actual: float, forecast: float) -> float:
+    ratio = actual / forecast if forecast > 0 and np.isfinite(forecast) else 1.0
+    return ratio if np.isfinite(ratio) and ratio > 0 else 1.0
+
+
+def candidate_name(counts: Counts, correction: Correction) -> str:
+    return counts if correction == "none" else f"{counts}+{correction}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    counts: Counts
+    correction: Correction
+    factor: float
+    predicted: FloatArray  # every customer of the population
+
+    @property
+    def name(self) -> str:
+        return candidate_name(self.counts, self.correction)
+
+
+def candidates(refs: References, horizon_days: int, fitted: dict[tuple[Counts, Correction], float]) -> list[Candidate]:
+    with np.errstate(all="ignore"):  # non-finite forecasts of a degenerate fit are kept, and never chosen
+        base = {counts: refs.value(refs.model(counts), horizon_days) for counts in COUNTS}
+    return [
+        Candidate(counts, correction, fitted[counts, correction], fitted[counts, correction] * base[counts])
+        for counts in COUNTS
+        for correction in CORRECTIONS
+    ]
+
+
+UNSCORED = dict.fromkeys(("mae", "rmse", "spearman", "top_decile_share", "total_ratio"), float("nan"))
+
+
+def scored(population: Population, found: list[Candidate]) -> dict[str, dict[str, float]]:
+    """Each candidate's figures on the held-out customers; nan for one with a non-finite forecast."""
+    held = population.held_out
+    actual = population.outcome_spend[held]
+    return {
+        c.name: evaluate.value_metrics(actual, c.predicted[held]) if np.isfinite(c.predicted).all() else UNSCORED
+        for c in found
+    }
+
+
+def choose(tuning: dict[str, dict[str, float]], eligible: set[str] | None = None) -> str:
+    """``VALUE_RULE``: the lowest MAE and RMSE relative to plain BG/NBD x Gamma-Gamma (first listed on a tie),
+    among the ``eligible`` candidates with finite figures (by default all of them)."""
+    plain = tuning[PLAIN]
+
+    def cost(name: str) -> float:
+        m = tuning[name]
+        return m["mae"] / plain["mae"] + m["rmse"] / plain["rmse"]
+
+    costs = {name: cost(name) for name in tuning if eligible is None or name in eligible}
+    finite = {name: value for name, value in costs.items() if np.isfinite(value)}
+    return min(finite, key=lambda name: finite[name]) if finite else PLAIN
+
+
+@dataclass(frozen=True)
+class ValueChoice:
+    """The candidates at the cutoff, their figures on the tuning backtest and at the cutoff, and the one served."""
+
+    q: int | None
+    at_cutoff: list[Candidate]
+    headline: dict[str, dict[str, float]]
+    tuning: dict[str, dict[str, float]]
+    chosen: str
+    not_servable: tuple[str, ...] = ()  # forecasts that are not finite, or a graph that cannot be built exactly
+
+    def served(self) -> Candidate:
+        return next(c for c in self.at_cutoff if c.name == self.chosen)
+
+
+def value_choice(tx: Transactions, population: Population, refs: References, max_orders: float) -> ValueChoice:
+    """Every candidate at the cutoff, and the one ``VALUE_RULE`` picks on the tuning backtest among those
+    that can be served: finite at the cutoff, and a graph that sums its series exactly (``pareto_terms``)
+    for rows with up to ``max_orders`` orders."""
+    horizon = population.outcome_days
+    q = min(horizon, population.feature_days // VALUE_WINDOWS)
+    try:
+        last = window(tx, population.cutoff - timedelta(days=q), q)  # T - q .. T
+        before = window(tx, population.cutoff - timedelta(days=2 * q), q)  # T - 2q .. T - q
+    except ValueError:
+        plain = candidates(refs, horizon, {(c, k): 1.0 for c in COUNTS for k in CORRECTIONS})
+        return ValueChoice(None, plain, scored(population, plain), {}, PLAIN)
+    at_cutoff = candidates(refs, horizon, factors(last))
+    tuning = scored(last.population, candidates(last.refs, q, factors(before)))
+    exact = _exact_counts(refs, max_orders)
+    servable = {c.name for c in at_cutoff if np.isfinite(c.predicted).all() and c.counts in exact}
+    unservable = tuple(c.name for c in at_cutoff if c.name not in servable)
+    chosen = choose(tuning, servable)
+    return ValueChoice(q, at_cutoff, scored(population, at_cutoff), tuning, chosen, unservable)
+
+
+def _exact_counts(refs: References, max_orders: float) -> set[Counts]:
+    try:
+        pareto_terms(refs.pareto, max_orders)
+    except ValueError:  # a fit whose 2F1 converges too slowly to sum in a graph: not served
+        return {"bg_nbd"}
+    return {"bg_nbd", "pareto_nbd"}
+
+
+@dataclass(frozen=True)
+class ChurnBacktest:
+    b: int
+    fit_cutoff: Any
+    y: FloatArray  # held-out customers at T: no purchase in [T, T + b)
+    p: FloatArray
+    references: dict[str, FloatArray]
+    metrics: dict[str, float]
+    reference_metrics: dict[str, dict[str, float]]
+
+
+def churn_backtest(  # noqa: PLR0917 - the run's pieces, used once
+    tx: Transactions, population: Population, refs: References, names: list[str], seed: int, b: int | None = None
+) -> ChurnBacktest | None:
+    """The churn pipeline fitted at T - b on [T - b, T), served unchanged at T, measured over [T, T + b)."""
+    b = b or min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+    fit_cutoff = population.cutoff - timedelta(days=b)
+    try:
+        earlier = population_at(tx, fit_cutoff, b)
+        now = population_at(tx, population.cutoff, b)
+    except ValueError:
+        return None
+    y_fit = earlier.churned[earlier.training].astype(np.float64)
+    if len(set(y_fit.tolist())) < 2 or now.held_out.sum() < 1:
+        return None
+    specs = pick(candidate_specs(earlier), names)  # the model's card at T - b: its own clips, served unchanged
+    pipeline = churn_pipeline(seed).fit(wide(feature_matrix(specs, earlier)[earlier.training]), y_fit)
+    held = now.held_out
+    p = pipeline.predict_proba(wide(feature_matrix(specs, now)[held]))[:, positive_column(pipeline)]
+    y = now.churned[held].astype(np.float64)
+    refs_p = {"pareto_nbd": refs.p_none(refs.pareto, b)[held], "bg_nbd": refs.p_none(refs.bgnbd, b)[held]}
+    return ChurnBacktest(
+        b,
+        fit_cutoff,
+        y,
+        p.astype(np.float64),
+        refs_p,
+        evaluate.classification(y, p),
+        {name: evaluate.classification(y, guess) for name, guess in refs_p.items()},
+    )
