@@ -20,8 +20,9 @@ Run from the repository root::
    alternates the VIP hero of rules/placements.yaml between hero_vip and hero_bold, each
    version checked with load_bundle beforehand: a reload that rebuilds the rules only (the
    templates, models and other files are unchanged, service/bundle/reuse.py). ``--edit
-   template`` alternates a class in content/templates/hero.html: every template is compiled
-   again. The table has each run's p50, p99 and max and the median per condition.
+   template`` alternates a class in content/templates/hero.html: that template alone is parsed
+   and compiled again (the others keep their code, service/render/blocks.py). The table has each
+   run's p50, p99 and max and the median per condition.
 4. The cost of a reload in each worker, from the workers' log lines ``bundle ... loaded from ...
    in W ms (C ms of CPU) by worker PID`` written during the B runs: wall time (stretched while
    requests share the GIL) and the loading thread's CPU time.

@@ -16,8 +16,10 @@ from service.bundle.store import BundleStore
 from service.core.compile import Bundle
 from service.core.decide import decide
 from service.core.models import ModelCard, Scorer
+from service.core.rendering import RenderInputs
 from service.http import wire
 from service.http.mapping import decision_response, to_core
+from service.render.blocks import CompiledBlocks
 from service.render.cache import RenderCache
 from service.render.page import Tally, inputs_for, render_decision
 from service.segments.onnx import OnnxScorer
@@ -140,3 +142,92 @@ def test_a_load_reports_its_wall_and_cpu_time(tmp_path: Path) -> None:
     assert report.ok
     assert report.cpu_seconds > 0
     assert report.seconds > 0
+
+
+# Templates that extend and include others, with a variant that renders them, next to the bundle's own.
+LAYERED = {
+    "content/templates/partials/frame.html": '<div class="frame">{% block body %}{% endblock %}</div>\n',
+    "content/templates/partials/note.html": '<p class="note">{{ t("greeting", name="you") }}</p>\n',
+    "content/templates/noted.html": (
+        '{% extends "partials/frame.html" %}{% import "partials/ui.html" as ui %}'
+        '{% block body %}{% include "partials/note.html" %}{{ ui.button("Go", "/go") }}{% endblock %}\n'
+    ),
+    "content/layered.yaml": (
+        "version: 1\nvariants:\n  noted:\n    content: {}\n"
+        "    render: { template: noted.html, fallback: <p>noted</p> }\n"
+    ),
+}
+# A template edit of each kind: (file, text before, text after, the templates that must be built again).
+TEMPLATE_EDITS = {
+    "a page template": ("content/templates/hero.html", 'class="tl-hero__headline"', 'class="tl-hero__headline x"',
+                        {"hero.html"}),
+    "a macro file": ("content/templates/partials/ui.html", 'class="tl-button', 'class="x tl-button',
+                     {"partials/ui.html"}),
+    "an included template": ("content/templates/partials/note.html", 'class="note"', 'class="note x"',
+                             {"partials/note.html"}),
+    "an extended template": ("content/templates/partials/frame.html", 'class="frame"', 'class="frame x"',
+                             {"partials/frame.html"}),
+    "an MJML email": ("content/templates/email/cart.mjml", '#0b7285',
+                      '#0b7286', {"email/cart.mjml"}),
+}  # fmt: skip
+INPUTS = RenderInputs({"first_name": "Ada", "cart": {"total": 12.5}}, {"locale": "en"}, ("vip",), NOW, True)
+
+
+def _layered(target: Path) -> Path:
+    root = _copy(target)
+    for file, text in LAYERED.items():
+        (root / file).write_text(text)
+    return root
+
+
+def _blocks(bundle: Bundle) -> CompiledBlocks:
+    assert isinstance(bundle.blocks, CompiledBlocks)
+    return bundle.blocks
+
+
+def _every_block(bundle: Bundle) -> dict[str, str]:
+    """Every variant's block rendered for one visitor, without a render cache."""
+    blocks = _blocks(bundle)
+    out = {}
+    for variant in sorted(blocks.blocks):
+        rendered = blocks.render(variant, INPUTS)
+        assert rendered.status == "rendered", rendered
+        out[variant] = rendered.html
+    return out
+
+
+@pytest.mark.parametrize("kind", TEMPLATE_EDITS)
+def test_a_template_edit_builds_only_that_template_and_renders_as_a_fresh_load(kind: str, tmp_path: Path) -> None:
+    root = _layered(tmp_path / "bundle")
+    store = _store(Opened())
+    assert store.load(root).ok
+    before = _every_block(store.current.bundle)
+    templates = root / "content/templates"
+    everything = {path.relative_to(templates).as_posix() for path in templates.rglob("*.*")}
+    assert _blocks(store.current.bundle).rebuilt == everything
+    file, old, new, rebuilt = TEMPLATE_EDITS[kind]
+    _edit(root, file, old, new)
+    assert store.load(root).ok
+    assert _blocks(store.current.bundle).rebuilt == rebuilt
+    fresh = load_bundle(root)
+    after = _every_block(store.current.bundle)
+    assert after == _every_block(fresh)  # byte for byte
+    assert _answers(store.current.bundle, None) == _answers(fresh, None)
+    changed = {variant for variant in after if after[variant] != before[variant]}
+    assert changed
+    assert all(new in after[variant] for variant in changed)  # every dependent shows the edit
+
+
+def test_the_kept_templates_follow_the_loads_that_succeed(tmp_path: Path) -> None:
+    """A rules edit takes the blocks whole, a broken template edit keeps nothing, and the fix builds one template."""
+    root = _layered(tmp_path / "bundle")
+    store = _store(Opened())
+    assert store.load(root).ok
+    _edit(root, *EDITS["rules"][:3])
+    assert store.load(root).ok
+    _edit(root, "content/templates/partials/note.html", "</p>", "{% if %}</p>")
+    assert not store.load(root).ok
+    _edit(root, "content/templates/partials/note.html", "{% if %}</p>", "!</p>")
+    assert store.load(root).ok
+    assert _blocks(store.current.bundle).rebuilt == {"partials/note.html"}
+    assert _every_block(store.current.bundle) == _every_block(load_bundle(root))

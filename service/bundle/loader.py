@@ -37,7 +37,7 @@ from service.core.errors import BundleError, Problem
 from service.core.models import LoadedModel, ModelCard, Scorer
 from service.core.rendering import Blocks
 from service.core.spec import ContentFile, LocaleFile, RulesFile
-from service.render.blocks import TEMPLATES_DIR, TemplateFile, compile_blocks
+from service.render.blocks import TEMPLATES_DIR, TemplateFile, TemplateReuse, compile_blocks
 from service.segments.onnx import ModelLoadError, OnnxScorer
 
 __all__ = ["Bundle", "Reuse", "ScorerFactory", "bundle_files", "load_bundle", "load_snapshot", "revision_of"]
@@ -285,8 +285,14 @@ class _Reading:
 
         def compile_templates(revision: str) -> Blocks:
             blocks = self.reuse.kept.blocks.get(key)
+            templates_used = TemplateReuse(self.reuse.kept.templates, self.used.templates)
+            if blocks is not None:
+                templates_used.used.parsed.update(templates_used.kept.parsed)  # the same templates, all taken
+                templates_used.used.code.update(templates_used.kept.code)
             try:
-                blocks = blocks or compile_blocks(revision, content_files, locale_files, templates)
+                blocks = blocks or compile_blocks(
+                    revision, content_files, locale_files, templates, reuse=templates_used
+                )
             except BundleError as exc:
                 raise BundleError([p for p in exc.problems if not self.follows_failure(p)]) from None
             self.used.blocks[key] = blocks

@@ -10,15 +10,17 @@ variant's fallback HTML and says so, and never touches the other placements.
 
 from __future__ import annotations
 
+import hashlib
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import CodeType, MappingProxyType
 from typing import Any
 
 import msgspec
-from jinja2 import FunctionLoader, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2 import BytecodeCache, Environment, FunctionLoader, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2.bccache import Bucket
 from jinja2.exceptions import TemplateAssertionError
 
 from service.core.compile import suggest
@@ -27,7 +29,7 @@ from service.core.rendering import RenderCache, Rendered, RenderInputs
 from service.core.spec import ContentFile, LocaleFile, Localization, Product
 from service.render.catalog import Catalog
 from service.render.locales import LocaleChoice, Locales, next_weekday, placeholders
-from service.render.mjml import compile_mjml
+from service.render.mjml import MjmlProblem, compile_mjml
 from service.render.params import Need, needs_of, problems_of
 from service.render.reads import Path, reads_of, simplify, value_at
 from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLimitError, TailorSandbox
@@ -66,13 +68,75 @@ class TemplateFile:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A template's source as Jinja sees it (MJML made HTML), and its trees: as run and as written."""
+
+    source: str
+    mjml_problems: tuple[MjmlProblem, ...]
+    tree: nodes.Template
+    written: nodes.Template
+
+
+@dataclass
+class Made:
+    """What templates were made into, each by a digest of its name, file name and source.
+
+    The code Jinja compiles a template to depends on nothing else: an include, import or extends
+    finds the other template through the environment when it renders, so a template that
+    includes an edited one keeps its code and still renders the edit.
+    """
+
+    parsed: dict[bytes, Parsed] = field(default_factory=dict)
+    code: dict[bytes, CodeType] = field(default_factory=dict)
+
+
+@dataclass
+class TemplateReuse:
+    """What the last good load made (``kept``), and what this load makes or takes (``used``)."""
+
+    kept: Made = field(default_factory=Made)
+    used: Made = field(default_factory=Made)
+    rebuilt: set[str] = field(default_factory=set)  # templates this load parsed or compiled anew
+
+
+def _key(*parts: str) -> bytes:
+    hashed = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode()
+        hashed.update(len(data).to_bytes(8, "little"))
+        hashed.update(data)
+    return hashed.digest()
+
+
+class _KeptCode(BytecodeCache):
+    """Jinja's bytecode cache, in memory: a template whose source did not change is not compiled again."""
+
+    def __init__(self, reuse: TemplateReuse) -> None:
+        self.reuse = reuse
+
+    def get_bucket(self, environment: Environment, name: str, filename: str | None, source: str) -> Bucket:
+        key = _key(name, filename or "", source)
+        bucket = Bucket(environment, key.hex(), "")
+        code = self.reuse.kept.code.get(key)
+        if code is None:
+            self.reuse.rebuilt.add(name)
+        else:
+            bucket.code = self.reuse.used.code[key] = code
+        return bucket
+
+    def set_bucket(self, bucket: Bucket) -> None:
+        if bucket.code is not None:
+            self.reuse.used.code[bytes.fromhex(bucket.key)] = bucket.code
+
+
 @dataclass
 class _Compiling:
     files: Mapping[str, TemplateFile]
     locales: Locales
+    reuse: TemplateReuse
     problems: list[Problem] = field(default_factory=list)
     trees: dict[str, nodes.Template] = field(default_factory=dict)
-    mjml_sources: dict[str, str] = field(default_factory=dict)  # before compiling: where marketers' lines are
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
@@ -91,8 +155,10 @@ class CompiledBlocks:
         *,
         max_output: int = MAX_OUTPUT_CHARS,
         loop_budget: int = DEFAULT_LOOP_BUDGET,
+        rebuilt: frozenset[str] = frozenset(),
     ) -> None:
         self.revision = revision
+        self.rebuilt = rebuilt  # the templates parsed or compiled for these blocks, not taken from the last load
         self.blocks = MappingProxyType(dict(blocks))
         self.locales = locales
         self.catalog = catalog
@@ -213,14 +279,18 @@ def compile_blocks(
     *,
     max_output: int = MAX_OUTPUT_CHARS,
     loop_budget: int = DEFAULT_LOOP_BUDGET,
+    reuse: TemplateReuse | None = None,
 ) -> CompiledBlocks:
-    """Compile every template and every variant's block, or raise BundleError with every problem."""
+    """Compile every template and every variant's block, or raise BundleError with every problem.
+
+    With ``reuse``, a template whose name, file name and source are those of one in ``reuse.kept``
+    takes its trees and code from there; the checks of every template run again all the same.
+    """
     problems: list[Problem] = []
     locales = _locales(content_files, locale_files, problems)
     catalog = _catalog(content_files, locales.currency, problems)
-    c = _Compiling({t.name: t for t in templates}, locales, problems)
+    c = _Compiling({t.name: t for t in templates}, locales, reuse or TemplateReuse(), problems)
     env = _environment(c, catalog)
-    _convert_mjml(c, env)
     for name in sorted(c.files):
         _parse(c, env, name)
     compiled = _compile_templates(c, env)
@@ -230,7 +300,16 @@ def compile_blocks(
     if c.problems:
         raise BundleError(c.problems)
     by_file = {c.files[name].filename: template for name, template in compiled.items()}
-    return CompiledBlocks(revision, blocks, locales, catalog, by_file, max_output=max_output, loop_budget=loop_budget)
+    return CompiledBlocks(
+        revision,
+        blocks,
+        locales,
+        catalog,
+        by_file,
+        max_output=max_output,
+        loop_budget=loop_budget,
+        rebuilt=frozenset(c.reuse.rebuilt),
+    )
 
 
 def _locales(
@@ -303,28 +382,13 @@ def _catalog(content_files: Sequence[tuple[str, ContentFile]], currency: str, pr
     return Catalog(products, settings[0] if settings else None, currency)
 
 
-def _convert_mjml(c: _Compiling, env: TailorSandbox) -> None:
-    """Compile MJML to HTML, after checking the Jinja in it so that errors point at the MJML's own lines."""
-    for name, file in c.files.items():
-        if not name.endswith(".mjml"):
-            continue
-        try:
-            env.parse(file.source, name, file.filename)
-        except TemplateSyntaxError:
-            continue  # reported by _parse, with the line in the MJML source
-        c.mjml_sources[name] = file.source
-        html, found = compile_mjml(file.source)
-        for problem in found:
-            c.error(file.filename, problem.message, problem.line or 1)
-        file.source = html if not found else ""
-
-
 def _environment(c: _Compiling, catalog: Catalog) -> TailorSandbox:
     def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
         found = c.files.get(name)
         return None if found is None else (found.source, found.filename, lambda: True)
 
     env = TailorSandbox(FunctionLoader(load), autoescape=lambda name: (name or "").endswith(AUTOESCAPED))
+    env.bytecode_cache = _KeptCode(c.reuse)
     env.globals.update({"t": _t, "recommend": _recommender(catalog)})
     env.filters.update({"price": _price, "number": _number, "percent": _percent, "date": _date})
     env.filters["next_weekday"] = next_weekday
@@ -333,17 +397,42 @@ def _environment(c: _Compiling, catalog: Catalog) -> TailorSandbox:
 
 def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
     file = c.files[name]
-    try:
-        tree = env.parse(file.source, name, file.filename)
-        written = env.parse(c.mjml_sources[name], name, file.filename) if name in c.mjml_sources else tree
-    except TemplateSyntaxError as exc:
-        c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
+    parsed = _parsed(c, env, file)
+    if parsed is None:
         return
-    if _check_names(c, env, file, written):
-        c.trees[name] = tree  # else Jinja would report the same name again, without the MJML line
-    _check_references(c, file, written)
+    file.source = parsed.source
+    for problem in parsed.mjml_problems:
+        c.error(file.filename, problem.message, problem.line or 1)
+    if _check_names(c, env, file, parsed.written):
+        c.trees[name] = parsed.tree  # else Jinja would report the same name again, without the MJML line
+    _check_references(c, file, parsed.written)
     if not c.locales.default_missing:  # else one problem, not one per key
-        _check_messages(c, file, written)
+        _check_messages(c, file, parsed.written)
+
+
+def _parsed(c: _Compiling, env: TailorSandbox, file: TemplateFile) -> Parsed | None:
+    """The template's trees, taken from the last good load if its source is the same; None on a syntax error."""
+    key = _key(file.name, file.filename, file.source)
+    parsed = c.reuse.kept.parsed.get(key)
+    if parsed is None:
+        try:
+            parsed = _parse_anew(env, file)
+        except TemplateSyntaxError as exc:
+            c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
+            return None
+        c.reuse.rebuilt.add(file.name)
+    c.reuse.used.parsed[key] = parsed
+    return parsed
+
+
+def _parse_anew(env: TailorSandbox, file: TemplateFile) -> Parsed:
+    """Parse, and make MJML HTML after checking the Jinja in it, so that errors point at the MJML's own lines."""
+    written = env.parse(file.source, file.name, file.filename)
+    if not file.name.endswith(".mjml"):
+        return Parsed(file.source, (), written, written)
+    html, found = compile_mjml(file.source)
+    source = html if not found else ""
+    return Parsed(source, tuple(found), env.parse(source, file.name, file.filename), written)
 
 
 # Filters that take the name of another filter or test: map("upper"), select("odd"), selectattr("a", "even").
