@@ -46,6 +46,9 @@ const polling = await provider("polling", { changeDetection: "polling", pollInte
 out.bulk = seen(polling.getObjectDetails("home_hero", {}));
 out.missing = polling.getObjectDetails("no_such_placement", { fallback: true });
 out.missing = { value: out.missing.value, errorCode: out.missing.errorCode };
+// Let a few polls find the bundle unchanged first (answered 304 to the ETag): reloads are fast
+// enough that a poll right after the edit may already see the new revision.
+await new Promise((resolve) => setTimeout(resolve, 3 * 200));
 const byPolling = changed(polling, "hero_bold");
 edit("serve: hero_vip }", "serve: hero_bold }");
 out.pollingMs = await byPolling;
