@@ -281,18 +281,8 @@ def _model_info(model: CompiledModel) -> wire.ModelInfo:
 
 
 def _persona_info(name: str, persona: Persona) -> wire.PersonaInfo:
-    return wire.PersonaInfo(
-        name=name,
-        description=persona.description,
-        customers=persona.customers,
-        share_of_customers=persona.share_of_customers,
-        share_of_spend=persona.share_of_spend,
-        median_recency_days=persona.median_recency_days,
-        median_orders=persona.median_orders,
-        median_spend=persona.median_spend,
-        median_tenure_days=persona.median_tenure_days,
-        churn_rate=persona.churn_rate,
-    )
+    # the wire struct has the card's fields and the name: a figure added to one and not the other fails here
+    return wire.PersonaInfo(name=name, **persona.model_dump())
 
 
 def _from_epoch(seconds: float | None) -> datetime | None:

@@ -173,17 +173,7 @@ def _persona(model: CompiledModel, label: str) -> PersonaRow | None:
     persona = model.personas.get(label)
     if persona is None:
         return None
-    return PersonaRow(
-        description=persona.description,
-        customers=persona.customers,
-        share_of_customers=persona.share_of_customers,
-        share_of_spend=persona.share_of_spend,
-        median_recency_days=persona.median_recency_days,
-        median_orders=persona.median_orders,
-        median_spend=persona.median_spend,
-        median_tenure_days=persona.median_tenure_days,
-        churn_rate=persona.churn_rate,
-    )
+    return PersonaRow(**persona.model_dump())
 
 
 def _overlap(tally: Tally) -> Overlap:
