@@ -13,7 +13,9 @@ Every server runs with one worker, all of them at once, on free ports:
   50/50, hash version 2;
 * ``tailor-flags20``: Tailor's app on tests/bench/flags20;
 * ``tailor-example``: Tailor's app on the example bundle (rules/, content/, models/), under the
-  seeded page-view mix of loadtests/pageview_mix.py;
+  seeded page-view mix of loadtests/pageview_mix.py (1,000 visitors, rotated);
+* ``tailor-example-cold``: the same, but 30,000 page views of as many visitors, far more rows than a
+  model's memo holds (docs/adr/0013): every model a page view asks for runs its session;
 * ceilings: ``litestar-hello`` (loadtests/ceiling_app.py), ``asgi-hello`` and ``rsgi-hello``
   (loadtests/bare_apps.py), all under granian.
 
@@ -80,6 +82,8 @@ from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20
 LUA = ROOT / "loadtests" / "pageviews.lua"
 GROWTHBOOK = ROOT / "loadtests" / "growthbook"
 VISITORS = 1000
+COLD_VISITORS = 30_000  # far more than service.core.models.MEMO_ROWS, and than one run sends
+CHECKED_PAGE_VIEWS = 1000  # page views answered once before the load, per example server
 JSON_HEADERS = {"content-type": "application/json"}  # a body without it is a 415 since the strict decoder
 SEED = 2026
 WARMUP_S = 2
@@ -171,7 +175,7 @@ VARIANTS = {
 
 
 def servers(tmp: Path, variants: list[str]) -> list[Server]:
-    flags_bodies, gb_bodies, example_bodies, features = write_inputs(tmp)
+    flags_bodies, gb_bodies, example_bodies, cold_bodies, features = write_inputs(tmp)
     listed = [
         Server("growthbook", "GrowthBook `@growthbook/proxy-eval` 1.1.2, node:http, flags20", node_command(features),
                "/healthz", "/eval", str(gb_bodies)),
@@ -179,6 +183,8 @@ def servers(tmp: Path, variants: list[str]) -> list[Server]:
                str(flags_bodies), tailor_env(FLAGS20, tmp / "state-flags20")),
         Server("tailor-example", "Tailor `POST /v1/decide`, example bundle page views", tailor(), "/readyz",
                "/v1/decide", str(example_bodies), tailor_env(ROOT, tmp / "state-example")),
+        Server("tailor-example-cold", "Tailor `POST /v1/decide`, example bundle page views, each of a new visitor",
+               tailor(), "/readyz", "/v1/decide", str(cold_bodies), tailor_env(ROOT, tmp / "state-example-cold")),
         Server("litestar-hello", "Ceiling: Litestar hello, granian ASGI", granian("loadtests.ceiling_app:create_app"),
                "/hello", "/hello"),
         Server("asgi-hello", "Ceiling: raw ASGI hello, granian", granian("loadtests.bare_apps:asgi_hello",
@@ -229,17 +235,21 @@ def growthbook_features() -> dict[str, Any]:
     return {"features": features}
 
 
-def write_inputs(tmp: Path) -> tuple[Path, Path, Path, Path]:
-    """Bodies for Tailor on flags20, for GrowthBook, for the example page views; GrowthBook's payload."""
+def write_inputs(tmp: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """Bodies for Tailor on flags20, for GrowthBook, for the example page views (rotated and cold);
+    GrowthBook's payload."""
     tailor = [{"visitor": {"id": v, "attributes": {"country": c}, "consent": {"personalization": True}}}
               for v, c in visitors()]  # fmt: skip
     growthbook = [{"attributes": {"id": v, "country": c}} for v, c in visitors()]
-    example = [view.body for view in page_views(VISITORS, SEED, datetime.now(UTC))]
-    paths = tmp / "flags20.jsonl", tmp / "growthbook.jsonl", tmp / "pageviews.jsonl", tmp / "features.json"
-    for path, bodies in zip(paths, (tailor, growthbook, example), strict=False):
+    now = datetime.now(UTC)
+    example = [view.body for view in page_views(VISITORS, SEED, now)]
+    cold = [view.body for view in page_views(COLD_VISITORS, SEED + 1, now)]
+    names = "flags20.jsonl", "growthbook.jsonl", "pageviews.jsonl", "pageviews-cold.jsonl", "features.json"
+    paths = tuple(tmp / name for name in names)
+    for path, bodies in zip(paths, (tailor, growthbook, example, cold), strict=False):
         path.write_text("".join(json.dumps(body, separators=(",", ":")) + "\n" for body in bodies))
-    paths[3].write_text(json.dumps(growthbook_features()))
-    return paths
+    paths[4].write_text(json.dumps(growthbook_features()))
+    return paths  # type: ignore[return-value]  # five names, five paths
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -271,7 +281,8 @@ def growthbook_answers(base: str, bodies: Path) -> list[tuple[int, int, frozense
 
 def check_answers(by_name: dict[str, Server]) -> tuple[list[str], list[str]]:
     """(facts, problems): both answer every visitor with 20 flags and target the same ones."""
-    facts, problems = [], []
+    facts: list[str] = []
+    problems: list[str] = []
     if "growthbook" not in by_name or "tailor-flags20" not in by_name:
         return facts, problems
     gb_server, tailor_server = by_name["growthbook"], by_name["tailor-flags20"]
@@ -290,15 +301,20 @@ def check_answers(by_name: dict[str, Server]) -> tuple[list[str], list[str]]:
     )
     if full != [VISITORS, VISITORS] or same_targets != VISITORS:
         problems.append("Tailor and GrowthBook do not answer the same workload: see the answer check")
-    if "tailor-example" in by_name:
-        example = by_name["tailor-example"]
-        with httpx.Client(base_url=example.base, timeout=10.0) as client:
-            lines = Path(example.bodies).read_text().splitlines()
-            ok = sum(client.post("/v1/decide", content=line, headers=JSON_HEADERS).status_code == 200 for line in lines)
-        facts.append(f"Example page views answered 200 before the load: {ok:,} of {len(lines):,}.")
-        if ok != len(lines):
-            problems.append(f"example page views: {len(lines) - ok} not answered 200")
+    for name in ("tailor-example", "tailor-example-cold"):
+        if name in by_name:
+            facts_, problems_ = _page_views_answered(by_name[name])
+            facts += facts_
+            problems += problems_
     return facts, problems
+
+
+def _page_views_answered(example: Server) -> tuple[list[str], list[str]]:
+    with httpx.Client(base_url=example.base, timeout=10.0) as client:
+        lines = Path(example.bodies).read_text().splitlines()[:CHECKED_PAGE_VIEWS]
+        ok = sum(client.post("/v1/decide", content=line, headers=JSON_HEADERS).status_code == 200 for line in lines)
+    fact = f"{example.name}: page views answered 200 before the load: {ok:,} of the first {len(lines):,}."
+    return [fact], [] if ok == len(lines) else [f"{example.name}: {len(lines) - ok} page views not answered 200"]
 
 
 # --- the rounds ----------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from loadtests.compare_http import GROWTHBOOK, growthbook_features, write_inputs
+from loadtests.compare_http import COLD_VISITORS, GROWTHBOOK, growthbook_features, write_inputs
+from service.core.models import MEMO_ROWS
 from tests.bench.workload import FLAGS20
 
 PINNED = "1.1.2"
@@ -29,10 +30,12 @@ def test_the_growthbook_features_are_the_flags20_rules() -> None:
 
 
 def test_both_servers_get_the_same_visitors(tmp_path: Path) -> None:
-    tailor, growthbook, example, features = write_inputs(tmp_path)
+    tailor, growthbook, example, cold, features = write_inputs(tmp_path)
     tailor_visitors = [json.loads(line)["visitor"] for line in tailor.read_text().splitlines()]
     gb_visitors = [json.loads(line)["attributes"] for line in growthbook.read_text().splitlines()]
     assert len(tailor_visitors) == len(gb_visitors) == len(example.read_text().splitlines()) == 1000
+    cold_ids = [json.loads(line)["visitor"].get("id") for line in cold.read_text().splitlines()]
+    assert len(cold_ids) == COLD_VISITORS > 7 * MEMO_ROWS  # every row gone from the memo before it comes again
     assert [{"id": v["id"], **v["attributes"]} for v in tailor_visitors] == gb_visitors
     assert all(v["consent"] == {"personalization": True} for v in tailor_visitors)
     assert json.loads(features.read_text()) == growthbook_features()

@@ -216,12 +216,16 @@ class _Counting:
 
 def test_explaining_runs_no_model_the_decision_did_not_run() -> None:
     calls: list[str] = []
-    b = load_bundle(ROOT, lambda card, data: _Counting(OnnxScorer(card, data), calls, card.name))
+    # two loads: each has its own memo of scores, so neither decision finds the other's rows there
+    plain_bundle, explained_bundle = (
+        load_bundle(ROOT, lambda card, data: _Counting(OnnxScorer(card, data), calls, card.name)) for _ in range(2)
+    )
     buyer = {"orders_total": 3, "spend_total": 90.0, "last_purchase_at": "2026-11-01T00:00:00Z", "country": "US"}
-    for attrs in ({}, buyer, {**buyer, "country": "DE"}):
-        decide(b, _request(attrs, {}))
+    # each visitor a row of its own, so that every model a decision asks for runs (no memo hit)
+    for attrs in ({}, buyer, {**buyer, "country": "DE", "spend_total": 450.0}):
+        decide(plain_bundle, _request(attrs, {}))
         plain, calls[:] = list(calls), []
-        explained = decide(b, _request(attrs, {}, explain=True))
+        explained = decide(explained_bundle, _request(attrs, {}, explain=True))
         assert calls == plain, attrs
         assert sorted(explained.scores or {}) == sorted(set(plain))
         calls.clear()
