@@ -13,10 +13,13 @@ What a body must be, checked in this order so the client hears the first thing w
 Steps 4 and 5 are a second pass with the standard library's parser, whose hooks see every
 object's keys and every integer's digits. That pass costs several times msgspec's whole decode,
 so it runs only when a cheap look at the text says it could find something (``_may_need_the_pass``):
-one string twice anywhere (keys and values alike), an escape, a run of 309 digits, or deep nesting.
-Without any of these there is no duplicate in any object and no integer beyond a float, so
-skipping the pass never changes an answer. Only when the pass finds a problem does a third,
-slower pass locate it, so that the error names its JSON path.
+a run of 309 digits, or a key that may repeat. A page view whose strings (keys and values alike)
+are all different and unescaped cannot repeat a key; a batch, whose recipients share their keys,
+is counted instead (``_keys_may_repeat``: msgspec's tree against the text, in C). Skipping the
+pass never changes an answer, with one exception at the edge: nesting is then limited by msgspec
+alone (about 990 levels, the same "nests too deeply" as the pass's limit a few levels shallower).
+Only when the pass finds a problem does a third, slower pass locate it, so that the error names
+its JSON path.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ JSON_MEDIA_TYPES = frozenset({"application/json"})
 LARGE_BODY_BYTES = 256 * 1024
 FLOAT_MAX = sys.float_info.max
 FLOAT_MAX_DIGITS = len(str(int(FLOAT_MAX)))  # 309: fewer digits always fit, more never do
-_LONG_DIGITS = re.compile(f"[0-9]{{{FLOAT_MAX_DIGITS}}}")
+_LONG_DIGITS = b"0" * FLOAT_MAX_DIGITS  # searched in the text with every digit made a 0, every other byte a space
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_ALL_BUT_QUOTES_AND_COLONS = bytes(byte for byte in range(256) if byte not in b'":')
+_QUOTE_OR_COLON_ESCAPE = re.compile(rb'\\(?:"|u00(?:22|3[aA]))')
 # The standard parser recurses once per level (RecursionError near 1,000): fewer openings than
 # this cannot nest deep enough, and no page view comes close.
 _DEEP_OPENINGS = 200
@@ -85,7 +91,7 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise RequestError(f"the body is not valid JSON: {exc}", "$") from None
     except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
         raise RequestError("the JSON nests too deeply", "$") from None
-    if _may_need_the_pass(text):
+    if _may_need_the_pass(text, body):
         _check_keys_and_numbers(text)
     return value
 
@@ -101,20 +107,48 @@ def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
-def _may_need_the_pass(text: str) -> bool:
+def _may_need_the_pass(text: str, body: bytes) -> bool:
     """Could the key and number pass find anything in this (valid JSON) text? False only when it cannot.
 
     Without a backslash, a valid text's quotes are exactly its strings' delimiters, so every
     other piece between quotes is a string, keys and values alike. When no two strings are the
     same, no object can hold one key twice. (An escape could spell one key two ways.) Every
-    step here runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass.
+    step here runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass. A batch
+    repeats its keys in every recipient, so it is asked ``_keys_may_repeat`` instead.
     """
-    if "\\" in text or text.count("{") + text.count("[") >= _DEEP_OPENINGS:
+    if len(body) >= FLOAT_MAX_DIGITS and _LONG_DIGITS in body.translate(_DIGITS_AS_ZEROS):
         return True
-    if len(text) >= FLOAT_MAX_DIGITS and _LONG_DIGITS.search(text) is not None:
+    if "\\" not in text and text.count("{") + text.count("[") < _DEEP_OPENINGS:
+        strings = text.split('"')[1::2]
+        if len(set(strings)) == len(strings):
+            return False
+    return _keys_may_repeat(body)
+
+
+def _keys_may_repeat(body: bytes) -> bool:
+    """Could an object of this valid JSON hold a key twice? Counted in C, without the stdlib pass.
+
+    msgspec's own decoding keeps an object's last value for a repeated key, so its tree has fewer
+    keys than the text exactly when some object repeats one. Both are counted as the quotes that
+    a colon follows once everything but quotes and colons is deleted: each key adds one, and so
+    does each string holding a colon. Encoded again, the tree has the same strings less those of
+    dropped members, with the same colons, as long as no escape spells a quote or a colon: those
+    texts, and a tree too deep to decode again, go to the pass. So an equal count means no key
+    repeats (``tests/test_http_body.py`` holds it to the pass on generated texts): 0.3 ms for a
+    batch of 100 recipients, against 0.7 ms for the pass.
+    """
+    if b"\\" in body and _QUOTE_OR_COLON_ESCAPE.search(body) is not None:
         return True
-    strings = text.split('"')[1::2]
-    return len(set(strings)) != len(strings)
+    try:
+        tree = msgspec.json.decode(body)
+    except RecursionError:
+        return True
+    return _key_marks(msgspec.json.encode(tree)) != _key_marks(body)
+
+
+def _key_marks(text: bytes) -> int:
+    """Keys plus strings holding a colon, in a JSON text whose quotes are all delimiters."""
+    return text.translate(None, _ALL_BUT_QUOTES_AND_COLONS).count(b'":')
 
 
 async def decode_off_the_loop(body: bytes, kind: type[T]) -> T:
