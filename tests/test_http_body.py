@@ -18,6 +18,8 @@ from service.http import body as body_module
 from service.http import wire
 from service.http.app import create_app
 from service.http.body import decode
+from tests.test_http_fuzz import json_values, render_requests
+from tests.test_http_fuzz import requests as fuzz_requests
 
 FLOAT_MAX = int(sys.float_info.max)
 huge_ints = st.integers(min_value=FLOAT_MAX + 1, max_value=10**4000) | st.integers(
@@ -246,4 +248,80 @@ def test_the_key_counts_never_miss_a_repeated_key(items: list[str]) -> None:
     try:
         json.loads(text, object_pairs_hook=_repeats_a_key)
     except ValueError:
-        assert body_module._keys_may_repeat(text.encode())
+        assert body_module._keys_may_repeat(text.encode(), msgspec.json.decode(text))
+
+
+_events = st.fixed_dictionaries(
+    {"events": st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "visitor_id": st.text(max_size=4) | json_values,
+                "metric": st.sampled_from(["purchase", "click", "Bad"]) | json_values,
+                "value": st.floats(allow_nan=False) | st.integers() | json_values,
+                "time": st.sampled_from(["2026-06-01T12:00:00Z", "2026-06-01", "12:00"]) | json_values,
+                "consent": st.fixed_dictionaries({}, optional={"analytics": st.booleans() | json_values}),
+            },
+        ),
+        max_size=3,
+    ) | json_values},
+)  # fmt: skip
+
+
+# Values a lax conversion would take for another type: a decoder must refuse them where the typed one does.
+_tricky = (
+    st.sampled_from(
+        ["true", "1", "1.5", "2026-06-01T12:00:00Z", "2026-06-01", "EUR", "", "x" * 40, 1, 0, 1.0, 1.5, 10**20, -1]
+    )
+    | st.booleans()
+    | st.none()
+)
+_consent = st.fixed_dictionaries({}, optional={"personalization": _tricky, "analytics": _tricky})
+_context = st.fixed_dictionaries({}, optional=dict.fromkeys(("locale", "page", "now", "currency"), _tricky))
+_person = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _tricky,
+        "attributes": st.dictionaries(st.text(max_size=2), _tricky),
+        "consent": _consent,
+        "context": _context,
+    },
+)
+_tricky_bodies = st.one_of(
+    st.fixed_dictionaries({"visitor": _person}, optional={"context": _context, "explain": _tricky, "render": _tricky}),
+    st.fixed_dictionaries(
+        {"recipients": st.lists(_person, max_size=3)},
+        optional={
+            "block": _tricky,
+            "placements": st.lists(_tricky, max_size=2),
+            "context": _context,
+            "explain": _tricky,
+        },
+    ),
+    st.fixed_dictionaries(
+        {
+            "events": st.lists(
+                st.fixed_dictionaries(
+                    {"visitor_id": _tricky, "metric": st.sampled_from(["purchase", 1, "true"])},
+                    optional={
+                        "value": _tricky,
+                        "time": _tricky,
+                        "consent": st.fixed_dictionaries({}, optional={"analytics": _tricky}),
+                    },
+                ),
+                max_size=2,
+            )
+        }
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(fuzz_requests, render_requests, _events, json_values, _tricky_bodies, _tricky_bodies))
+def test_the_converted_tree_is_what_the_typed_decoder_gives(body: Any) -> None:
+    """A batch is parsed once and its tree converted: wherever that accepts, the typed decoder agrees."""
+    text = msgspec.json.encode(body).decode()
+    for kind in (wire.DecideRequest, wire.RenderRequest, wire.EventsRequest):
+        converted = body_module._converted(msgspec.json.decode(text), kind)
+        if converted is not None:
+            assert converted == body_module._typed(text, kind)
