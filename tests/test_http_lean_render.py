@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,23 @@ def test_the_door_answers_without_litestar() -> None:
         worker.app.bridge.app = litestar  # after the lifespan start-up, which is Litestar's
         assert worker.answer(*rsgi_fake.request("POST", "/v1/render", BLOCK, NDJSON)).status == 200
         assert worker.answer(*rsgi_fake.request("POST", "/v1/render", b"{", JSON)).status == 400
+
+
+def test_concurrent_batches_take_turns_on_one_render_thread() -> None:
+    seen: list[str] = []
+
+    def chunks(count: int) -> Iterator[bytes]:
+        for n in range(count):
+            seen.append(threading.current_thread().name)
+            yield str(n).encode()
+
+    async def two_batches() -> list[list[bytes]]:
+        async def collect(count: int) -> list[bytes]:
+            return [chunk async for chunk in beside_the_loop(chunks(count))]
+
+        return list(await asyncio.gather(collect(7), collect(9)))
+
+    first, second = asyncio.run(two_batches())
+    assert (len(first), len(second)) == (7, 9)
+    assert len(set(seen)) == 1
+    assert seen[0].startswith("tailor-render")

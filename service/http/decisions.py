@@ -10,7 +10,9 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -30,7 +32,7 @@ log = logging.getLogger("tailor.http")
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
-STREAM_CHUNK_BYTES = 256 * 1024  # results go out in chunks about this large: 30 cached email recipients
+STREAM_CHUNK_BYTES = 128 * 1024  # results go out in chunks about this large: 15 cached email recipients
 LARGE_BATCH = 500
 
 
@@ -115,14 +117,14 @@ async def beside_the_loop(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None
 
     Rendering on the loop in slices (a turn every 2 ms) made each step of a concurrent request
     wait for a slice; in a thread, the loop takes the GIL back within the switch interval. Each
-    chunk (``STREAM_CHUNK_BYTES``) holds a thread of the loop's executor only while it renders, so
-    a slow reader never holds one; when the client goes, the chunk under way is the last.
+    chunk (``STREAM_CHUNK_BYTES``) holds the render thread only while it renders, so a slow reader
+    never holds it; when the client goes, the chunk under way is the last.
     """
-    loop = asyncio.get_running_loop()
-    turn = loop.run_in_executor(None, contextvars.copy_context().run, _next, chunks)
+    loop, rendering = asyncio.get_running_loop(), _render_thread()
+    turn = loop.run_in_executor(rendering, contextvars.copy_context().run, _next, chunks)
     try:
         while (chunk := await turn) is not None:
-            turn = loop.run_in_executor(None, contextvars.copy_context().run, _next, chunks)
+            turn = loop.run_in_executor(rendering, contextvars.copy_context().run, _next, chunks)
             yield chunk
     finally:
         turn.cancel()  # its chunk, if any, is nobody's
@@ -130,3 +132,20 @@ async def beside_the_loop(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None
 
 def _next(chunks: Iterator[bytes]) -> bytes | None:
     return next(chunks, None)
+
+
+_RENDER_THREADS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _render_thread() -> ThreadPoolExecutor:
+    """The worker process's one render thread: the chunks of every batch take turns on it.
+
+    Only one thread holds the GIL at a time, so a second render thread adds no throughput; with
+    one per batch (the loop's executor), concurrent batches made their threads hand the GIL to
+    each other every switch interval. Made in the worker, not before granian forks it.
+    """
+    pid = os.getpid()
+    executor = _RENDER_THREADS.get(pid)
+    if executor is None:
+        executor = _RENDER_THREADS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-render")
+    return executor
