@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
 
 from service.http.app import create_app
-from service.http.decisions import beside_the_loop
+from service.http.decisions import Decisions, beside_the_loop
 from service.http.rsgi import Door
 from service.settings import Settings
 from tests import rsgi_fake
@@ -311,3 +311,25 @@ def test_concurrent_batches_take_turns_on_one_render_thread() -> None:
     assert (len(first), len(second)) == (7, 9)
     assert len(set(seen)) == 1
     assert seen[0].startswith("tailor-render")
+
+
+def test_an_error_mid_stream_is_logged_and_ends_the_stream_short(
+    door: rsgi_fake.Worker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    recipient = Decisions.recipient
+
+    def failing(self: Decisions, bundle: Any, data: Any, index: int, tally: Any) -> Any:
+        if index == 250:
+            raise RuntimeError("a bug")
+        return recipient(self, bundle, data, index, tally)
+
+    monkeypatch.setattr(Decisions, "recipient", failing)
+    with caplog.at_level("ERROR", logger="tailor.http"):
+        protocol = door.answer(*rsgi_fake.request("POST", "/v1/render", _batch(300), NDJSON))
+    lines = protocol.body.splitlines()
+    assert protocol.status == 200  # sent before the error
+    assert 0 < len(lines) < 250
+    assert b'"summary"' not in protocol.body
+    assert any(record.message == "unhandled error" for record in caplog.records)
+    exposition = door.answer(*rsgi_fake.request("GET", "/metrics")).body.decode()
+    assert 'tailor_http_request_duration_seconds_count{endpoint="/v1/render",method="POST",status="5xx"}' in exposition

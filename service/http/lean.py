@@ -202,7 +202,10 @@ class LeanRender:
             protocol.response_bytes(status, self._framing(headers, PROBLEM_TYPE, body, extra), body)
             return status
         transport = protocol.response_stream(200, framing(self.cors, headers, [kind], None))
-        await send_all(beside_the_loop(chunks), transport)
+        try:
+            await send_all(beside_the_loop(chunks), transport)
+        except Exception as exc:  # noqa: BLE001 - after the first byte: logged, and the stream ends short
+            return problem(exc)[0]  # no summary line: the client knows the batch is incomplete
         return 200
 
     async def _batch(self, headers: Headers, read: ReadBody) -> tuple[Header, Iterator[bytes]]:
