@@ -222,7 +222,7 @@ def measure_tailor(run: Run) -> None:
         run.facts.append(describe_bundle(base))
         run.facts.append(f"Server memory after start: {group_rss_mb(server.pgid):.0f} MB RSS (all processes).")
         check_mix(run, tailor, views)
-        for scenario in TAILOR_SCENARIOS:
+        for scenario in EMAIL_SCENARIOS if run.args.only == "emails" else TAILOR_SCENARIOS:
             scenario(run, tailor)
     check_log(run, log)
 
@@ -353,7 +353,8 @@ def without_render_cache(run: Run, tailor: Tailor) -> None:
         wait_ready(base, "/readyz", server, workers=run.args.workers)
         uncached = Tailor(base, server, tailor.bundle, tailor.bodies, tailor.plan)
         measure_emails(run, "Tailor: email batch, cache off", uncached, email_bodies(run))
-        page_view_render_load(run, uncached, "Tailor: page views, render: true, cache off")
+        if run.args.only != "emails":
+            page_view_render_load(run, uncached, "Tailor: page views, render: true, cache off")
     check_log(run, log, "Server log (render cache off)")
 
 
@@ -490,6 +491,8 @@ TAILOR_SCENARIOS: tuple[Callable[[Run, Tailor], None], ...] = (
     without_render_cache,
     reloads_under_load,
 )
+# ``--only emails``: the email batches with the cache on and off, nothing else (a render change's A/B runs)
+EMAIL_SCENARIOS: tuple[Callable[[Run, Tailor], None], ...] = (email_batch, without_render_cache)
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -743,6 +746,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--email-connections", type=int, default=4, help="wrk connections of the email batches (default 4)"
     )
+    parser.add_argument(
+        "--only", choices=("all", "emails"), default="all", help="'emails': only the email batches (default all)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "results" / "latest.md", help="report file")
     args = parser.parse_args(argv)
     if args.duration < 1 or args.workers < 1 or args.threads < 1 or args.batch < 1:
@@ -765,7 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tailor-loadtest-") as folder:
         run = Run(args, wrk, Path(folder))
         try:
-            measure_ceiling(run)
+            if args.only == "all":
+                measure_ceiling(run)
             measure_tailor(run)
         finally:
             leftovers = [pid for pgid in run.pgids for pid in group_pids(pgid)]

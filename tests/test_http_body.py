@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from service.http import body as body_module
 from service.http import wire
 from service.http.app import create_app
 from service.http.body import decode
+from tests.test_http_fuzz import json_values, render_requests
+from tests.test_http_fuzz import requests as fuzz_requests
 
 FLOAT_MAX = int(sys.float_info.max)
 huge_ints = st.integers(min_value=FLOAT_MAX + 1, max_value=10**4000) | st.integers(
@@ -172,10 +175,11 @@ def test_a_duplicate_key_is_refused_at_its_path(
 
 # JSON texts written by hand, so that objects can repeat a key: keys from a small alphabet (so
 # repeats are common), sometimes spelled with an escape, numbers sometimes of 309 digits or more.
-_plain_keys = st.sampled_from(["a", "b", "id", "x_y"])
-_escaped_keys = st.sampled_from(["\\u0061", "\\u0069d", 'q\\"'])
+_plain_keys = st.sampled_from(["a", "b", "id", "x_y", "t:0", ":"])
+_escaped_keys = st.sampled_from(["\\u0061", "\\u0069d", 'q\\"', "t\\u003a0", "\\u003A", "\\u0022"])
 _numbers = st.sampled_from(["1", "-0", "2.5e3", "9" * 308, "9" * 309, "-" + "1" * 320, "1" + "0" * 308 + ".5"])
-_texts = st.sampled_from(['"s"', '"9999"', '"' + "7" * 330 + '"', '"a\\"b:"', "true", "null"])
+_texts = st.sampled_from(['"s"', '"9999"', '"' + "7" * 330 + '"', '"a\\"b:"', "true", "null", '"a"', '"t:0"', '":"'])
+_texts |= st.sampled_from(['"t\\u003a0"', '"\\u0022:"'])  # a colon, a quote as escapes
 _json_texts = st.recursive(
     _numbers | _texts,
     lambda inner: (
@@ -201,7 +205,7 @@ def test_skipping_the_key_and_number_pass_never_changes_an_answer(attribute: str
     """The pre-check may skip the second pass only where the pass would have found nothing."""
     text = ('{"visitor": {"attributes": {"k": ' + attribute + "}}}").encode()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(body_module, "_may_need_the_pass", lambda _: True)
+        patch.setattr(body_module, "_may_need_the_pass", lambda *_: True)
         always = _outcome(text)
     assert _outcome(text) == always
 
@@ -211,12 +215,113 @@ def test_skipping_the_key_and_number_pass_never_changes_an_answer(attribute: str
     [
         ('{"visitor": {"id": "v-1", "attributes": {"country": "DE"}}, "placements": ["home_hero"]}', False),
         ('{"visitor": {"id": "a", "id": "b"}}', True),
-        ('{"visitor": {"id": "id"}}', True),  # a value equal to a key: the pass decides
-        ('{"visitor": {"id": "a\\u0062"}}', True),
+        ('{"visitor": {"id": "id"}}', False),  # a value equal to a key: the counts find no key twice
+        ('{"visitor": {"id": "a\\u0062"}}', False),  # an escape, but of no quote or colon: the counts decide
         ('{"visitor": {"attributes": {"n": ' + "1" * 309 + "}}}", True),
         ('{"visitor": {"attributes": {"n": ' + "1" * 308 + "}}}", False),
-        ('{"visitor": {"attributes": {"n": ' + "[" * 200 + "]" * 200 + "}}}", True),
+        ('{"visitor": {"attributes": {"n": ' + "[" * 200 + "]" * 200 + "}}}", False),  # deep: msgspec's limit
+        ('{"recipients": [{"id": "a", "attributes": {"t": "1:2"}}, {"id": "b", "attributes": {"t": "3:4"}}]}', False),
+        ('{"recipients": [{"id": "a"}, {"id": "b", "attributes": {"t": 1, "t": 2}}]}', True),
+        ('{"recipients": [{"id": "a"}, {"id": "b", "attributes": {"t:": 1, "t:": 2}}]}', True),
+        ('{"recipients": [{"id": "\\u00eb"}, {"id": "b"}]}', False),  # an escape that spells no quote or colon
+        ('{"recipients": [{"id": "a"}, {"id": "b", "\\u0069d": "c"}]}', True),
+        ('{"recipients": [{"id": "a\\u003a"}, {"id": "b"}]}', True),  # a colon spelled as an escape: the pass
+        ('{"recipients": [{"id": "a\\u0022"}, {"id": "b"}]}', True),  # a quote spelled as an escape: the pass
+        ('{"recipients": [{"id": "a\\""}, {"id": "b"}]}', True),
     ],
 )
-def test_the_pass_is_skipped_only_for_plain_distinct_texts(text: str, needed: bool) -> None:
-    assert body_module._may_need_the_pass(text) is needed
+def test_the_pass_is_skipped_only_where_it_can_find_nothing(text: str, needed: bool) -> None:
+    assert body_module._may_need_the_pass(text, text.encode()) is needed
+
+
+def _repeats_a_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("repeated")
+    return dict(pairs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_json_texts, min_size=1, max_size=6))
+def test_the_key_counts_never_miss_a_repeated_key(items: list[str]) -> None:
+    """Batch-shaped texts (sibling objects share their keys): an equal count means no object repeats one."""
+    text = "[" + ", ".join(items) + "]"
+    try:
+        json.loads(text, object_pairs_hook=_repeats_a_key)
+    except ValueError:
+        assert body_module._keys_may_repeat(text.encode(), msgspec.json.decode(text))
+
+
+_events = st.fixed_dictionaries(
+    {"events": st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "visitor_id": st.text(max_size=4) | json_values,
+                "metric": st.sampled_from(["purchase", "click", "Bad"]) | json_values,
+                "value": st.floats(allow_nan=False) | st.integers() | json_values,
+                "time": st.sampled_from(["2026-06-01T12:00:00Z", "2026-06-01", "12:00"]) | json_values,
+                "consent": st.fixed_dictionaries({}, optional={"analytics": st.booleans() | json_values}),
+            },
+        ),
+        max_size=3,
+    ) | json_values},
+)  # fmt: skip
+
+
+# Values a lax conversion would take for another type: a decoder must refuse them where the typed one does.
+_tricky = (
+    st.sampled_from(
+        ["true", "1", "1.5", "2026-06-01T12:00:00Z", "2026-06-01", "EUR", "", "x" * 40, 1, 0, 1.0, 1.5, 10**20, -1]
+    )
+    | st.booleans()
+    | st.none()
+)
+_consent = st.fixed_dictionaries({}, optional={"personalization": _tricky, "analytics": _tricky})
+_context = st.fixed_dictionaries({}, optional=dict.fromkeys(("locale", "page", "now", "currency"), _tricky))
+_person = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _tricky,
+        "attributes": st.dictionaries(st.text(max_size=2), _tricky),
+        "consent": _consent,
+        "context": _context,
+    },
+)
+_tricky_bodies = st.one_of(
+    st.fixed_dictionaries({"visitor": _person}, optional={"context": _context, "explain": _tricky, "render": _tricky}),
+    st.fixed_dictionaries(
+        {"recipients": st.lists(_person, max_size=3)},
+        optional={
+            "block": _tricky,
+            "placements": st.lists(_tricky, max_size=2),
+            "context": _context,
+            "explain": _tricky,
+        },
+    ),
+    st.fixed_dictionaries(
+        {
+            "events": st.lists(
+                st.fixed_dictionaries(
+                    {"visitor_id": _tricky, "metric": st.sampled_from(["purchase", 1, "true"])},
+                    optional={
+                        "value": _tricky,
+                        "time": _tricky,
+                        "consent": st.fixed_dictionaries({}, optional={"analytics": _tricky}),
+                    },
+                ),
+                max_size=2,
+            )
+        }
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(fuzz_requests, render_requests, _events, json_values, _tricky_bodies, _tricky_bodies))
+def test_the_converted_tree_is_what_the_typed_decoder_gives(body: Any) -> None:
+    """A batch is parsed once and its tree converted: wherever that accepts, the typed decoder agrees."""
+    text = msgspec.json.encode(body).decode()
+    for kind in (wire.DecideRequest, wire.RenderRequest, wire.EventsRequest):
+        converted = body_module._converted(msgspec.json.decode(text), kind)
+        if converted is not None:
+            assert converted == body_module._typed(text, kind)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.http import body
-from service.http.app import LEAN_STATE, create_app
+from service.http.app import create_app
 from service.http.body import BodyTimeoutError, within
 from service.http.rsgi import Door
 from service.settings import Settings
@@ -88,7 +88,7 @@ def test_the_rsgi_door_answers_a_body_that_never_comes_with_408_and_closes() -> 
 
     settings = Settings(bundle=ROOT, reload_interval=0, body_timeout_s=TIMEOUT_S)
     app = create_app(settings)
-    with rsgi_fake.Worker(Door(app, app.state[LEAN_STATE])) as worker:
+    with rsgi_fake.Worker(Door(app)) as worker:
         scope, _ = rsgi_fake.request("POST", "/v1/decide", b"{}", {"content-type": "application/json"})
         protocol = worker.answer(scope, Stalled())
     assert protocol.status == 408

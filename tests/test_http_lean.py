@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.http.app import LEAN_STATE, create_app
+from service.http.app import create_app
 from service.http.rsgi import Door
 from service.settings import Settings
 from tests import rsgi_fake
@@ -122,7 +122,7 @@ def test_the_lean_path_is_the_one_serving(clients: Clients) -> None:
 @pytest.fixture(scope="module")
 def door() -> Iterator[rsgi_fake.Worker]:
     app = create_app(_settings())
-    with rsgi_fake.Worker(Door(app, app.state[LEAN_STATE])) as worker:
+    with rsgi_fake.Worker(Door(app)) as worker:
         yield worker
 
 

@@ -33,7 +33,7 @@ from service.http.body import check_headers, decode_off_the_loop, read_body
 from service.http.decisions import NDJSON, Decisions
 from service.http.docs import swagger_asset, swagger_page
 from service.http.events import Outcomes, body_limit
-from service.http.lean import LeanDecide, in_front
+from service.http.lean import LeanDecide, LeanRender, in_front
 from service.http.mapping import bundle_info, problem_out
 from service.http.problems import AdminDisabledError, UnauthorizedError, problem_response
 from service.render.cache import RenderCache
@@ -55,6 +55,7 @@ ENDPOINTS = frozenset(
 )
 ENDPOINTS |= ofrep.ENDPOINTS
 LEAN_STATE = "lean_decide"
+LEAN_RENDER_STATE = "lean_render"
 
 
 def create_app(  # noqa: PLR0915 - one closure per route over this worker's store, metrics and log
@@ -183,6 +184,7 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
     )
     lean = LeanDecide(settings, store, decisions, metrics, client_time, cors=app.cors_config)
     app.state[LEAN_STATE] = lean  # what the RSGI door (service/http/rsgi.py) answers POST /v1/decide with
+    app.state[LEAN_RENDER_STATE] = LeanRender(settings, store, decisions, metrics, client_time, cors=app.cors_config)
     if lean_decide:  # in front of the router, behind what Litestar's __call__ sets up (lifespan, scope["app"])
         app.asgi_handler = in_front(app.asgi_handler, lean)
     return app

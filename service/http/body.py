@@ -13,10 +13,13 @@ What a body must be, checked in this order so the client hears the first thing w
 Steps 4 and 5 are a second pass with the standard library's parser, whose hooks see every
 object's keys and every integer's digits. That pass costs several times msgspec's whole decode,
 so it runs only when a cheap look at the text says it could find something (``_may_need_the_pass``):
-one string twice anywhere (keys and values alike), an escape, a run of 309 digits, or deep nesting.
-Without any of these there is no duplicate in any object and no integer beyond a float, so
-skipping the pass never changes an answer. Only when the pass finds a problem does a third,
-slower pass locate it, so that the error names its JSON path.
+a run of 309 digits, or a key that may repeat. A page view whose strings (keys and values alike)
+are all different and unescaped cannot repeat a key; a batch, whose recipients share their keys,
+is counted instead (``_keys_may_repeat``: msgspec's tree against the text, in C). Skipping the
+pass never changes an answer, with one exception at the edge: nesting is then limited by msgspec
+alone (about 990 levels, the same "nests too deeply" as the pass's limit a few levels shallower).
+Only when the pass finds a problem does a third, slower pass locate it, so that the error names
+its JSON path.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ JSON_MEDIA_TYPES = frozenset({"application/json"})
 LARGE_BODY_BYTES = 256 * 1024
 FLOAT_MAX = sys.float_info.max
 FLOAT_MAX_DIGITS = len(str(int(FLOAT_MAX)))  # 309: fewer digits always fit, more never do
-_LONG_DIGITS = re.compile(f"[0-9]{{{FLOAT_MAX_DIGITS}}}")
+_LONG_DIGITS = b"0" * FLOAT_MAX_DIGITS  # searched in the text with every digit made a 0, every other byte a space
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_ALL_BUT_QUOTES_AND_COLONS = bytes(byte for byte in range(256) if byte not in b'":')
+_QUOTE_OR_COLON_ESCAPE = re.compile(rb'\\(?:"|u00(?:22|3[aA]))')
 # The standard parser recurses once per level (RecursionError near 1,000): fewer openings than
 # this cannot nest deep enough, and no page view comes close.
 _DEEP_OPENINGS = 200
@@ -77,17 +83,27 @@ def decode(body: bytes, kind: type[T]) -> T:
     if not body:
         raise RequestError("the request body is empty; send a JSON object", "$")
     text = _text(body)
+    if _plainly_distinct(text):  # a page view: straight into the wire structs
+        tree: Any = _PLAIN
+        value = _typed(text, kind)
+    else:  # a batch: parsed once, the tree both converted to ``kind`` and counted for repeated keys
+        tree = _tree(body)
+        converted = _converted(tree, kind)
+        value = _typed(text, kind) if converted is None else converted  # refused: the typed decoder says why
+    if _may_need_the_pass(text, body, tree):
+        _check_keys_and_numbers(text)
+    return value
+
+
+def _typed(text: str, kind: type[T]) -> T:
     try:
-        value = _decoder(kind).decode(text)
+        return _decoder(kind).decode(text)
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc}", "$") from None
     except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
         raise RequestError("the JSON nests too deeply", "$") from None
-    if _may_need_the_pass(text):
-        _check_keys_and_numbers(text)
-    return value
 
 
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -101,20 +117,83 @@ def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
-def _may_need_the_pass(text: str) -> bool:
-    """Could the key and number pass find anything in this (valid JSON) text? False only when it cannot.
+_PLAIN = object()  # no tree needed: no key can repeat
+_UNREADABLE = object()  # no tree: msgspec refused the text as JSON (the typed decoder says why)
+_UNASKED = object()
+
+
+def _tree(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return _UNREADABLE
+
+
+def _converted(tree: Any, kind: type[T]) -> T | None:
+    """``tree`` as ``kind`` with the typed decoder's own rules (strict), or None where they refuse it.
+
+    ``tests/test_http_body.py`` holds it to the typed decoder on generated bodies of every request
+    type: the same value wherever this one accepts, so only a refusal needs the typed decoder.
+    """
+    if tree is _UNREADABLE:
+        return None
+    try:
+        return msgspec.convert(tree, kind, strict=True)
+    except msgspec.ValidationError:
+        return None
+
+
+def _plainly_distinct(text: str) -> bool:
+    """Are the text's strings (keys and values alike) all different and unescaped? Then no key repeats.
 
     Without a backslash, a valid text's quotes are exactly its strings' delimiters, so every
-    other piece between quotes is a string, keys and values alike. When no two strings are the
-    same, no object can hold one key twice. (An escape could spell one key two ways.) Every
-    step here runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass.
+    other piece between quotes is a string. (An escape could spell one key two ways.) Every step
+    runs in C: 1 to 2 µs for a page view, against 7 to 28 µs for the pass.
     """
     if "\\" in text or text.count("{") + text.count("[") >= _DEEP_OPENINGS:
-        return True
-    if len(text) >= FLOAT_MAX_DIGITS and _LONG_DIGITS.search(text) is not None:
-        return True
+        return False
     strings = text.split('"')[1::2]
-    return len(set(strings)) != len(strings)
+    return len(set(strings)) == len(strings)
+
+
+def _may_need_the_pass(text: str, body: bytes, tree: Any = _UNASKED) -> bool:
+    """Could the key and number pass find anything in this (valid JSON) text? False only when it cannot.
+
+    A run of 309 digits may be an integer beyond a float. A page view's strings are plainly
+    distinct; a batch repeats its keys in every recipient, so its tree is counted instead.
+    """
+    if len(body) >= FLOAT_MAX_DIGITS and _LONG_DIGITS in body.translate(_DIGITS_AS_ZEROS):
+        return True
+    if tree is _UNASKED:
+        tree = _PLAIN if _plainly_distinct(text) else _tree(body)
+    if tree is _PLAIN:
+        return False
+    return tree is _UNREADABLE or _keys_may_repeat(body, tree)
+
+
+def _keys_may_repeat(body: bytes, tree: Any) -> bool:
+    """Could an object of this valid JSON hold a key twice? Counted in C, without the stdlib pass.
+
+    msgspec's own decoding (``tree``) keeps an object's last value for a repeated key, so its
+    tree has fewer keys than the text exactly when some object repeats one. Both are counted as
+    the quotes that a colon follows once everything but quotes and colons is deleted: each key
+    adds one, and so does each string holding a colon. Encoded again, the tree has the same
+    strings less those of dropped members, with the same colons, as long as no escape spells a
+    quote or a colon: those texts go to the pass. So an equal count means no key repeats
+    (``tests/test_http_body.py`` holds it to the pass on generated texts).
+    """
+    if b"\\" in body and _QUOTE_OR_COLON_ESCAPE.search(body) is not None:
+        return True
+    try:
+        encoded = msgspec.json.encode(tree)
+    except RecursionError:
+        return True
+    return _key_marks(encoded) != _key_marks(body)
+
+
+def _key_marks(text: bytes) -> int:
+    """Keys plus strings holding a colon, in a JSON text whose quotes are all delimiters."""
+    return text.translate(None, _ALL_BUT_QUOTES_AND_COLONS).count(b'":')
 
 
 async def decode_off_the_loop(body: bytes, kind: type[T]) -> T:

@@ -15,12 +15,15 @@ call ``answer``, so the two doors differ only in how bytes come in and go out.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
+from granian._granian import RSGIProtocolClosed, RSGIProtocolError
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -29,6 +32,7 @@ from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
 from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, decode_off_the_loop, read_body
+from service.http.decisions import NDJSON, Decisions, beside_the_loop
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
 from service.serving import CACHE_HEADER, Serving
@@ -36,11 +40,17 @@ from service.settings import Settings
 from service.telemetry.metrics import Metrics
 
 PATH = "/v1/decide"
+RENDER_PATH = "/v1/render"
 JSON_TYPE = ("content-type", "application/json")
+NDJSON_TYPE = ("content-type", NDJSON)
 PROBLEM_TYPE = ("content-type", MEDIA_TYPE)
 STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
+log = logging.getLogger("tailor.http")
+CLOSED_ERRORS = (RSGIProtocolClosed, RSGIProtocolError)  # a transport whose client has gone
+
 Header = tuple[str, str]
+Extra = Mapping[str, str] | None  # a problem's own headers
 # Reads the whole body: (limit, timeout_s, declared length) → bytes; body.py's errors on failure.
 ReadBody = Callable[..., Awaitable[bytes]]
 
@@ -120,14 +130,107 @@ class LeanDecide:
         return self.encode(decided.response()), decided.cache
 
     def _framing(self, request: Headers, kind: Header, body: bytes, extra: Mapping[str, str] | None) -> list[Header]:
-        headers = [kind, ("content-length", str(len(body)))]
-        if extra:
-            headers += extra.items()
-        if self.cors is not None:
-            origin = request.get("origin")
-            if origin:
-                headers += self.cors.headers(origin, has_cookie="cookie" in request)
-        return headers
+        return framing(self.cors, request, [kind, ("content-length", str(len(body)))], extra)
+
+
+def framing(cors: Cors | None, request: Headers, headers: list[Header], extra: Extra) -> list[Header]:
+    """A response's ``headers``, then the problem's ``extra`` ones, then the CORS ones, as Litestar orders them."""
+    if extra:
+        headers += extra.items()
+    if cors is not None:
+        origin = request.get("origin")
+        if origin:
+            headers += cors.headers(origin, has_cookie="cookie" in request)
+    return headers
+
+
+class Transport(Protocol):
+    """granian's RSGI stream transport: ``send_bytes`` raises once the client has gone."""
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+
+class Responder(Protocol):
+    """What the render route uses of granian's RSGI HTTP protocol."""
+
+    def response_bytes(self, status: int, headers: list[Header], body: bytes) -> None: ...
+
+    def response_stream(self, status: int, headers: list[Header]) -> Transport: ...
+
+
+class LeanRender:
+    """Answers ``POST /v1/render`` through the RSGI door (ADR 0011), as the routed handler does.
+
+    The same body limit and deadline, decoder, batch checks and problems come first; then the
+    chunks the routed handler streams (service/http/decisions.py, rendered beside the loop) go to
+    granian's stream transport as they are made, with no Litestar response, middleware or bridge
+    between. The latency histogram and the CORS headers are the ones the app's middleware adds.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: BundleStore,
+        decisions: Decisions,
+        metrics: Metrics,
+        client_time: Callable[[Any], bool],
+        *,
+        cors: CORSConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.decisions = decisions
+        self.metrics = metrics
+        self.client_time = client_time
+        self.cors = None if cors is None else Cors(cors)
+
+    async def rsgi(self, headers: Headers, read: ReadBody, protocol: Responder) -> None:
+        """One RSGI request: its problem in one piece, or its results streamed."""
+        start = perf_counter()
+        status = 500
+        try:
+            status = await self._answer(headers, read, protocol)
+        finally:
+            self.metrics.observe_request(RENDER_PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
+            logs.decision_id.set(None)
+
+    async def _answer(self, headers: Headers, read: ReadBody, protocol: Responder) -> int:
+        try:
+            kind, chunks = await self._batch(headers, read)
+        except Exception as exc:  # noqa: BLE001 - every error becomes its problem, as Litestar's handler does
+            status, body, extra = problem(exc)
+            protocol.response_bytes(status, self._framing(headers, PROBLEM_TYPE, body, extra), body)
+            return status
+        transport = protocol.response_stream(200, framing(self.cors, headers, [kind], None))
+        try:
+            await send_all(beside_the_loop(chunks), transport)
+        except Exception as exc:  # noqa: BLE001 - after the first byte: logged, and the stream ends short
+            return problem(exc)[0]  # no summary line: the client knows the batch is incomplete
+        return 200
+
+    async def _batch(self, headers: Headers, read: ReadBody) -> tuple[Header, Iterator[bytes]]:
+        check_headers(headers)
+        settings = self.settings
+        raw = await read(limit=settings.max_render_body_bytes, timeout_s=settings.body_timeout_s,
+                         declared=headers.get("content-length"))  # fmt: skip
+        data = await decode_off_the_loop(raw, wire.RenderRequest)
+        bundle = self.store.current.bundle  # one bundle for the whole batch, whatever swaps meanwhile
+        stream = NDJSON in headers.get("accept", "")
+        chunks = await self.decisions.batch_chunks(bundle, data, stream=stream, client_time=self.client_time(headers))
+        return (NDJSON_TYPE if stream else JSON_TYPE), chunks
+
+    def _framing(self, request: Headers, kind: Header, body: bytes, extra: Mapping[str, str] | None) -> list[Header]:
+        return framing(self.cors, request, [kind, ("content-length", str(len(body)))], extra)
+
+
+async def send_all(chunks: AsyncGenerator[bytes, None], transport: Transport) -> None:
+    """Each chunk to the client as it comes, until the last or until the client has gone."""
+    async with contextlib.aclosing(chunks):  # stops the rendering when the client goes
+        try:
+            async for chunk in chunks:
+                await transport.send_bytes(chunk)
+        except CLOSED_ERRORS:
+            log.info("request not completed: the client went during a render batch")
 
 
 class Cors:

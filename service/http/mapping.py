@@ -119,8 +119,27 @@ def _context(ctx: wire.Context) -> dict[str, Any]:
 
 def check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
     """Refuse attributes that are too many, too deep or too long, saying where."""
-    budget = [settings.max_attributes]
-    _check(attributes, "$.visitor.attributes", 1, budget, settings)
+    if not _fits(attributes, 1, [settings.max_attributes], settings):  # a batch checks every recipient's
+        _check(attributes, "$.visitor.attributes", 1, [settings.max_attributes], settings)  # says where
+
+
+def _fits(value: Any, depth: int, budget: list[int], settings: Settings) -> bool:
+    """``_check`` without the paths it names: only a refused value is walked again, for its place."""
+    if depth > settings.max_attribute_depth:
+        return False
+    items = value.values() if type(value) is dict else value
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        return False
+    limit = settings.max_text_length
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if len(item) > limit:
+                return False
+        elif (kind is dict or kind is list) and not _fits(item, depth + 1, budget, settings):
+            return False
+    return True
 
 
 def _check(value: Any, where: str, depth: int, budget: list[int], settings: Settings) -> None:

@@ -2,10 +2,10 @@
 
 granian's RSGI interface hands a request to Python with less work than its ASGI layer (no
 message dicts, one call to answer), which is most of what a page view costs outside its decision.
-So ``POST /v1/decide`` is answered here, by the lean handler (service/http/lean.py), and every
-other request goes to the Litestar app through the bridge (service/http/bridge.py), with the app's
-lifespan run at the worker's start and stop. ``TAILOR_INTERFACE=asgi`` serves the same app through
-granian's ASGI interface instead.
+So ``POST /v1/decide`` and ``POST /v1/render`` are answered here, by the lean handlers
+(service/http/lean.py), and every other request goes to the Litestar app through the bridge
+(service/http/bridge.py), with the app's lifespan run at the worker's start and stop.
+``TAILOR_INTERFACE=asgi`` serves the same app through granian's ASGI interface instead.
 """
 
 from __future__ import annotations
@@ -15,23 +15,29 @@ from typing import Any
 
 from granian._granian import RSGIProtocolClosed, RSGIProtocolError
 
-from service.http.app import LEAN_STATE, create_app
+from service.http.app import LEAN_RENDER_STATE, LEAN_STATE, create_app
 from service.http.body import BodyTooLargeError, ClientGoneError, check_declared, within
 from service.http.bridge import Bridge, RSGIProtocol, RSGIScope
-from service.http.lean import PATH, LeanDecide
+from service.http.lean import PATH, RENDER_PATH, LeanDecide, LeanRender
+
+LEAN_PATHS = frozenset({PATH, RENDER_PATH})
 
 
 class Door:
-    """The RSGI app of one worker: the lean handler for ``POST /v1/decide``, Litestar for the rest."""
+    """The RSGI app of one worker: lean handlers for ``POST /v1/decide`` and ``/v1/render``, Litestar for the rest."""
 
-    def __init__(self, app: Any, lean: LeanDecide) -> None:
+    def __init__(self, app: Any) -> None:  # the app of create_app(), which keeps its lean handlers in its state
         self.bridge = Bridge(app)
-        self.lean = lean
+        self.lean: LeanDecide = app.state[LEAN_STATE]
+        self.render: LeanRender = app.state[LEAN_RENDER_STATE]
 
     async def __rsgi__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
-        if scope.method == "POST" and scope.path == PATH and scope.proto == "http":
+        if scope.method == "POST" and scope.proto == "http" and (path := scope.path) in LEAN_PATHS:
             headers = scope.headers
-            await self.lean.rsgi(headers, _Body(protocol, headers).read, protocol.response_bytes)
+            if path == PATH:
+                await self.lean.rsgi(headers, _Body(protocol, headers).read, protocol.response_bytes)
+            else:
+                await self.render.rsgi(headers, _Body(protocol, headers).read, protocol)
         elif scope.proto == "http":
             await self.bridge(scope, protocol)
         # no websockets: tailor serve runs granian with them off
@@ -74,5 +80,4 @@ class _Body:
 
 def create_door() -> Door:
     """The factory granian calls in every worker (``tailor serve``, service/cli.py)."""
-    app = create_app()
-    return Door(app, app.state[LEAN_STATE])
+    return Door(create_app())
