@@ -541,11 +541,10 @@ def _beats_line(choice: dict[str, Any]) -> str:
     where = ", ".join(better) if better else "none"
     return (
         "Bucket factors and blends are scored for the record only: the graph computes one count model and has no "
-        "table of buckets. A blend's weight on BG/NBD is the one the rule picks on the tuning backtest (0, 0.1 .. 1; so its "
-        "tuning figures are the ones it was picked on), "
-        "a shape max(orders, 1)^g is fitted with its c to the spend of the q days before the cutoff it serves (Poisson "
-        f"deviance), Gamma-Gamma's weighted refits use no outcome. Beating BG/NBD x Gamma-Gamma on both MAE and RMSE "
-        f"at the cutoff: {where}."
+        "table of buckets. A blend's weight on BG/NBD is the one the rule picks on the tuning backtest (0, 0.1 .. 1: "
+        "its tuning figures are the ones it was picked on), a shape max(orders, 1)^g is fitted with its c to the "
+        "spend of the q days before the cutoff it serves (Poisson deviance), Gamma-Gamma's weighted refits use no "
+        f"outcome. Beating BG/NBD x Gamma-Gamma on both MAE and RMSE at the cutoff: {where}."
     )
 
 
