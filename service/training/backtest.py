@@ -242,7 +242,8 @@ def candidates(
 
 def blend(found: list[Candidate], weight: float) -> Candidate:
     plain = {c.counts: c.predicted for c in found if c.correction == "none"}
-    mixed = weight * plain["bg_nbd"] + (1 - weight) * plain["pareto_nbd"]
+    with np.errstate(all="ignore"):  # a degenerate fit's inf stays non-finite: scored nan, never chosen
+        mixed = weight * plain["bg_nbd"] + (1 - weight) * plain["pareto_nbd"]
     return Candidate(BLEND, "none", Learned(), mixed, weight)
 
 
