@@ -280,7 +280,8 @@ def _pn_graph(
     # The exponents: linear in [log few, (r+s+x) log few, (narrow) (r+x) log few], minus the diagonal
     plain, by_top, by_r_x = 0, width, 2 * width
     c_k = gammaln(s + 1 + k_range) - gammaln(s + 1) if wide else np.zeros(terms)
-    c_k = c_k - gammaln(k_range + 1) + np.log(s) + k_range * np.log(big - small)
+    # alpha = beta: z = 0 and only the first term is left (log 0 would make 0 x -inf = nan of it)
+    c_k = c_k - gammaln(k_range + 1) + np.log(s) + k_range * np.log(max(big - small, 1e-300))
     exps = _Linear()
     for u, end in enumerate((few["big_tx"], few["big_T"])):
         for k in range(terms):

@@ -130,6 +130,7 @@ PARETO_SHAPES = [
     ParetoNbd(r=0.6, alpha=9.0, s=0.55, beta=12.0),  # alpha < beta
     ParetoNbd(r=0.6, alpha=11.7, s=0.55, beta=9.9),  # alpha > beta, about CDNOW's
     ParetoNbd(r=1.3, alpha=3.0, s=1.6, beta=30.0),  # s > 1, far apart
+    ParetoNbd(r=0.6, alpha=10.0, s=0.55, beta=10.0),  # alpha = beta: z = 0, one term
 ]
 
 
@@ -148,7 +149,7 @@ def test_the_pareto_graph_matches_scipy_on_either_side_of_alpha_beta(pareto: Par
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize(("pareto", "most_nodes"), list(zip(PARETO_SHAPES, (25, 20, 25), strict=True)))
+@pytest.mark.parametrize(("pareto", "most_nodes"), list(zip(PARETO_SHAPES, (25, 20, 25, 20), strict=True)))
 def test_the_pareto_graph_is_small_and_grows_linearly_with_its_series(pareto: ParetoNbd, most_nodes: int) -> None:
     """Serving pays per node (each kernel runs cache-cold on a page view): the series of both ends of A0 and the
     rate's powers share one Log, one Gemm and one Exp. Its constants grow with the series' terms, not their square
