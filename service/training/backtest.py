@@ -5,11 +5,17 @@ Nothing here reads an outcome on or after the cutoff ``T`` except to measure the
 * **Reference fits.** BG/NBD, Pareto/NBD and Gamma-Gamma fitted on the training customers' purchases
   before a cutoff (``References``), from the very features the closed-form graph is served.
 * **Value candidates.** BG/NBD or Pareto/NBD expected purchases x Gamma-Gamma spend per order, each
-  as it is, with its spend per order corrected, or with its level corrected. A correction is a
-  constant learned on the last ``q`` days before the cutoff: the models are fitted at ``T - q``,
+  as it is, with its spend per order corrected, with its level corrected, with a shape by orders, or
+  with Gamma-Gamma fitted with more weight on heavy buyers; and a blend of the two count models. A
+  correction is learned on the last ``q`` days before the cutoff: the models are fitted at ``T - q``,
   forecast ``[T - q, T)``, and the factor is actual spend over forecast spend on the training
   customers (``spend_per_order`` divides by the actual orders times the Gamma-Gamma spend per order,
-  ``level`` by the forecast spend). ``q`` = ``min(h, W // 3)`` days (``W`` the feature window).
+  ``level`` by the forecast spend); ``orders_power`` fits c x max(orders, 1)^g to that spend (Poisson
+  deviance), ``orders_bucket`` takes the ratio of each bucket of orders (1, 2, 3-4, 5-7, 8+).
+  ``gg_by_orders`` and ``gg_by_spend`` learn nothing from outcomes: Gamma-Gamma is refitted at the
+  cutoff with each customer's likelihood weighted by orders or by spend. The blend's weight on BG/NBD
+  (0, 0.1 .. 1) is the one the rule picks on the tuning backtest itself. ``q`` = ``min(h, W // 3)``
+  days (``W`` the feature window).
 * **The choice** (``VALUE_RULE``) is made on a tuning backtest that ends at ``T``: every candidate
   rebuilt at the cutoff ``T - q`` with the horizon ``q`` (corrections from ``[T - 2q, T - q)``) and
   scored on the held-out customers over ``[T - q, T)``.
@@ -27,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import minimize_scalar
 
 from service.core.models import FeatureSpec
 from service.training import evaluate
@@ -37,17 +44,25 @@ from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoN
 from service.training.transactions import Population, Transactions, population_at
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 Counts = Literal["bg_nbd", "pareto_nbd"]
-Correction = Literal["none", "spend_per_order", "level"]
+Correction = Literal["none", "spend_per_order", "level", "orders_power", "orders_bucket", "gg_by_orders", "gg_by_spend"]
 COUNTS: tuple[Counts, ...] = ("bg_nbd", "pareto_nbd")
-CORRECTIONS: tuple[Correction, ...] = ("none", "spend_per_order", "level")
+CORRECTIONS: tuple[Correction, ...] = (
+    "none", "spend_per_order", "level", "orders_power", "orders_bucket", "gg_by_orders", "gg_by_spend"
+)  # fmt: skip
+NOT_IN_GRAPH: tuple[Correction, ...] = ("orders_bucket",)  # the graph has no table of buckets
+BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0)  # lower edges of the buckets of orders of ``orders_bucket``
+BLEND: Literal["blend"] = "blend"
+BLEND_WEIGHTS = tuple(i / 10 for i in range(11))  # BG/NBD's weight; the rest is Pareto/NBD's
+POWER_BOUNDS = (-2.0, 2.0)
 PLAIN = "bg_nbd"  # the reference every candidate is measured against, and the fallback
 VALUE_WINDOWS = 3  # q = W // 3: the tuning backtest needs three windows before T (fit, correction, outcome)
 CHURN_WINDOWS = 2  # b = W // 2: the churn fit at T - b needs b days of history
 VALUE_RULE = (
-    "served value model = the candidate with the lowest MAE / MAE(BG/NBD x GG) + RMSE / RMSE(BG/NBD x GG) on the "
-    "tuning backtest (cutoff T - q, horizon q, scored on the held-out customers over [T - q, T); no data on or after "
-    "T); plain BG/NBD x Gamma-Gamma when the data are too short for it"
+    "served value model = the candidate the graph can compute with the lowest MAE / MAE(BG/NBD x GG) + RMSE / "
+    "RMSE(BG/NBD x GG) on the tuning backtest (cutoff T - q, horizon q, scored on the held-out customers over "
+    "[T - q, T); no data on or after T); plain BG/NBD x Gamma-Gamma when the data are too short for it"
 )
 
 
@@ -110,19 +125,54 @@ def window(tx: Transactions, cutoff: Any, horizon_days: int) -> Window:
     return Window(population, references(population, candidate_specs(population)))
 
 
-def factors(earlier: Window) -> dict[tuple[Counts, Correction], float]:
-    """Each correction's constant, from the fit at T - q and the training customers' spend over [T - q, T)."""
+@dataclass(frozen=True)
+class Learned:
+    """What a correction took from the q days before the cutoff it serves (or, for Gamma-Gamma, from the fit)."""
+
+    factor: float = 1.0  # a constant on the value
+    power: float = 0.0  # g of max(orders, 1)^g
+    buckets: tuple[float, ...] = ()  # a factor for each bucket of orders
+    gamma_gamma: GammaGamma | None = None  # instead of the references' fit
+
+
+def bucket_of(orders: FloatArray) -> npt.NDArray[np.intp]:
+    return np.searchsorted(BUCKETS, np.maximum(orders, BUCKETS[0]), side="right") - 1
+
+
+def shape(learned: Learned, orders: FloatArray) -> FloatArray:
+    """The per-customer multiplier of a correction: the factor, times max(orders, 1)^g or the bucket's."""
+    by_orders = np.maximum(orders, 1.0) ** learned.power
+    if learned.buckets:
+        by_orders = by_orders * np.asarray(learned.buckets)[bucket_of(orders)]
+    return np.asarray(learned.factor * by_orders, dtype=np.float64)
+
+
+def weighted_gamma_gamma(refs: References, rows: BoolArray, by: Literal["orders", "spend"]) -> GammaGamma:
+    orders, per_order = refs.orders[rows], refs.per_order[rows]
+    return GammaGamma.fit(orders, per_order, orders if by == "orders" else orders * per_order)
+
+
+def learned(earlier: Window, now: References, now_rows: BoolArray) -> dict[tuple[Counts, Correction], Learned]:
+    """Each correction, from the fit at T - q and the training customers' spend over [T - q, T) (Gamma-Gamma's
+    weighted refits from the training customers at T: ``now`` and ``now_rows``)."""
     pop, refs, rows = earlier.population, earlier.refs, earlier.population.training
     horizon = pop.outcome_days
-    spend = float(pop.outcome_spend[rows].sum())
+    spend = pop.outcome_spend[rows]
+    by = {"gg_by_orders": weighted_gamma_gamma(now, now_rows, "orders"),
+          "gg_by_spend": weighted_gamma_gamma(now, now_rows, "spend")}  # fmt: skip
     with np.errstate(all="ignore"):  # a degenerate fit on little data forecasts inf or nan: that factor stays 1
         per_order = float((pop.outcome_orders[rows] * refs.spend_per_order()[rows]).sum())
-        out: dict[tuple[Counts, Correction], float] = {}
+        out: dict[tuple[Counts, Correction], Learned] = {}
         for counts in COUNTS:
-            forecast = float(refs.value(refs.model(counts), horizon)[rows].sum())
-            out[counts, "none"] = 1.0
-            out[counts, "spend_per_order"] = _ratio(spend, per_order)
-            out[counts, "level"] = _ratio(spend, forecast)
+            forecast = refs.value(refs.model(counts), horizon)[rows]
+            orders = refs.orders[rows]
+            out[counts, "none"] = Learned()
+            out[counts, "spend_per_order"] = Learned(_ratio(float(spend.sum()), per_order))
+            out[counts, "level"] = Learned(_ratio(float(spend.sum()), float(forecast.sum())))
+            out[counts, "orders_power"] = _power(spend, forecast, orders)
+            out[counts, "orders_bucket"] = _buckets(spend, forecast, orders)
+            out[counts, "gg_by_orders"] = Learned(gamma_gamma=by["gg_by_orders"])
+            out[counts, "gg_by_spend"] = Learned(gamma_gamma=by["gg_by_spend"])
     return out
 
 
@@ -131,30 +181,70 @@ def _ratio(actual: float, forecast: float) -> float:
     return ratio if np.isfinite(ratio) and ratio > 0 else 1.0
 
 
-def candidate_name(counts: Counts, correction: Correction) -> str:
+def _power(spend: FloatArray, forecast: FloatArray, orders: FloatArray) -> Learned:
+    """c and g of c max(orders, 1)^g x forecast with the least Poisson deviance (c matches the totals)."""
+    if not np.isfinite(forecast).all() or forecast.sum() <= 0:
+        return Learned()
+    log_orders = np.log(np.maximum(orders, 1.0))
+
+    def deviance(g: float) -> float:
+        mu = forecast * np.exp(g * log_orders)
+        mu = mu * (spend.sum() / mu.sum())
+        return float(np.sum(mu - spend * np.log(np.maximum(mu, 1e-300))))
+
+    g = float(minimize_scalar(deviance, bounds=POWER_BOUNDS, method="bounded", options={"xatol": 1e-6}).x)
+    c = _ratio(float(spend.sum()), float((forecast * np.exp(g * log_orders)).sum()))
+    return Learned(c, g)
+
+
+def _buckets(spend: FloatArray, forecast: FloatArray, orders: FloatArray) -> Learned:
+    which = bucket_of(orders)
+    ratios = [_ratio(float(spend[which == b].sum()), float(forecast[which == b].sum())) for b in range(len(BUCKETS))]
+    return Learned(buckets=tuple(ratios))
+
+
+def candidate_name(counts: Counts | Literal["blend"], correction: Correction) -> str:
     return counts if correction == "none" else f"{counts}+{correction}"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    counts: Counts
+    counts: Counts | Literal["blend"]
     correction: Correction
-    factor: float
+    learned: Learned
     predicted: FloatArray  # every customer of the population
+    weight: float | None = None  # a blend's weight on BG/NBD
 
     @property
     def name(self) -> str:
         return candidate_name(self.counts, self.correction)
 
+    @property
+    def factor(self) -> float:
+        return self.learned.factor
 
-def candidates(refs: References, horizon_days: int, fitted: dict[tuple[Counts, Correction], float]) -> list[Candidate]:
+
+def candidates(
+    refs: References, horizon_days: int, fitted: dict[tuple[Counts, Correction], Learned]
+) -> list[Candidate]:
+    """Every count model with every correction (the blend is added by ``with_blend``)."""
+    found: list[Candidate] = []
     with np.errstate(all="ignore"):  # non-finite forecasts of a degenerate fit are kept, and never chosen
-        base = {counts: refs.value(refs.model(counts), horizon_days) for counts in COUNTS}
-    return [
-        Candidate(counts, correction, fitted[counts, correction], fitted[counts, correction] * base[counts])
-        for counts in COUNTS
-        for correction in CORRECTIONS
-    ]
+        for counts in COUNTS:
+            purchases = refs.purchases(counts, horizon_days)
+            for correction in CORRECTIONS:
+                fit = fitted[counts, correction]
+                gg = fit.gamma_gamma or refs.gamma_gamma
+                per_order = gg.expected(refs.orders, refs.per_order)
+                found.append(Candidate(counts, correction, fit, purchases * per_order * shape(fit, refs.orders)))
+    return found
+
+
+def blend(found: list[Candidate], weight: float) -> Candidate:
+    plain = {c.counts: c.predicted for c in found if c.correction == "none"}
+    with np.errstate(all="ignore"):  # a degenerate fit's inf stays non-finite: scored nan, never chosen
+        mixed = weight * plain["bg_nbd"] + (1 - weight) * plain["pareto_nbd"]
+    return Candidate(BLEND, "none", Learned(), mixed, weight)
 
 
 UNSCORED = dict.fromkeys(("mae", "rmse", "spearman", "top_decile_share", "total_ratio"), float("nan"))
@@ -184,6 +274,15 @@ def choose(tuning: dict[str, dict[str, float]], eligible: set[str] | None = None
     return min(finite, key=lambda name: finite[name]) if finite else PLAIN
 
 
+def blend_weight(population: Population, found: list[Candidate]) -> float:
+    """The blend's weight on BG/NBD that ``VALUE_RULE`` picks on this (tuning) backtest (the lowest on a tie)."""
+    tuning = scored(population, [c for c in found if c.name == PLAIN])
+    for weight in BLEND_WEIGHTS:
+        tuning[f"{weight}"] = scored(population, [blend(found, weight)])[BLEND]
+    best = choose(tuning, {f"{weight}" for weight in BLEND_WEIGHTS})
+    return 1.0 if best == PLAIN else float(best)  # no finite figure: plain BG/NBD
+
+
 @dataclass(frozen=True)
 class ValueChoice:
     """The candidates at the cutoff, their figures on the tuning backtest and at the cutoff, and the one served."""
@@ -193,37 +292,52 @@ class ValueChoice:
     headline: dict[str, dict[str, float]]
     tuning: dict[str, dict[str, float]]
     chosen: str
-    not_servable: tuple[str, ...] = ()  # forecasts that are not finite, or a graph that cannot be built exactly
+    not_servable: tuple[str, ...] = ()  # forecasts that are not finite, or a form the graph does not compute
 
     def served(self) -> Candidate:
         return next(c for c in self.at_cutoff if c.name == self.chosen)
 
 
-def value_choice(tx: Transactions, population: Population, refs: References, max_orders: float) -> ValueChoice:
+def value_choice(
+    tx: Transactions, population: Population, refs: References, max_orders: float, max_days: float | None = None
+) -> ValueChoice:
     """Every candidate at the cutoff, and the one ``VALUE_RULE`` picks on the tuning backtest among those
-    that can be served: finite at the cutoff, and a graph that sums its series exactly (``pareto_terms``)
-    for rows with up to ``max_orders`` orders."""
+    that can be served: finite at the cutoff, a form the graph computes (one count model, no buckets), and a
+    graph that sums its series exactly (``pareto_terms``) for rows with up to ``max_orders`` orders and
+    ``max_days`` of tenure (by default the feature window)."""
     horizon = population.outcome_days
     q = min(horizon, population.feature_days // VALUE_WINDOWS)
     try:
         last = window(tx, population.cutoff - timedelta(days=q), q)  # T - q .. T
         before = window(tx, population.cutoff - timedelta(days=2 * q), q)  # T - 2q .. T - q
     except ValueError:
-        plain = candidates(refs, horizon, {(c, k): 1.0 for c in COUNTS for k in CORRECTIONS})
+        plain = [c for c in candidates(refs, horizon, _unlearned()) if c.correction == "none"]
         return ValueChoice(None, plain, scored(population, plain), {}, PLAIN)
-    at_cutoff = candidates(refs, horizon, factors(last))
-    tuning = scored(last.population, candidates(last.refs, q, factors(before)))
-    exact = _exact_counts(refs, max_orders)
-    servable = {c.name for c in at_cutoff if np.isfinite(c.predicted).all() and c.counts in exact}
+    at_tuning = candidates(last.refs, q, learned(before, last.refs, last.population.training))
+    weight = blend_weight(last.population, at_tuning)
+    at_tuning.append(blend(at_tuning, weight))
+    at_cutoff = candidates(refs, horizon, learned(last, refs, population.training))
+    at_cutoff.append(blend(at_cutoff, weight))
+    tuning = scored(last.population, at_tuning)
+    exact = _exact_counts(refs, max_orders, float(max_days or population.feature_days))
+    servable = {
+        c.name
+        for c in at_cutoff
+        if np.isfinite(c.predicted).all() and c.counts in exact and c.correction not in NOT_IN_GRAPH
+    }
     unservable = tuple(c.name for c in at_cutoff if c.name not in servable)
     chosen = choose(tuning, servable)
     return ValueChoice(q, at_cutoff, scored(population, at_cutoff), tuning, chosen, unservable)
 
 
-def _exact_counts(refs: References, max_orders: float) -> set[Counts]:
+def _unlearned() -> dict[tuple[Counts, Correction], Learned]:
+    return {(c, k): Learned() for c in COUNTS for k in CORRECTIONS}
+
+
+def _exact_counts(refs: References, max_orders: float, max_days: float) -> set[str]:
     try:
-        pareto_terms(refs.pareto, max_orders)
-    except ValueError:  # a fit whose 2F1 converges too slowly to sum in a graph: not served
+        pareto_terms(refs.pareto, max_orders, max_days)
+    except ValueError:  # a fit whose 2F1 converges too slowly, or would overflow, in a graph: not served
         return {"bg_nbd"}
     return {"bg_nbd", "pareto_nbd"}
 

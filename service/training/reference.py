@@ -203,6 +203,10 @@ def gg_loglik(params: FloatArray, n: FloatArray, m: FloatArray) -> FloatArray:
     )
 
 
+def _weighted_gg(params: FloatArray, n: FloatArray, m: FloatArray, weights: FloatArray) -> FloatArray:
+    return np.asarray(weights * gg_loglik(params, n, m), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class GammaGamma:
     """Mean order value of a customer given ``n`` orders averaging ``m`` (orders with spend > 0)."""
@@ -212,9 +216,12 @@ class GammaGamma:
     gamma: float
 
     @classmethod
-    def fit(cls, n: FloatArray, m: FloatArray) -> GammaGamma:
+    def fit(cls, n: FloatArray, m: FloatArray, weights: FloatArray | None = None) -> GammaGamma:
+        """Maximum likelihood; with ``weights``, each customer's log-likelihood counts that many times."""
         keep = (n > 0) & (m > 0)
-        return cls(*(float(v) for v in _fit(gg_loglik, 3, (n[keep], m[keep]))))
+        if weights is None:
+            return cls(*(float(v) for v in _fit(gg_loglik, 3, (n[keep], m[keep]))))
+        return cls(*(float(v) for v in _fit(_weighted_gg, 3, (n[keep], m[keep], weights[keep]))))
 
     def expected(self, n: FloatArray, m: FloatArray) -> FloatArray:
         p, q, gamma = self.p, self.q, self.gamma

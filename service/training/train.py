@@ -23,7 +23,9 @@ from threadpoolctl import threadpool_limits
 from service.core.models import FeatureSpec, ModelCard, OutputSpec, TrainingInfo
 from service.training import closed_form, evaluate
 from service.training.backtest import (
+    BLEND,
     VALUE_RULE,
+    Candidate,
     ChurnBacktest,
     Counts,
     References,
@@ -524,11 +526,44 @@ CORRECTION_NAMES = {
     "none": "",
     "spend_per_order": " x a spend-per-order factor",
     "level": " x a level factor",
+    "orders_power": " x c max(orders, 1)^g",
+    "orders_bucket": " x a factor by bucket of orders",
+    "gg_by_orders": ", Gamma-Gamma weighted by orders",
+    "gg_by_spend": ", Gamma-Gamma weighted by spend",
 }
 
 
-def _candidate_label(counts: str, correction: str) -> str:
-    return f"{COUNT_NAMES[counts]} x Gamma-Gamma{CORRECTION_NAMES[correction]}"
+def _candidate_label(c: Candidate) -> str:
+    if c.counts == BLEND:
+        return f"blend: {c.weight:g} BG/NBD + {1 - (c.weight or 0):g} Pareto/NBD, x Gamma-Gamma"
+    return f"{COUNT_NAMES[c.counts]} x Gamma-Gamma{CORRECTION_NAMES[c.correction]}"
+
+
+def served_counts(served: Candidate) -> Counts:
+    """The count model of a servable candidate (a blend is never served: the graph computes one count model)."""
+    if served.counts == BLEND:
+        raise ValueError("a blend of both count models cannot be served")
+    counts: Counts = served.counts
+    return counts
+
+
+def _learned(c: Candidate) -> dict[str, Any]:
+    """What a candidate learned beyond its factor, for the card."""
+    found: dict[str, Any] = {}
+    if c.learned.power:
+        found["orders_power"] = c.learned.power
+    if c.learned.buckets:
+        found["bucket_factors"] = list(c.learned.buckets)
+    if c.learned.gamma_gamma is not None:
+        gg = c.learned.gamma_gamma
+        found["gamma_gamma"] = {"p": gg.p, "q": gg.q, "gamma": gg.gamma}
+    if c.weight is not None:
+        found["bg_nbd_weight"] = c.weight
+    return found
+
+
+def _served_parameters(refs: References, served: Candidate) -> dict[str, Any]:
+    return {**_parameters(refs), "spend_factor": served.factor, **_learned(served)}
 
 
 def _value(  # noqa: PLR0917 - one step of train(), called once
@@ -545,11 +580,21 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     specs = pick(candidates, CLOSED_FORM)
     clip = specs[CLOSED_FORM.index("orders")].clip
     max_orders = clip[1] if clip else float(population.column("orders_total").max())
-    choice = value_choice(tx, population, refs, max_orders)
+    tenure_clip = specs[CLOSED_FORM.index("tenure_days")].clip
+    max_days = tenure_clip[1] if tenure_clip else float(population.feature_days)
+    choice = value_choice(tx, population, refs, max_orders, max_days)
     served = choice.served()
+    counts = served_counts(served)
     x_all = feature_matrix(specs, population)
     data = closed_form.to_onnx(
-        "value", horizon, refs.model(served.counts), refs.gamma_gamma, served.factor, max_orders=max_orders
+        "value",
+        horizon,
+        refs.model(counts),
+        served.learned.gamma_gamma or refs.gamma_gamma,
+        served.factor,
+        orders_power=served.learned.power,
+        max_orders=max_orders,
+        max_days=max_days,
     )
     runner = Runner(data)
     out = runner.run(x_all)
@@ -600,7 +645,7 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
         "held_out_customers": int(held.sum()),
         "served": served.name,
         **model_metrics,
-        "parameters": {**_parameters(refs), "spend_factor": served.factor},
+        "parameters": _served_parameters(refs, served),
         "choice": _choice_metrics(choice),
         "baselines": {name: {"model": described[name], **base_metrics[name]} for name in baselines},
         "bootstrap": intervals,
@@ -611,12 +656,14 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     common: dict[str, Any] = {
         "specs": specs, "onnx_bytes": data, "onnx_input": onnx_input, "onnx_outputs": onnx_outputs, "training": info,
     }  # fmt: skip
-    factor = f" x {served.factor:.4f}" if served.correction != "none" else ""
+    factor = f" x {served.factor:.4f}" if served.factor != 1.0 else ""
+    factor += f" x max(orders, 1)^{served.learned.power:.4f}" if served.learned.power else ""
+    factor += CORRECTION_NAMES[served.correction] if served.learned.gamma_gamma else ""
     value_card = build_card(
         name="value",
         kind="regressor",
         description=(
-            f"Expected spend in dollars in the next {horizon} days: {COUNT_NAMES[served.counts]} expected purchases x "
+            f"Expected spend in dollars in the next {horizon} days: {COUNT_NAMES[counts]} expected purchases x "
             f"Gamma-Gamma expected spend per order{factor}, fitted by maximum likelihood on the training customers' "
             "purchases before the cutoff and computed in closed form by the ONNX graph; chosen among "
             f"{len(choice.at_cutoff)} candidates on a backtest that ends at the cutoff. Segment high_value: expected "
@@ -628,7 +675,7 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
         segments={"high_value": int((predicted_all >= HIGH_VALUE).sum())},
         **common,
     )
-    purchases_card = _purchases_card(population, refs, served.counts, purchases_all, common)
+    purchases_card = _purchases_card(population, refs, counts, purchases_all, common)
     blank_row = no_history_row(specs, population.now)
     blank = runner.run(blank_row)
     value = Trained("value", None, specs, data, value_card, x_all, predicted_all, float(blank["value"][0, 0]))
@@ -646,8 +693,9 @@ def _choice_metrics(choice: ValueChoice) -> dict[str, Any]:
         "q_days": choice.q,
         "candidates": {
             c.name: {
-                "model": _candidate_label(c.counts, c.correction),
+                "model": _candidate_label(c),
                 "factor": c.factor,
+                **_learned(c),
                 "tuning": {k: choice.tuning[c.name][k] for k in figures} if choice.tuning else None,
                 "cutoff": {k: choice.headline[c.name][k] for k in figures},
             }

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 
 from service.training.backtest import (
+    BLEND,
+    BLEND_WEIGHTS,
+    CORRECTIONS,
+    COUNTS,
     ChurnBacktest,
+    Learned,
     ValueChoice,
     choose,
     churn_backtest,
     references,
+    shape,
     value_choice,
 )
 from service.training.closed_form import pareto_terms
@@ -76,11 +82,41 @@ def test_the_value_choice_does_not_depend_on_anything_after_the_cutoff(
 
 def test_every_candidate_is_scored_on_the_tuning_backtest_and_at_the_cutoff(choice: ValueChoice) -> None:
     names = [c.name for c in choice.at_cutoff]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == len(COUNTS) * len(CORRECTIONS) + 1  # and the blend
     assert set(choice.tuning) == set(choice.headline) == set(names)
     assert choice.chosen in names
     assert all(c.factor > 0 for c in choice.at_cutoff)
     assert {c.factor for c in choice.at_cutoff if c.correction == "none"} == {1.0}
+
+
+def test_only_a_form_the_graph_computes_is_served(choice: ValueChoice) -> None:
+    """Bucket factors and a blend of both count models are scored for the record, never served."""
+    assert {"bg_nbd+orders_bucket", "pareto_nbd+orders_bucket", BLEND} <= set(choice.not_servable)
+    assert choice.chosen not in choice.not_servable
+    eligible = {name for name in choice.tuning if name not in choice.not_servable}
+    assert choose(choice.tuning, eligible) == choice.chosen
+
+
+def test_the_blend_weight_is_the_rules_pick_on_the_tuning_backtest(choice: ValueChoice) -> None:
+    mixed = next(c for c in choice.at_cutoff if c.counts == BLEND)
+    assert mixed.weight in BLEND_WEIGHTS
+    plain = {c.counts: c.predicted for c in choice.at_cutoff if c.correction == "none"}
+    weight = mixed.weight or 0.0
+    np.testing.assert_allclose(mixed.predicted, weight * plain["bg_nbd"] + (1 - weight) * plain["pareto_nbd"])
+
+
+# orders 1, 2, 3, 4, 5, 8, 20 -> buckets 0, 1, 2, 2, 3, 4, 4; no order counts as one
+SHAPES = [
+    (Learned(2.0), [2.0] * 8),
+    (Learned(1.0, -1.0), [1.0, 1.0, 0.5, 1 / 3, 0.25, 0.2, 0.125, 0.05]),
+    (Learned(0.5, 0.0, (1.0, 2.0, 3.0, 4.0, 5.0)), [0.5, 0.5, 1.0, 1.5, 1.5, 2.0, 2.5, 2.5]),
+]
+
+
+@pytest.mark.parametrize(("learned", "expected"), SHAPES)
+def test_a_correction_multiplies_each_customer_by_its_shape(learned: Learned, expected: list[float]) -> None:
+    orders = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 20.0])
+    np.testing.assert_allclose(shape(learned, orders), expected)
 
 
 def test_too_short_data_serve_plain_bg_nbd(cdnow: Transactions) -> None:

@@ -60,3 +60,15 @@ def test_gamma_gamma_shrinks_towards_the_population_mean() -> None:
     population_mean = model.p * model.gamma / (model.q - 1)
     one, many = model.expected(np.array([1.0, 50.0]), np.array([100.0, 100.0]))
     assert population_mean < one < many < 100.0
+
+
+def test_gamma_gamma_weights_count_each_customer_that_many_times() -> None:
+    """Weight 2 on a customer is the same fit as that customer listed twice; unit weights are the plain fit."""
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 8, 300).astype(np.float64)
+    m = rng.gamma(4.0, 10.0, 300)
+    twice = np.concatenate([n[:100], n]), np.concatenate([m[:100], m])
+    weights = np.where(np.arange(300) < 100, 2.0, 1.0)
+    for ours, theirs in ((GammaGamma.fit(n, m, weights), GammaGamma.fit(*twice)),
+                         (GammaGamma.fit(n, m, np.ones(300)), GammaGamma.fit(n, m))):  # fmt: skip
+        np.testing.assert_allclose([ours.p, ours.q, ours.gamma], [theirs.p, theirs.q, theirs.gamma], rtol=1e-4)
