@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from service.http.mapping import decision_response, to_core
 from service.render.blocks import CompiledBlocks
 from service.render.cache import RenderCache
 from service.render.page import Tally, inputs_for, render_decision
+from service.render.sandbox import TailorSandbox
 from service.segments.onnx import OnnxScorer
 from service.settings import Settings
 
@@ -231,3 +233,20 @@ def test_the_kept_templates_follow_the_loads_that_succeed(tmp_path: Path) -> Non
     assert store.load(root).ok
     assert _blocks(store.current.bundle).rebuilt == {"partials/note.html"}
     assert _every_block(store.current.bundle) == _every_block(load_bundle(root))
+
+
+def _environments() -> int:
+    gc.collect()
+    return sum(isinstance(o, TailorSandbox) for o in gc.get_objects())
+
+
+def test_template_edits_leave_no_earlier_environment_alive(tmp_path: Path) -> None:
+    """A kept tree points at the environment that parsed it; that one must not hold every load before it."""
+    root = _layered(tmp_path / "bundle")
+    store = _store(Opened())
+    assert store.load(root).ok
+    before = _environments()  # this load's, and those other tests still hold
+    for n in range(8):
+        _edit(root, "content/templates/partials/note.html", "</p>" if n == 0 else f"{n - 1}</p>", f"{n}</p>")
+        assert store.load(root).ok
+    assert _environments() <= before + 1  # the served load's, and the first one's, whose trees it still uses

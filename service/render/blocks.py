@@ -294,6 +294,10 @@ def compile_blocks(
     for name in sorted(c.files):
         _parse(c, env, name)
     compiled = _compile_templates(c, env)
+    # What this load took from the last one is in ``used`` now. The environment keeps ``c.reuse``
+    # (its loader and bytecode cache), and kept trees point at the environments that parsed them:
+    # holding ``kept`` too would chain every earlier load, and its environment, to this one.
+    c.reuse.kept = Made()
     reads = {name: _closure_reads(c, name, catalog) for name in compiled}
     needs = {name: needs_of(_closure(c, name)) for name in compiled}
     blocks = _blocks(c, content_files, compiled, reads, needs)
