@@ -39,8 +39,7 @@ from service.bundle.loader import load_bundle
 from service.core.conditions import Facts
 from service.core.models import compile_features
 from service.segments.onnx import open_session
-from service.training.reference import DAYS_PER_WEEK, from_days
-from service.training.train import TrainingRun, train
+from service.training.train import TrainingRun, served_closed_form, train
 from service.training.transactions import default_cutoff, epoch, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,15 +86,7 @@ def _reference(name: str, run: TrainingRun, kind: str) -> Callable[[Any], Any]:
     if pipeline is not None:
         fitted = pipeline.predict_proba if kind == "probability" else pipeline.predict
         return lambda x: fitted(np.asarray(x, dtype=np.float64))  # fitted in float64 (training's `wide`)
-    refs, served = run.references, run.value.choice.served()
-    counts, weeks = refs.model(served.counts), run.population.outcome_days / DAYS_PER_WEEK
-
-    def closed_form(x: Any) -> Any:
-        recency, orders, tenure, per_order = np.asarray(x, dtype=np.float64).T
-        purchases = counts.expected(from_days(orders, recency, tenure), weeks)
-        return purchases * refs.gamma_gamma.expected(orders, per_order) * served.factor
-
-    return closed_form
+    return lambda x: served_closed_form(run, x)[1]
 
 
 def _agree(name: str, bundle: Any, run: Any, attributes: list[dict[str, Any]], now: float) -> bool:

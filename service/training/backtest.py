@@ -353,11 +353,11 @@ class ChurnBacktest:
     reference_metrics: dict[str, dict[str, float]]
 
 
-def churn_backtest(  # noqa: PLR0917 - the run's pieces, used once
-    tx: Transactions, population: Population, refs: References, names: list[str], seed: int, b: int | None = None
+def churn_backtest(
+    tx: Transactions, population: Population, refs: References, names: list[str], seed: int
 ) -> ChurnBacktest | None:
     """The churn pipeline fitted at T - b on [T - b, T), served unchanged at T, measured over [T, T + b)."""
-    b = b or min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+    b = min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
     fit_cutoff = population.cutoff - timedelta(days=b)
     try:
         earlier = population_at(tx, fit_cutoff, b)

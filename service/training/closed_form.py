@@ -26,7 +26,7 @@ beta are converted from weeks once, at export; every formula below is unchanged 
   and r+s+x+k for each k), one more ``Gemm`` for every exponent (the series of both ends, the constant 1 of
   1 + odds and the two powers of the rate) and one ``Exp``; a ``MatMul`` with +-1 weights sums the series
   and takes the difference of the two ends. The series has as many terms as the worst customer the clips
-  allow needs (``pareto_terms``: the largest x and z; on CDNOW's fit about 30), and a fit whose largest
+  allow needs (``pareto_terms``: the largest x and z; on CDNOW's fit 24), and a fit whose largest
   exponent could overflow is refused (``pareto_terms`` again) rather than served;
 * ``value``: purchases times the Gamma-Gamma expected spend per order, (gamma + m n) p / (p n + q - 1), times a
   constant spend factor (1 unless training corrects the order value, see ``service.training.backtest``),

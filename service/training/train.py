@@ -28,10 +28,12 @@ from service.training.backtest import (
     Candidate,
     ChurnBacktest,
     Counts,
+    Learned,
     References,
     ValueChoice,
     churn_backtest,
     references,
+    shape,
     value_choice,
 )
 from service.training.cards import build_card, write_card
@@ -63,6 +65,7 @@ from service.training.fit import (
     value_pipeline,
     wide,
 )
+from service.training.reference import DAYS_PER_WEEK, from_days
 from service.training.transactions import DEFAULT_HORIZON_DAYS, Population, Transactions, population_at
 
 DEFAULT_SEED = 0
@@ -131,7 +134,6 @@ class ChurnDetail:
     """The headline churn figures: the backtest's when there is one (``backtest``), else the in-period ones."""
 
     check: FeatureCheck
-    baseline: Any
     y: FloatArray
     p: FloatArray
     p_baseline: FloatArray
@@ -459,10 +461,10 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
     trained = Trained("churn", pipeline, specs, data, card, x_all, p_all, blank)
     if backtest is None:  # too little data for a backtest: the figures are the in-period ones
         pareto = refs.p_none(refs.pareto, horizon)[held]
-        detail = ChurnDetail(check, None, y[held], p_all[held], pareto, in_period, in_period["baseline"], None)
+        detail = ChurnDetail(check, y[held], p_all[held], pareto, in_period, in_period["baseline"], None)
     else:
         detail = ChurnDetail(
-            check, None, backtest.y, backtest.p, backtest.references["pareto_nbd"], backtest.metrics,
+            check, backtest.y, backtest.p, backtest.references["pareto_nbd"], backtest.metrics,
             backtest.reference_metrics["pareto_nbd"], backtest,
         )  # fmt: skip
     return trained, detail
@@ -545,6 +547,20 @@ def served_counts(served: Candidate) -> Counts:
         raise ValueError("a blend of both count models cannot be served")
     counts: Counts = served.counts
     return counts
+
+
+def served_closed_form(
+    run: TrainingRun, x: npt.NDArray[Any], counts: Counts | None = None, learned: Learned | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """(purchases, value) of the served graph with scipy in float64, for rows of the card's four features;
+    or of the graph of ``counts`` with ``learned``. Parity tests and benchmarks compare the ONNX graph with it."""
+    refs, served = run.references, run.value.choice.served()
+    model = refs.model(counts or served_counts(served))
+    learned = learned or served.learned
+    recency, orders, tenure, per_order = np.asarray(x, dtype=np.float64).T
+    purchases = model.expected(from_days(orders, recency, tenure), run.population.outcome_days / DAYS_PER_WEEK)
+    gg = learned.gamma_gamma or refs.gamma_gamma
+    return purchases, purchases * gg.expected(orders, per_order) * shape(learned, orders)
 
 
 def _learned(c: Candidate) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def test_only_a_form_the_graph_computes_is_served(choice: ValueChoice) -> None:
     assert choose(choice.tuning, eligible) == choice.chosen
 
 
-def test_the_blend_weight_is_the_rules_pick_on_the_tuning_backtest(choice: ValueChoice) -> None:
+def test_the_blend_is_its_weight_s_mix_of_the_two_plain_forecasts(choice: ValueChoice) -> None:
     mixed = next(c for c in choice.at_cutoff if c.counts == BLEND)
     assert mixed.weight in BLEND_WEIGHTS
     plain = {c.counts: c.predicted for c in choice.at_cutoff if c.correction == "none"}

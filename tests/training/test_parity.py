@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.training import closed_form
-from service.training.backtest import COUNTS, Counts, Learned, shape
+from service.training.backtest import COUNTS, Counts, Learned
 from service.training.export import Runner
 from service.training.reference import DAYS_PER_WEEK, GammaGamma, ParetoNbd, from_days
-from service.training.train import TrainingRun, served_counts
+from service.training.train import TrainingRun, served_closed_form
 
 
 def _held_out(run: TrainingRun, name: str) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
@@ -38,25 +38,11 @@ def test_churn_probabilities_agree_within_1e_5(full_run: TrainingRun) -> None:
     np.testing.assert_array_equal(out["label"], pipeline.predict(x))
 
 
-def _scipy_closed_form(
-    run: TrainingRun, x: np.ndarray, counts: Counts | None = None, learned: Learned | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """What the served graph computes (or the one of ``counts`` with ``learned``), with scipy in float64."""
-    refs, served = run.references, run.value.choice.served()
-    model = refs.model(counts or served_counts(served))
-    learned = learned or served.learned
-    recency, orders, tenure, per_order = x.astype(np.float64).T
-    rfm = from_days(orders, recency, tenure)
-    purchases = model.expected(rfm, run.population.outcome_days / DAYS_PER_WEEK)
-    gg = learned.gamma_gamma or refs.gamma_gamma
-    return purchases, purchases * gg.expected(orders, per_order) * shape(learned, orders)
-
-
 def test_value_graph_is_the_scipy_closed_form_on_held_out_customers(full_run: TrainingRun) -> None:
     model = full_run.models["value"]
     x = model.x[full_run.held_out]
     out = Runner(model.onnx).run(x)
-    purchases, value = _scipy_closed_form(full_run, x)
+    purchases, value = served_closed_form(full_run, x)
     np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=1e-6)
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=1e-6)
 
@@ -73,7 +59,7 @@ def test_value_graph_matches_scipy_on_any_clipped_features(full_run: TrainingRun
     """Every row serving can send (features inside the card's clips, missing ones included): finite, same numbers."""
     x = np.array(rows, dtype=np.float32)
     out = Runner(full_run.models["value"].onnx).run(x)
-    purchases, value = _scipy_closed_form(full_run, x)
+    purchases, value = served_closed_form(full_run, x)
     assert np.isfinite(out["value"]).all()
     np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
@@ -112,7 +98,7 @@ def test_both_graph_families_match_scipy(
     )
     x = np.array(rows, dtype=np.float32)
     out = Runner(graph).run(x)
-    purchases, value = _scipy_closed_form(full_run, x, counts, learned)
+    purchases, value = served_closed_form(full_run, x, counts, learned)
     assert np.isfinite(out["value"]).all()
     np.testing.assert_allclose(out["purchases"].reshape(-1), purchases, rtol=2e-6, atol=1e-9)
     np.testing.assert_allclose(out["value"].reshape(-1), value, rtol=2e-6, atol=1e-7)
