@@ -9,6 +9,7 @@ so ``de-AT`` gets Austrian formats with German strings.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,8 +87,8 @@ class LocaleChoice:
 
     def price(self, amount: Any, currency: str | None = None) -> str:
         if isinstance(amount, Amount):
-            return _price(float(amount), amount.in_currency(currency), self.name)
-        return _price(as_number(amount), currency or self.currency, self.name)
+            return _cached_price(float(amount), amount.in_currency(currency), self.name)
+        return _cached_price(as_number(amount), currency or self.currency, self.name)
 
     def number(self, value: Any, digits: int | None = None) -> str:
         places = None if digits is None else max(0, min(digits, 6))
@@ -127,8 +128,14 @@ class Amount(float):
         return self.currency
 
 
-@lru_cache(maxsize=FORMATTED_PRICES)
-def _price(amount: Decimal | int | float, currency: str, locale: str) -> str:
+def _cached_price(amount: Decimal | int | float, currency: str, locale: str) -> str:
+    # Equal amounts share a key (0.0 and -0.0, 2 and Decimal("2")): the type and the sign of zero,
+    # which Babel prints ("-$0.00"), are part of it.
+    return _price(amount, math.copysign(1.0, amount) < 0, currency, locale)
+
+
+@lru_cache(maxsize=FORMATTED_PRICES, typed=True)
+def _price(amount: Decimal | int | float, _negative: bool, currency: str, locale: str) -> str:
     # Catalog prices and common cart totals repeat: remember them. (Keyed by the locale's name:
     # hashing a Babel Locale hashes all of its fields.)
     return _formats(locale).currency(currency)(amount)

@@ -9,6 +9,7 @@ digits, and then through ``LocaleChoice`` with its caches, asked twice.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 
@@ -62,6 +63,18 @@ def test_prices_are_babels(name: str, value: float | int | Decimal, currency: st
     locale = Locale.parse(name)
     made = NumberFormat(locale.currency_formats["standard"], locale, currency)
     _same(_ours(made, value), _babel(format_currency, value, currency, locale=locale))
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=locales, value=values, currency=st.sampled_from(CURRENCIES))
+def test_prices_through_the_cache_are_babels_whatever_came_before(
+    name: str, value: float | int | Decimal, currency: str
+) -> None:
+    """The cache of formatted prices keys equal amounts alike: 0.0 and -0.0, 2 and 2.0 and Decimal("2")."""
+    choice = Locales("en", "EUR", {}).choose(name.replace("_", "-"), None)
+    kin = [value, -value, float(value), int(value) if math.isfinite(value) else value, Decimal(str(value))]
+    for amount in kin + kin[::-1]:
+        _same(_ours(choice.price, amount, currency), _babel(format_currency, amount, currency, locale=choice.babel))
 
 
 @settings(max_examples=300, deadline=None)
