@@ -74,7 +74,7 @@ from loadtests.harness import (
     wait_ready,
 )
 from loadtests.pageview_mix import page_views
-from service.cli import GRANIAN_TARGETS
+from service.cli import GRANIAN_LOOP, GRANIAN_TARGETS
 from service.settings import Interface, Settings
 from service.telemetry.metrics import MULTIPROCESS_ENV
 from tests.bench.workload import COUNTRIES, FLAGS, FLAGS20
@@ -119,7 +119,7 @@ def granian(target: str, *options: str, interface: str = "asgi", factory: bool =
         return [
             sys.executable, "-m", "granian", "--interface", interface, "--host", HOST, "--port", str(port),
             "--workers", "1", *(["--factory"] if factory else []), "--no-access-log", "--respawn-failed-workers",
-            "--no-ws", "--working-dir", str(ROOT), *options, target,
+            "--no-ws", "--loop", GRANIAN_LOOP.value, "--working-dir", str(ROOT), *options, target,
         ]  # fmt: skip
 
     return command
@@ -170,6 +170,8 @@ VARIANTS = {
     "backpressure-8": Variant("granian --backpressure 8", options=("--backpressure", "8")),
     "backpressure-32": Variant("granian --backpressure 32", options=("--backpressure", "32")),
     "task-impl-rust": Variant("granian --task-impl rust", options=("--task-impl", "rust")),
+    "loop-asyncio": Variant("granian --loop asyncio: asyncio's own event loop instead of uvloop",
+                            options=("--loop", "asyncio")),
     "asgi": Variant("TAILOR_INTERFACE=asgi: the whole app through granian's ASGI interface", interface="asgi"),
 }  # fmt: skip
 
@@ -210,6 +212,12 @@ def variant_server(name: str, variant: Variant, tmp: Path, bodies: Path) -> Serv
 # --- the inputs ----------------------------------------------------------------------------------
 
 
+def tailor_bodies() -> list[dict[str, Any]]:
+    """Tailor's request for each visitor on flags20 (loadtests/profile_app.py --flags20 sends them too)."""
+    return [{"visitor": {"id": v, "attributes": {"country": c}, "consent": {"personalization": True}}}
+            for v, c in visitors()]  # fmt: skip
+
+
 def visitors() -> list[tuple[str, str]]:
     return [(f"visitor-{i}", COUNTRIES[i % len(COUNTRIES)]) for i in range(VISITORS)]
 
@@ -238,8 +246,7 @@ def growthbook_features() -> dict[str, Any]:
 def write_inputs(tmp: Path) -> tuple[Path, Path, Path, Path, Path]:
     """Bodies for Tailor on flags20, for GrowthBook, for the example page views (rotated and cold);
     GrowthBook's payload."""
-    tailor = [{"visitor": {"id": v, "attributes": {"country": c}, "consent": {"personalization": True}}}
-              for v, c in visitors()]  # fmt: skip
+    tailor = tailor_bodies()
     growthbook = [{"attributes": {"id": v, "country": c}} for v, c in visitors()]
     now = datetime.now(UTC)
     example = [view.body for view in page_views(VISITORS, SEED, now)]

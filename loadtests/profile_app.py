@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python loadtests/profile_app.py [--requests 20000] [--profile [--rsgi]]
+    .venv/bin/python loadtests/profile_app.py [--requests 20000] [--profile [--rsgi]] [--flags20]
 
 It calls the ASGI apps directly (one request after another on one event loop) and times:
 
@@ -54,16 +54,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadtests.ceiling_app import create_app as ceiling_app
 from loadtests.ceiling_app import echo_body
+from loadtests.compare_http import tailor_bodies as flags20_visitors
 from loadtests.pageview_mix import page_views
 from service.bundle.store import BundleStore
 from service.core.decide import decide
 from service.http import wire
-from service.http.app import LEAN_STATE, _timed, create_app  # the middleware itself, for step 2 of the ladder
+from service.http.app import _timed, create_app  # the middleware itself, for step 2 of the ladder
 from service.http.mapping import decision_response, to_core
 from service.http.problems import problem_response
 from service.http.rsgi import Door
 from service.settings import Settings
 from service.telemetry.metrics import Metrics
+from tests.bench.workload import FLAGS20
 
 ROUNDS = 5
 Request = tuple[str, str, bytes]  # method, path, body
@@ -227,15 +229,16 @@ def _now() -> datetime:
 
 
 def typical_response(store: BundleStore, settings: Settings, bodies: list[bytes]) -> wire.DecideResponse:
-    """The decision of the first page view that asks for both placements with consent: a full-size answer."""
+    """The decision of the first page view that asks for two placements or more (none named: all of them)
+    with consent: a full-size answer."""
     bundle = store.current.bundle
     for body in bodies:
         request = msgspec.json.decode(body, type=wire.DecideRequest)
-        if len(request.placements or ()) == 2 and request.visitor.consent.personalization:
+        if len(request.placements or bundle.placements) >= 2 and request.visitor.consent.personalization:
             return decision_response(
                 bundle, decide(bundle, to_core(request, settings, _now, client_time=False)), "0" * 32
             )
-    raise SystemExit("no page view asks for both placements")
+    raise SystemExit("no page view asks for two placements")
 
 
 def decisions_only(store: BundleStore, settings: Settings, mix: list[bytes]) -> Case:
@@ -250,25 +253,35 @@ def decisions_only(store: BundleStore, settings: Settings, mix: list[bytes]) -> 
     return ("to_core + decide + decision_response, no framework", run_all)
 
 
+def example_bodies() -> list[bytes]:
+    return [msgspec.json.encode(v.body) for v in page_views(1000, 2026, datetime.now(UTC))]
+
+
+def flags20_bodies() -> list[bytes]:
+    """The 1,000 visitors loadtests/compare_http.py sends to Tailor on flags20."""
+    return [msgspec.json.encode(body) for body in flags20_visitors()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="µs per request inside the app, in-process")
     parser.add_argument("--requests", type=int, default=20000, help="requests per round (default 20000)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions for /v1/decide")
     parser.add_argument("--rsgi", action="store_true", help="profile the RSGI door instead of the ASGI app")
+    parser.add_argument("--flags20", action="store_true", help="serve tests/bench/flags20 instead of the example")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tailor-profile-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # file-backed metrics, read when Metrics() is made
-        root = Path(__file__).resolve().parents[1]
+        root = FLAGS20 if args.flags20 else Path(__file__).resolve().parents[1]
         settings = Settings(bundle=root, reload_interval=0, log_level="WARNING")
         store = BundleStore()
         if not store.load(root).ok:
             raise SystemExit("the example bundle does not load")
         tailor = create_app(settings, store)
-        door = Door(tailor, tailor.state[LEAN_STATE])
+        door = Door(tailor)
         ceiling = ceiling_app()
         n = args.requests
-        bodies = [msgspec.json.encode(v.body) for v in page_views(1000, 2026, datetime.now(UTC))]
+        bodies = flags20_bodies() if args.flags20 else example_bodies()
         mix = [("POST", "/v1/decide", bodies[i % len(bodies)]) for i in range(n)]
 
         cases: list[Case] = [

@@ -69,6 +69,7 @@ from loadtests.harness import (
 )
 from loadtests.pageview_mix import PageView, describe, page_views
 from loadtests.reloads import LAND_TIMEOUT_S, RELOADS, Plan, Reloader, make_plan
+from service.cli import GRANIAN_LOOP
 from service.settings import PREFIX, Settings
 from tests.bench import emails
 
@@ -173,11 +174,11 @@ class Tailor:
 
 def ceiling_command(port: int, workers: int) -> list[str]:
     """granian as ``tailor serve`` configures it (service/cli.py, _run_granian): ASGI, factory,
-    no access log, failed workers respawned, websockets left on (granian's default there too)."""
+    no access log, failed workers respawned, websockets left on (granian's default there too), uvloop."""
     return [
         sys.executable, "-m", "granian", "--interface", "asgi", "--host", HOST, "--port", str(port),
         "--workers", str(workers), "--factory", "--no-access-log", "--respawn-failed-workers",
-        "--working-dir", str(ROOT), "loadtests.ceiling_app:create_app",
+        "--loop", GRANIAN_LOOP.value, "--working-dir", str(ROOT), "loadtests.ceiling_app:create_app",
     ]  # fmt: skip
 
 

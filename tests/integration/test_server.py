@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.server import running_server
+from tests.integration.server import Server, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +20,14 @@ VIP = {"id": "v-vip", "attributes": {"orders_12m": 6, "spend_12m": 812.5}, "cons
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with running_server(TAILOR_ADMIN_TOKEN=ADMIN) as base, httpx.Client(base_url=base, timeout=10.0) as http:
+def server() -> Iterator[Server]:
+    with running_server(TAILOR_ADMIN_TOKEN=ADMIN) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=10.0) as http:
         yield http
 
 
@@ -111,6 +119,15 @@ def test_bundle_endpoint_describes_what_is_served(client: httpx.Client) -> None:
     assert experiment["traffic_percent"] == 50.0
     assert body["holdout_percent"] == 5.0
     assert {s["name"] for s in body["segments"]} >= {"vip", "lapsed", "cart_abandoner", "eu_visitor"}
+
+
+def test_every_worker_runs_on_uvloop(tmp_path: Path) -> None:
+    """ADR 0014: tailor serve's workers run their event loop on uvloop, not on asyncio's own."""
+    log = tmp_path / "server.log"
+    with running_server(workers=2, log_file=log) as base:
+        assert httpx.get(f"{base}/healthz", timeout=10.0).status_code == 200
+    said = re.findall(r"worker \d+ serving on the (\S+) event loop", log.read_text())
+    assert said == ["uvloop.Loop", "uvloop.Loop"]
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
