@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import multiprocessing
+import random
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 from service.bundle.loader import ScorerFactory, load_bundle, load_snapshot, revision_of
 from service.bundle.snapshot import Snapshot, read_snapshot, write_snapshot
 from service.bundle.store import BundleStore
-from service.bundle.watcher import BundleWatcher, LastGood
+from service.bundle.watcher import KEPT_COPIES, BundleWatcher, LastGood
 from service.core.errors import BundleError
 from service.core.models import ModelCard, Scorer
 from service.segments.onnx import OnnxScorer
@@ -189,3 +192,60 @@ def test_a_bundle_that_does_not_compile_raises_from_its_snapshot(tmp_path: Path)
     with pytest.raises(BundleError) as caught:
         load_snapshot(read_snapshot(bundle))
     assert caught.value.problems[0].file == "rules/placements.yaml"
+
+
+def _numbered(n: int) -> Snapshot:
+    return Snapshot({"rules/placements.yaml": f"version: 1\n# copy {n}\n".encode()})
+
+
+def _copies(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("saves", [1, KEPT_COPIES, KEPT_COPIES + 1, 3 * KEPT_COPIES])
+def test_only_the_newest_last_good_copies_are_kept(tmp_path: Path, saves: int) -> None:
+    """An edit storm writes a copy per revision that compiles: all but the newest go, the disk does not fill."""
+    last_good = LastGood(tmp_path / "last-good")
+    snapshots = [_numbered(n) for n in range(saves)]
+    for snapshot in snapshots:
+        last_good.save(snapshot)
+    assert _copies(last_good.folder) == sorted(s.revision for s in snapshots[-(KEPT_COPIES + 1) :])
+    kept = last_good.path()
+    assert kept is not None
+    assert read_snapshot(kept).files == snapshots[-1].files
+    assert not [p for p in last_good.folder.iterdir() if p.name.startswith(".") and p.is_dir()]  # nothing left over
+
+
+def test_an_undone_edit_saved_again_counts_as_new(tmp_path: Path) -> None:
+    last_good = LastGood(tmp_path / "last-good")
+    first, *others = [_numbered(n) for n in range(KEPT_COPIES + 2)]
+    for snapshot in [first, *others[:KEPT_COPIES], first, others[-1]]:
+        last_good.save(snapshot)
+    assert first.revision in _copies(last_good.folder)  # saved again second to last: among the newest
+
+
+def _save_series(folder: Path, numbers: list[int], seed: int) -> None:
+    pauses = random.Random(seed)
+    last_good = LastGood(folder)
+    for n in numbers:
+        time.sleep(pauses.uniform(0, 0.004))
+        last_good.save(_numbered(n))
+
+
+def test_workers_saving_and_pruning_at_once_keep_a_whole_current_copy(tmp_path: Path) -> None:
+    """Processes (as granian's workers are) saving the same and different revisions with random pauses."""
+    folder = tmp_path / "last-good"
+    context = multiprocessing.get_context("fork")
+    series = [[*range(20), *range(w, 40, 4)] for w in range(4)]  # a shared run of edits, then each its own
+    workers = [context.Process(target=_save_series, args=(folder, s, w)) for w, s in enumerate(series)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    kept = LastGood(folder).path()
+    assert kept is not None  # ``current`` names a copy that is there
+    assert read_snapshot(kept).revision in {_numbered(n).revision for s in series for n in s[-1:]}
+    assert len(_copies(folder)) <= KEPT_COPIES + 1
+    for name in _copies(folder):
+        assert read_snapshot(folder / name).revision == name  # every copy left is whole

@@ -127,7 +127,7 @@ def write_snapshot(snapshot: Snapshot, dest: Path) -> None:
 
 
 def _move_into_place(staging: Path, dest: Path, revision: str) -> None:
-    if dest.is_dir() and read_snapshot(dest).revision == revision:
+    if _holds(dest, revision):
         return  # another process wrote exactly these bytes first
     if dest.exists():
         stale = dest.with_name(f".{dest.name}.stale-{uuid.uuid4().hex}")
@@ -140,8 +140,17 @@ def _move_into_place(staging: Path, dest: Path, revision: str) -> None:
     try:
         staging.rename(dest)
     except OSError:  # another process renamed its copy of the same bytes into place first
-        if not (dest.is_dir() and read_snapshot(dest).revision == revision):
+        if not _holds(dest, revision):
             raise
+
+
+def _holds(dest: Path, revision: str) -> bool:
+    """Does ``dest`` hold exactly ``revision``? Not when it is gone, even halfway through reading it
+    (another process pruning old copies renames them away)."""
+    try:
+        return dest.is_dir() and read_snapshot(dest).revision == revision
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_tree(folder: Path) -> None:

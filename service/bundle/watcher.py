@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ log = logging.getLogger("tailor.reload")
 
 TRIGGER_FILE = "reload-trigger"
 LAST_GOOD_DIR = "last-good"
+SAVE_ATTEMPTS = 3
+KEPT_COPIES = 5  # last-good copies kept besides the one ``current`` names: an edit storm must not fill the disk
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
@@ -61,10 +65,35 @@ class LastGood:
 
     def save(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` (which compiled); several workers may do this at once, so every step is atomic."""
-        write_snapshot(snapshot, self.folder / snapshot.revision)
+        dest = self.folder / snapshot.revision
+        for _ in range(SAVE_ATTEMPTS):
+            write_snapshot(snapshot, dest)
+            try:
+                os.utime(dest)  # a revision saved again (an edit undone) counts as new, not as the oldest
+                break
+            except FileNotFoundError:  # an old copy of it, pruned by another worker since: write it again
+                continue
         pointer = self.folder / f".current-{os.getpid()}"
         pointer.write_text(snapshot.revision)
         pointer.replace(self.folder / "current")
+        self.prune()
+
+    def prune(self) -> None:
+        """Remove all but the ``KEPT_COPIES`` newest copies, never the one ``current`` names.
+
+        Each copy is renamed away before it is deleted, so a reader sees a whole copy or none;
+        two workers pruning at once each remove what the other has not.
+        """
+        current = self.path()
+        copies = [p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p != current]
+        copies.sort(key=_saved_at, reverse=True)
+        for old in copies[KEPT_COPIES:]:
+            stale = old.with_name(f".{old.name}.pruned-{uuid.uuid4().hex}")
+            try:
+                old.rename(stale)
+            except OSError:  # another worker pruned it first
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> LastGood:
@@ -77,6 +106,13 @@ class LastGood:
             return None
         folder = self.folder / revision
         return folder if folder.is_dir() else None
+
+
+def _saved_at(copy: Path) -> tuple[int, str]:
+    try:
+        return copy.stat().st_mtime_ns, copy.name
+    except FileNotFoundError:  # pruned by another worker meanwhile: the oldest of all
+        return 0, copy.name
 
 
 class BundleWatcher:
