@@ -9,6 +9,8 @@ the choices the protocol left open (reasons outside its enum, the consent key, t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import hmac
 import signal
@@ -213,6 +215,16 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 # Change events
 
 
+def _closing(
+    loop: asyncio.AbstractEventLoop, close: Callable[[], None], previous: Any, number: int, frame: Any
+) -> None:
+    """A signal handler: close on the loop (a handler may interrupt any line), then the previous one."""
+    with contextlib.suppress(RuntimeError):  # the loop has closed already: nothing is left to close
+        loop.call_soon_threadsafe(close)
+    if callable(previous):
+        previous(number, frame)
+
+
 class _Event:
     """What the shared future resolves to: a new revision, a keepalive tick, or the end."""
 
@@ -244,21 +256,20 @@ class ChangeNotifier:
         return self._next
 
     def _close_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """End the streams when the worker is told to stop, then pass the signal on.
+        """End the streams when the worker is told to stop; the loop still gets the signal.
 
         Granian stops a worker with a signal and waits for its open connections before the app's
-        shutdown hook runs: one idle stream kept a worker "stopping" for eleven minutes. asyncio
-        keeps the handler granian set on the loop; when it is not found, nothing changes.
+        shutdown hook runs: one idle stream kept a worker "stopping" for eleven minutes. Both
+        uvloop and asyncio's loop take signals through a wakeup fd, whatever Python-level handler
+        is set, so one is added in front of the one there (which is still called): it asks the
+        loop to close the streams. Only the main thread may set one; elsewhere nothing changes.
         """
-        handlers = getattr(loop, "_signal_handlers", {})
         for number in (signal.SIGINT, signal.SIGTERM):
-            previous = handlers.get(number)
-            if previous is not None:
-                loop.add_signal_handler(number, self._then, previous)
-
-    def _then(self, previous: Any) -> None:
-        self.close()
-        previous._run()  # the asyncio.Handle granian registered
+            previous = signal.getsignal(number)
+            try:
+                signal.signal(number, functools.partial(_closing, loop, self.close, previous))
+            except ValueError:  # not the main thread
+                return
 
     async def wait(self) -> str:
         return await asyncio.shield(self._future())  # a stream that leaves must not cancel everyone's
