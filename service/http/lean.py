@@ -35,7 +35,7 @@ from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, 
 from service.http.decisions import NDJSON, Decisions, beside_the_loop
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
-from service.serving import CACHE_HEADER, Serving
+from service.serving import CACHE_HEADER
 from service.settings import Settings
 from service.telemetry.metrics import Metrics
 
@@ -55,14 +55,16 @@ Extra = Mapping[str, str] | None  # a problem's own headers
 ReadBody = Callable[..., Awaitable[bytes]]
 
 
-class LeanDecide:
-    """Answers ``POST /v1/decide``: as an ASGI app (``__call__``) or an RSGI handler (``rsgi``)."""
+class _Lean:
+    """What both lean handlers hold: the worker's settings, bundle, decisions, metrics and CORS."""
+
+    path: str  # the route, for the latency histogram
 
     def __init__(
         self,
         settings: Settings,
         store: BundleStore,
-        serving: Serving,
+        decisions: Decisions,
         metrics: Metrics,
         client_time: Callable[[Any], bool],  # of the request's Headers
         *,
@@ -70,12 +72,30 @@ class LeanDecide:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.serving = serving
+        self.decisions = decisions
         self.metrics = metrics
         self.client_time = client_time
         self.cors = None if cors is None else Cors(cors)
-        self.encode = msgspec.json.Encoder().encode
-        self.fragments = Fragments()
+
+    def _framing(self, request: Headers, kind: Header, body: bytes, extra: Extra) -> list[Header]:
+        return framing(self.cors, request, [kind, ("content-length", str(len(body)))], extra)
+
+    def _observe(self, status: int, start: float) -> None:
+        """The end of a request, as the app's middleware ends it: its latency observed, its decision id let go."""
+        self.metrics.observe_request(self.path, "POST", STATUS_CLASSES[status], perf_counter() - start)
+        logs.decision_id.set(None)
+
+
+class LeanDecide(_Lean):
+    """Answers ``POST /v1/decide``: as an ASGI app (``__call__``) or an RSGI handler (``rsgi``)."""
+
+    path = PATH
+    encode = msgspec.json.Encoder().encode  # the loop's only: answers with explain or render
+
+    @functools.cached_property
+    def fragments(self) -> Fragments:
+        """This handler's pieces of responses (service/http/fragments.py), made at its first plain answer."""
+        return Fragments()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = perf_counter()
@@ -86,8 +106,7 @@ class LeanDecide:
             await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=raw))
             await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
         finally:
-            self.metrics.observe_request(PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
-            logs.decision_id.set(None)
+            self._observe(status, start)
 
     async def rsgi(self, headers: Headers, read: ReadBody, respond: Callable[[int, list[Header], bytes], None]) -> None:
         """One RSGI request: ``read`` its body, ``respond`` with granian's ``response_bytes``."""
@@ -97,8 +116,7 @@ class LeanDecide:
             status, response_headers, body = await self.answer(headers, read)
             respond(status, response_headers, body)
         finally:
-            self.metrics.observe_request(PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
-            logs.decision_id.set(None)
+            self._observe(status, start)
 
     async def answer(self, headers: Headers, read: ReadBody) -> tuple[int, list[Header], bytes]:
         """Status, headers and body for one request, errors included as their problem."""
@@ -121,16 +139,13 @@ class LeanDecide:
             else await decode_off_the_loop(raw, wire.DecideRequest)
         )
         bundle = self.store.current.bundle  # one bundle for the whole request
-        decided = self.serving.decision(bundle, data, client_time=self.client_time(headers))
+        decided = self.decisions.decision(bundle, data, client_time=self.client_time(headers))
         if decided.rendered is None:
             fragments = self.fragments
             return fragments.encode(
                 bundle, decided.decision, decided.decision_id, decided.token, decided.token_status
             ), None
         return self.encode(decided.response()), decided.cache
-
-    def _framing(self, request: Headers, kind: Header, body: bytes, extra: Mapping[str, str] | None) -> list[Header]:
-        return framing(self.cors, request, [kind, ("content-length", str(len(body)))], extra)
 
 
 def framing(cors: Cors | None, request: Headers, headers: list[Header], extra: Extra) -> list[Header]:
@@ -158,7 +173,7 @@ class Responder(Protocol):
     def response_stream(self, status: int, headers: list[Header]) -> Transport: ...
 
 
-class LeanRender:
+class LeanRender(_Lean):
     """Answers ``POST /v1/render`` through the RSGI door (ADR 0011), as the routed handler does.
 
     The same body limit and deadline, decoder, batch checks and problems come first; then the
@@ -167,22 +182,7 @@ class LeanRender:
     between. The latency histogram and the CORS headers are the ones the app's middleware adds.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: BundleStore,
-        decisions: Decisions,
-        metrics: Metrics,
-        client_time: Callable[[Any], bool],
-        *,
-        cors: CORSConfig | None = None,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.decisions = decisions
-        self.metrics = metrics
-        self.client_time = client_time
-        self.cors = None if cors is None else Cors(cors)
+    path = RENDER_PATH
 
     async def rsgi(self, headers: Headers, read: ReadBody, protocol: Responder) -> None:
         """One RSGI request: its problem in one piece, or its results streamed."""
@@ -191,8 +191,7 @@ class LeanRender:
         try:
             status = await self._answer(headers, read, protocol)
         finally:
-            self.metrics.observe_request(RENDER_PATH, "POST", STATUS_CLASSES[status], perf_counter() - start)
-            logs.decision_id.set(None)
+            self._observe(status, start)
 
     async def _answer(self, headers: Headers, read: ReadBody, protocol: Responder) -> int:
         try:
@@ -218,9 +217,6 @@ class LeanRender:
         stream = NDJSON in headers.get("accept", "")
         chunks = await self.decisions.batch_chunks(bundle, data, stream=stream, client_time=self.client_time(headers))
         return (NDJSON_TYPE if stream else JSON_TYPE), chunks
-
-    def _framing(self, request: Headers, kind: Header, body: bytes, extra: Mapping[str, str] | None) -> list[Header]:
-        return framing(self.cors, request, [kind, ("content-length", str(len(body)))], extra)
 
 
 async def send_all(chunks: AsyncGenerator[bytes, None], transport: Transport) -> None:

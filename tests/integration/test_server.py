@@ -121,10 +121,11 @@ def test_bundle_endpoint_describes_what_is_served(client: httpx.Client) -> None:
     assert {s["name"] for s in body["segments"]} >= {"vip", "lapsed", "cart_abandoner", "eu_visitor"}
 
 
-def test_every_worker_runs_on_uvloop(tmp_path: Path) -> None:
-    """ADR 0014: tailor serve's workers run their event loop on uvloop, not on asyncio's own."""
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
+def test_every_worker_runs_on_uvloop(tmp_path: Path, interface: str) -> None:
+    """ADR 0014: tailor serve's workers run their event loop on uvloop, not on asyncio's own, through either door."""
     log = tmp_path / "server.log"
-    with running_server(workers=2, log_file=log) as base:
+    with running_server(workers=2, log_file=log, TAILOR_INTERFACE=interface) as base:
         assert httpx.get(f"{base}/healthz", timeout=10.0).status_code == 200
     said = re.findall(r"worker \d+ serving on the (\S+) event loop", log.read_text())
     assert said == ["uvloop.Loop", "uvloop.Loop"]
