@@ -10,9 +10,9 @@ blocks and the summaries count the same hits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
 
+from service.http import decisions
 from service.http.app import create_app
-from service.http.decisions import Decisions, beside_the_loop
+from service.http.decisions import Decisions, in_turns
 from service.http.rsgi import Door
 from service.settings import Settings
 from tests import rsgi_fake
@@ -241,7 +242,7 @@ def test_the_loop_serves_others_while_a_batch_renders(door: rsgi_fake.Worker) ->
         await ticking
 
     door.run(batch_and_ticker())
-    # the fake transport never suspends: only rendering beside the loop lets the ticker run between chunks
+    # the fake transport never suspends: only the turns of in_turns let the ticker run between chunks
     assert protocol.seen[-1] - protocol.seen[0] >= 2, protocol.seen
 
 
@@ -255,7 +256,7 @@ def _chunks(count: int, fail_at: int | None = None) -> Iterator[bytes]:
 def _collect(chunks: Iterator[bytes], take: int | None = None) -> list[bytes]:
     async def run() -> list[bytes]:
         got: list[bytes] = []
-        stream = beside_the_loop(chunks)
+        stream = in_turns(chunks)
         async for chunk in stream:
             got.append(chunk)
             if take is not None and len(got) == take:
@@ -293,24 +294,76 @@ def test_the_door_answers_without_litestar() -> None:
         assert worker.answer(*rsgi_fake.request("POST", "/v1/render", b"{", JSON)).status == 400
 
 
-def test_concurrent_batches_take_turns_on_one_render_thread() -> None:
-    seen: list[str] = []
+def test_concurrent_batches_take_turns_and_the_loop_runs_between_any_two_chunks() -> None:
+    made: list[tuple[str, int]] = []  # (batch, the ticker's count) as each chunk is rendered
+    ticks = 0
 
-    def chunks(count: int) -> Iterator[bytes]:
+    def chunks(name: str, count: int) -> Iterator[bytes]:
         for n in range(count):
-            seen.append(threading.current_thread().name)
-            yield str(n).encode()
+            made.append((name, ticks))
+            yield f"{name}{n}".encode()
 
-    async def two_batches() -> list[list[bytes]]:
-        async def collect(count: int) -> list[bytes]:
-            return [chunk async for chunk in beside_the_loop(chunks(count))]
+    async def ticker(done: asyncio.Event) -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
 
-        return list(await asyncio.gather(collect(7), collect(9)))
+    async def batches() -> list[list[bytes]]:
+        done = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(done))
 
-    first, second = asyncio.run(two_batches())
-    assert (len(first), len(second)) == (7, 9)
-    assert len(set(seen)) == 1
-    assert seen[0].startswith("tailor-render")
+        async def collect(name: str, count: int) -> list[bytes]:
+            return [chunk async for chunk in in_turns(chunks(name, count))]
+
+        both = await asyncio.gather(collect("a", 6), collect("b", 9))
+        done.set()
+        await ticking
+        return list(both)
+
+    first, second = asyncio.run(batches())
+    assert first == [f"a{n}".encode() for n in range(6)]
+    assert second == [f"b{n}".encode() for n in range(9)]
+    assert [name for name, _ in made[:12]] == ["a", "b"] * 6  # one chunk each in turn while both last
+    counts = [count for _, count in made]
+    assert all(later > earlier for earlier, later in itertools.pairwise(counts)), counts
+
+
+# (bytes each result writes, seconds each takes) -> the results in each chunk: a chunk ends when
+# the buffer reaches STREAM_CHUNK_BYTES or when RENDER_SLICE_S has passed since it began
+SLICES = [
+    pytest.param([100] * 5, [0.0] * 5, [5], id="small and quick: one chunk"),
+    pytest.param([60_000] * 5, [0.0] * 5, [3, 2], id="cut by size"),
+    pytest.param([100] * 6, [0.0004] * 6, [3, 3], id="cut by time"),
+    pytest.param([100] * 3, [0.005, 0.0, 0.0], [1, 2], id="one slow result is a chunk of its own"),
+    pytest.param([100, 140_000, 100, 100], [0.0, 0.0, 0.0002, 0.0002], [2, 2], id="size then time"),
+    pytest.param([], [], [], id="nothing"),
+]
+
+
+@pytest.mark.parametrize(("sizes", "seconds", "per_chunk"), SLICES)
+def test_a_chunk_is_one_slice_of_rendering(
+    sizes: list[int], seconds: list[float], per_chunk: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(decisions, "perf_counter", lambda: now[0])
+    buffer = bytearray()
+
+    def writing() -> Iterator[None]:
+        for size, took in zip(sizes, seconds, strict=True):
+            now[0] += took
+            buffer.extend(b"x" * size)
+            yield None
+
+    chunks = [len(chunk) for chunk in decisions._slices(buffer, writing())]
+    left = [len(buffer)] if buffer else []  # the rest goes out with the end of the response
+    assert chunks + left == [sum(sizes[start : start + count]) for start, count in _starts(per_chunk)]
+
+
+def _starts(per_chunk: list[int]) -> list[tuple[int, int]]:
+    """(the first result of each chunk, how many results it holds)."""
+    starts = [sum(per_chunk[:n]) for n in range(len(per_chunk))]
+    return list(zip(starts, per_chunk, strict=True))
 
 
 def test_an_error_mid_stream_is_logged_and_ends_the_stream_short(

@@ -7,12 +7,11 @@ logging, counting and rendering is service/serving.py's, which the lean decide p
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
-import os
+import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 from typing import Any
 
 import msgspec
@@ -26,13 +25,16 @@ from service.http.mapping import check_batch
 from service.render.page import Tally
 from service.serving import CACHE_HEADER, Serving, decision_ids
 
-__all__ = ["CACHE_HEADER", "JSON", "NDJSON", "Decisions", "beside_the_loop", "decision_ids"]
+__all__ = ["CACHE_HEADER", "JSON", "NDJSON", "Decisions", "decision_ids", "in_turns"]
 
 log = logging.getLogger("tailor.http")
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
-STREAM_CHUNK_BYTES = 128 * 1024  # results go out in chunks about this large: 15 cached email recipients
+STREAM_CHUNK_BYTES = 128 * 1024  # results go out in chunks of at most about this size: 17 cached email recipients
+# A batch renders for about this long at a time before the event loop runs anything else: each
+# step of a page view during a batch waits for one such slice at most (``in_turns``).
+RENDER_SLICE_S = 0.001
 LARGE_BATCH = 500
 
 
@@ -50,16 +52,16 @@ class Decisions(Serving):
     ) -> Response[Any]:
         """Every recipient's result in order: one JSON document, or NDJSON lines and a summary line."""
         chunks = await self.batch_chunks(bundle, data, stream=stream, client_time=client_time)
-        return Stream(beside_the_loop(chunks), media_type=NDJSON if stream else JSON)
+        return Stream(in_turns(chunks), media_type=NDJSON if stream else JSON)
 
     async def batch_chunks(
         self, bundle: Bundle, data: wire.RenderRequest, *, stream: bool, client_time: bool
     ) -> Iterator[bytes]:
         """The batch checked (its problem raised before anything is sent), then its bytes, lazily.
 
-        Nothing renders until the iterator is advanced: the doors advance it beside the event
-        loop (``beside_the_loop``), since a 10,000-recipient batch built whole on the loop blocked
-        page views for 2.7 s and held every result in memory.
+        Nothing renders until the iterator is advanced, a slice at a time: the doors advance it
+        in turns with the loop's other work (``in_turns``), since a 10,000-recipient batch built
+        whole on the loop blocked page views for 2.7 s and held every result in memory.
         """
         if len(data.recipients) > LARGE_BATCH:  # walking 10,000 recipients' attributes is work too
             await asyncio.to_thread(functools.partial(check_batch, data, self.settings, client_time=client_time))
@@ -85,14 +87,16 @@ def _ndjson(results: Iterable[wire.RecipientResult], summary: Callable[[], wire.
     """One line per recipient, in order, then the summary line."""
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
+    yield from _slices(buffer, _lines(encoder, buffer, results))
+    encoder.encode_into(wire.SummaryLine(summary()), buffer, len(buffer))
+    yield bytes(buffer + b"\n")
+
+
+def _lines(encoder: msgspec.json.Encoder, buffer: bytearray, results: Iterable[wire.RecipientResult]) -> Iterator[None]:
     for result in results:
         encoder.encode_into(result, buffer, len(buffer))
         buffer += b"\n"
-        if len(buffer) >= STREAM_CHUNK_BYTES:
-            yield bytes(buffer)
-            buffer.clear()
-    encoder.encode_into(wire.SummaryLine(summary()), buffer, len(buffer))
-    yield bytes(buffer + b"\n")
+        yield None
 
 
 def _document(
@@ -101,51 +105,60 @@ def _document(
     """A ``RenderResponse`` document written a result at a time: the same bytes as encoding it whole."""
     encoder = msgspec.json.Encoder()
     buffer = bytearray(b'{"revision":' + encoder.encode(revision) + b',"results":[')
+    yield from _slices(buffer, _items(encoder, buffer, results))
+    yield bytes(buffer + b'],"summary":' + encoder.encode(summary()) + b"}")
+
+
+def _items(encoder: msgspec.json.Encoder, buffer: bytearray, results: Iterable[wire.RecipientResult]) -> Iterator[None]:
     separator = b""
     for result in results:
         buffer += separator
         encoder.encode_into(result, buffer, len(buffer))
         separator = b","
-        if len(buffer) >= STREAM_CHUNK_BYTES:
+        yield None
+
+
+def _slices(buffer: bytearray, writing: Iterator[None]) -> Iterator[bytes]:
+    """What ``writing`` puts in ``buffer``, each time the buffer is full or the slice's time is up.
+
+    The clock starts when the consumer asks for the next chunk, so a chunk is at most one slice
+    of rendering (plus the one result under way), whatever a result costs.
+    """
+    until = perf_counter() + RENDER_SLICE_S
+    for _ in writing:
+        if len(buffer) >= STREAM_CHUNK_BYTES or perf_counter() >= until:
             yield bytes(buffer)
             buffer.clear()
-    yield bytes(buffer + b'],"summary":' + encoder.encode(summary()) + b"}")
+            until = perf_counter() + RENDER_SLICE_S
 
 
-async def beside_the_loop(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None]:
-    """Each chunk rendered in a worker thread, the next one while this one is sent: the loop only sends.
+async def in_turns(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Each chunk rendered on the event loop in a turn of its own, so that other requests go between.
 
-    Rendering on the loop in slices (a turn every 2 ms) made each step of a concurrent request
-    wait for a slice; in a thread, the loop takes the GIL back within the switch interval. Each
-    chunk (``STREAM_CHUNK_BYTES``) holds the render thread only while it renders, so a slow reader
-    never holds it; when the client goes, the chunk under way is the last.
+    The batches of a loop take turns in one lane, and a batch keeps the lane until the loop has
+    run once after its chunk: however many batches stream, each step of a page view waits for one
+    chunk (``RENDER_SLICE_S``) at most. The next chunk is rendered only once this one is sent, so
+    a client that goes stops the rendering at once. (A render thread beside the loop cost 20 to
+    35 µs more a recipient than rendering on the loop: the GIL, the objects and the caches moved
+    between cores at every hand-off; ADR 0015.)
     """
-    loop, rendering = asyncio.get_running_loop(), _render_thread()
-    turn = loop.run_in_executor(rendering, contextvars.copy_context().run, _next, chunks)
-    try:
-        while (chunk := await turn) is not None:
-            turn = loop.run_in_executor(rendering, contextvars.copy_context().run, _next, chunks)
-            yield chunk
-    finally:
-        turn.cancel()  # its chunk, if any, is nobody's
+    lane = _lane()
+    while True:
+        async with lane:
+            chunk = next(chunks, None)
+            await asyncio.sleep(0)  # what arrived during the chunk runs before anyone's next one
+        if chunk is None:
+            return
+        yield chunk
 
 
-def _next(chunks: Iterator[bytes]) -> bytes | None:
-    return next(chunks, None)
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-_RENDER_THREADS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _render_thread() -> ThreadPoolExecutor:
-    """The worker process's one render thread: the chunks of every batch take turns on it.
-
-    Only one thread holds the GIL at a time, so a second render thread adds no throughput; with
-    one per batch (the loop's executor), concurrent batches made their threads hand the GIL to
-    each other every switch interval. Made in the worker, not before granian forks it.
-    """
-    pid = os.getpid()
-    executor = _RENDER_THREADS.get(pid)
-    if executor is None:
-        executor = _RENDER_THREADS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-render")
-    return executor
+def _lane() -> asyncio.Lock:
+    """The running loop's render lane (an asyncio lock is bound to the loop it was first used on)."""
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = asyncio.Lock()
+    return lane

@@ -32,7 +32,7 @@ from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
 from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, decode_off_the_loop, read_body
-from service.http.decisions import NDJSON, Decisions, beside_the_loop
+from service.http.decisions import NDJSON, Decisions, in_turns
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
 from service.serving import CACHE_HEADER
@@ -177,7 +177,7 @@ class LeanRender(_Lean):
     """Answers ``POST /v1/render`` through the RSGI door (ADR 0011), as the routed handler does.
 
     The same body limit and deadline, decoder, batch checks and problems come first; then the
-    chunks the routed handler streams (service/http/decisions.py, rendered beside the loop) go to
+    chunks the routed handler streams (service/http/decisions.py, rendered in turns on the loop) go to
     granian's stream transport as they are made, with no Litestar response, middleware or bridge
     between. The latency histogram and the CORS headers are the ones the app's middleware adds.
     """
@@ -202,7 +202,7 @@ class LeanRender(_Lean):
             return status
         transport = protocol.response_stream(200, framing(self.cors, headers, [kind], None))
         try:
-            await send_all(beside_the_loop(chunks), transport)
+            await send_all(in_turns(chunks), transport)
         except Exception as exc:  # noqa: BLE001 - after the first byte: logged, and the stream ends short
             return problem(exc)[0]  # no summary line: the client knows the batch is incomplete
         return 200

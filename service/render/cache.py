@@ -8,7 +8,6 @@ two visitors who differ only in what the template ignores share one entry.
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 from cachetools import LRUCache
@@ -40,7 +39,7 @@ def _size(key: tuple[Any, ...], rendered: Rendered) -> int:
 
 
 class RenderCache:
-    """An LRU of rendered blocks, bounded in bytes, shared by a worker's event loop and its render threads."""
+    """An LRU of rendered blocks, bounded in bytes: a worker's, used on its event loop only (ADR 0015)."""
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self._entries: LRUCache[tuple[Any, ...], tuple[Rendered, int]] | None = (
@@ -48,15 +47,13 @@ class RenderCache:
         )
         self.hits = 0
         self.misses = 0
-        self._lock = threading.Lock()  # an LRU read moves the entry: reads change the cache too
 
     def get(self, key: tuple[Any, ...]) -> Rendered | None:
-        with self._lock:
-            found = None if self._entries is None else self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self.hits += 1
+        found = None if self._entries is None else self._entries.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
         return found[0]
 
     def put(self, key: tuple[Any, ...], value: Rendered) -> None:
@@ -64,8 +61,7 @@ class RenderCache:
             return
         size = _size(key, value)  # the LRU's getsizeof sees only the value: the key's size travels with it
         if size <= self._entries.maxsize:
-            with self._lock:
-                self._entries[key] = (value, size)
+            self._entries[key] = (value, size)
 
     def __len__(self) -> int:
         return 0 if self._entries is None else len(self._entries)
