@@ -33,6 +33,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_LOCALE_CHARS = 35  # BCP 47 tags this long are already unusual
 NEGOTIATED_LOCALES = 256  # requests name arbitrary locales; remember a bounded number
 FORMATTED_PRICES = 4096
+FORMATTED_PERCENTS = 1024
 CURRENCIES = 64  # number formats kept per locale, one per currency
 FORMATTED_DATES = 1024  # today, the coming weekdays: few dates repeat for every recipient
 
@@ -95,7 +96,8 @@ class LocaleChoice:
         return _formats(self.name).number(places)(as_number(value))
 
     def percent(self, value: Any) -> str:
-        return _formats(self.name).percent(as_number(value))
+        number = as_number(value)
+        return _percent(number, math.copysign(1.0, number) < 0, self.name)
 
     def date(self, value: Any, style: str = "medium") -> str:
         moment = as_moment(value)
@@ -139,6 +141,12 @@ def _price(amount: Decimal | int | float, _negative: bool, currency: str, locale
     # Catalog prices and common cart totals repeat: remember them. (Keyed by the locale's name:
     # hashing a Babel Locale hashes all of its fields.)
     return _formats(locale).currency(currency)(amount)
+
+
+@lru_cache(maxsize=FORMATTED_PERCENTS, typed=True)
+def _percent(number: Decimal | int | float, _negative: bool, locale: str) -> str:
+    # A campaign's discount prints in every email of the batch: remember it, keyed as prices are.
+    return _formats(locale).percent(number)
 
 
 @lru_cache(maxsize=FORMATTED_DATES)

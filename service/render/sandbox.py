@@ -388,7 +388,10 @@ def _leaf_weight(item: Any) -> int:
         return len(item)
     if isinstance(item, int):
         return item.bit_length() // 3 + 1
-    return 24  # floats, dates, and objects that print as their type's name
+    return _LEAF_WEIGHT
+
+
+_LEAF_WEIGHT = 24  # floats, dates, and objects that print as their type's name
 
 
 def _children(item: Any) -> tuple[int, Iterable[Any]] | None:
@@ -419,6 +422,8 @@ def _weight_of(value: Any) -> int:
         return value.bit_length() // 3 + 1
     if type(value) in _SCALARS:
         return 1
+    if isinstance(value, float | date):  # a price (a float that knows its currency), today: leaves, as _weight finds
+        return _LEAF_WEIGHT
     return _weight(value)
 
 
