@@ -13,7 +13,8 @@ catalog's popularity, then to the product id, so the order is total and stable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +24,7 @@ from service.render.locales import Amount
 
 MAX_RECOMMENDATIONS = 50
 MAX_COUNT = 1e12  # larger counts rank the same; a huge integer would not fit a float
+LANGUAGES = 64  # the languages whose names are kept ready: a bundle's locale files, in practice
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Catalog:
             _Entry(pid, p.category, rank, MappingProxyType(_fields(pid, p, currency)), MappingProxyType(p.names))
             for rank, (pid, p) in enumerate(ordered)
         )
+        self._by_language: dict[str, tuple[Mapping[str, Any], ...]] = {}
         self.reads = tuple(
             tuple(path.split("."))
             for path in (
@@ -59,13 +62,27 @@ class Catalog:
         views = _counts(_lookup(attributes, self.reads[0]))
         purchases = _counts(_lookup(attributes, self.reads[1]))
         bought = _ids(_lookup(attributes, self.reads[2]))
-        scores = {
-            cat: settings.view_weight * views.get(cat, 0.0) + settings.purchase_weight * purchases.get(cat, 0.0)
-            for cat in views.keys() | purchases.keys()
-        }
-        candidates = [e for e in self._entries if e.id not in bought]
-        candidates.sort(key=lambda e: (-scores.get(e.category, 0.0), e.rank))
-        return [_localized(e, language) for e in candidates[:limit]]
+        order: Iterable[int] = range(len(self._entries))  # by popularity, then id
+        if views or purchases:
+            scores = {
+                cat: settings.view_weight * views.get(cat, 0.0) + settings.purchase_weight * purchases.get(cat, 0.0)
+                for cat in views.keys() | purchases.keys()
+            }
+            # Entries are in rank order and the sort is stable: by score alone, ties stay by rank.
+            against = [-scores.get(entry.category, 0.0) for entry in self._entries]
+            order = sorted(order, key=against.__getitem__)
+        fields = self._localized(language)
+        picked = (rank for rank in order if self._entries[rank].id not in bought)
+        return [dict(fields[rank]) for rank in itertools.islice(picked, limit)]
+
+    def _localized(self, language: str) -> tuple[Mapping[str, Any], ...]:
+        """Every entry's fields with its name in ``language``, in rank order, made once per language."""
+        found = self._by_language.get(language)
+        if found is None:
+            if len(self._by_language) >= LANGUAGES:
+                self._by_language.clear()
+            found = self._by_language[language] = tuple(_localized(entry, language) for entry in self._entries)
+        return found
 
 
 def _fields(pid: str, product: Product, currency: str) -> dict[str, Any]:

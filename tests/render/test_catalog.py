@@ -110,6 +110,29 @@ def test_order_follows_scores_and_never_repeats(views: dict[str, int], bought: l
     assert scores == sorted(scores, reverse=True)
 
 
+_CATEGORIES = {"a1": "audio", "a2": "audio", "b1": "books", "b2": "books", "h1": "home"}
+_POPULARITY = {"a1": 90, "a2": 50, "b1": 80, "b2": 80, "h1": 99}
+_COUNTS = st.dictionaries(st.sampled_from(["audio", "books", "home", "toys"]), st.integers(0, 50))
+
+
+@given(
+    views=_COUNTS,
+    purchases=_COUNTS,
+    bought=st.lists(st.sampled_from(sorted(_CATEGORIES)), unique=True),
+    limit=st.integers(0, 7),
+)
+def test_the_ranking_is_its_definition(
+    views: dict[str, int], purchases: dict[str, int], bought: list[str], limit: int
+) -> None:
+    def score(pid: str) -> int:
+        return views.get(_CATEGORIES[pid], 0) + 3 * purchases.get(_CATEGORIES[pid], 0)
+
+    # the module docstring's order: affinity, then popularity, then the product id
+    expected = sorted((pid for pid in _CATEGORIES if pid not in bought), key=lambda p: (-score(p), -_POPULARITY[p], p))
+    attributes = {"category_views": views, "category_purchases": purchases, "purchased_products": bought}
+    assert _ids(attributes, limit) == expected[:limit]
+
+
 def _recommending(source: str) -> CompiledBlocks:
     content = ContentFile.model_validate(
         {
