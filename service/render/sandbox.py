@@ -209,6 +209,7 @@ class TailorSandbox(ImmutableSandboxedEnvironment):
         return result
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        kind = type(obj)
         if id(obj) in _HOOK_IDS:
             return context.call(obj, *args, **kwargs)  # this module's checks, not the template's calls
         # Every call draws from the loop budget: a macro that calls itself twice per level
@@ -216,24 +217,29 @@ class TailorSandbox(ImmutableSandboxedEnvironment):
         budget = BUDGET.get()
         budget.spend(1)
         args = _listed_all(args)
+        work = (1 if kind in _OWNERLESS else _owner_weight(obj)) + _weights(args)
         if kwargs:
             kwargs = {key: _listed(value) for key, value in kwargs.items()}
-        # Jinja passes a loop's or block's variables along with every call made inside one; they
-        # are the context's, not arguments, and only a callable that takes the context sees them.
-        budget.charge(_owner_weight(obj) + _weights(args) + _weights_of_arguments(kwargs))
-        if _plainly_callable(obj) and self.is_safe_callable(obj):
+            # Jinja passes a loop's or block's variables along with every call made inside one; they
+            # are the context's, not arguments, and only a callable that takes the context sees them.
+            work += _weights_of_arguments(kwargs)
+        budget.charge(work)
+        if (kind is FunctionType and not obj.__dict__) or (  # a bare function: no Jinja or safety marks on it
+            _plainly_callable(obj) and self.is_safe_callable(obj)
+        ):
             result = self._call_plain(obj, args, kwargs)  # what Context.call does for these, without its lookups
         else:
             if isinstance(obj, LoopContext) and args:
                 args = (_budget_loop(args[0]), *args[1:])  # loop(children) in a recursive for: loop items like any
             result = super().call(context, obj, *args, **kwargs)
-        budget.charge(_size(result))
+        budget.charge(len(result) if type(result) is str else _size(result))
         return result
 
     def _call_plain(self, obj: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A macro or a function that takes no context, called as ``Context.call`` would call it."""
-        kwargs.pop("_block_vars", None)
-        kwargs.pop("_loop_vars", None)
+        if kwargs:
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
         try:
             return obj(*args, **kwargs)
         except StopIteration:
@@ -453,9 +459,22 @@ def _weights_of_arguments(kwargs: Mapping[str, Any]) -> int:
 
 def _listed(value: Any) -> Any:
     """A generator as a list, so that its items can be weighed before anything goes through them."""
-    if type(value) not in _PLAIN and isinstance(value, Iterator) and not isinstance(value, LoopContext):
+    kind = type(value)
+    if kind not in _PLAIN and _iterates(kind) and not isinstance(value, LoopContext):
         return list(value)
     return value
+
+
+_ITERATOR_TYPES: dict[type, bool] = {}  # by type: isinstance against the Iterator ABC goes through Python
+
+
+def _iterates(kind: type) -> bool:
+    found = _ITERATOR_TYPES.get(kind)
+    if found is None:
+        found = issubclass(kind, Iterator)
+        if len(_ITERATOR_TYPES) < SAFETY_ENTRIES:  # types are the code's, not the data's; bounded all the same
+            _ITERATOR_TYPES[kind] = found
+    return found
 
 
 def _plainly_callable(obj: Any) -> bool:
