@@ -11,6 +11,7 @@ variant's fallback HTML and says so, and never touches the other placements.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -36,6 +37,7 @@ from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLi
 
 TEMPLATES_DIR = "content/templates"
 MAX_OUTPUT_CHARS = 256_000  # a block larger than this is a broken loop, not content
+GENERATE_BATCH = 16  # pieces of a block counted together against MAX_OUTPUT_CHARS
 AUTOESCAPED = (".html", ".mjml")
 DEFAULT_RECOMMENDATIONS = 4
 
@@ -208,13 +210,16 @@ class CompiledBlocks:
             _CURRENT.reset(current)
 
     def _generate(self, template: Template, variables: dict[str, Any]) -> str:
-        parts = []
+        parts: list[str] = []
         size = 0
-        for chunk in template.root_render_func(template.new_context(variables)):
-            size += len(chunk)
+        pieces = template.root_render_func(template.new_context(variables))
+        # Counted GENERATE_BATCH pieces at a time: each piece is a literal of the template or one
+        # printed value (at most MAX_VALUE_CHARS), so a block too large is stopped a few pieces late.
+        while batch := list(itertools.islice(pieces, GENERATE_BATCH)):
+            size += sum(map(len, batch))
             if size > self.max_output:
                 raise RenderLimitError(f"the block is larger than {self.max_output} characters")
-            parts.append(chunk)
+            parts += batch
         return "".join(parts)
 
     def _where(self, exc: BaseException) -> str:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView, 
 from contextvars import ContextVar
 from datetime import date
 from itertools import chain
-from types import FunctionType, MappingProxyType
+from types import CodeType, FunctionType, MappingProxyType
 from typing import Any
 
 from jinja2 import ChainableUndefined, nodes, pass_environment, pass_eval_context
@@ -44,7 +44,7 @@ from jinja2.runtime import Context, LoopContext, Macro, Undefined, markup_join, 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from service.core.errors import TailorError
 
@@ -128,6 +128,40 @@ class _Template(Template):
         # billion renders without a single loop or call.
         BUDGET.get().spend(1)
         return super().new_context(vars, shared, locals)
+
+    @classmethod
+    def from_code(
+        cls,
+        environment: Environment,
+        code: CodeType,
+        globals: MutableMapping[str, Any],  # noqa: A002 - Jinja's name
+        uptodate: Callable[[], bool] | None = None,
+    ) -> Template:
+        template = super().from_code(environment, code, globals, uptodate)
+        # The template's functions look ``escape`` up in its module's namespace at every print.
+        template.root_render_func.__globals__["escape"] = _escape
+        return template
+
+
+ESCAPED_ENTRIES = 4096
+ESCAPED_CHARS = 256
+_ESCAPED: dict[str, Markup] = {}
+
+
+def _escape(value: Any) -> Markup:
+    """markupsafe's ``escape``, remembered for short texts.
+
+    An email batch prints the same labels, links, product names and prices for every recipient:
+    a dict lookup instead of escaping and making a Markup (a Python ``__new__``) each time.
+    """
+    if value.__class__ is not str or len(value) > ESCAPED_CHARS:
+        return escape(value)
+    found = _ESCAPED.get(value)
+    if found is None:
+        if len(_ESCAPED) >= ESCAPED_ENTRIES:
+            _ESCAPED.clear()
+        found = _ESCAPED[value] = escape(value)
+    return found
 
 
 # Attribute names of the plain mappings: any other name a template reads from one is an item

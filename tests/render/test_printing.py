@@ -13,12 +13,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import Markup
 
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
-from service.render.sandbox import _ALLOWED, HOOK_PREFIX
+from service.render import sandbox
+from service.render.sandbox import _ALLOWED, BUDGET, HOOK_PREFIX, Budget, TailorSandbox
 from tests.render.test_sandbox import _check, _render, _write_bundle
 
 CORPUS = Path(__file__).with_name("printing_corpus.yaml")
@@ -123,3 +128,22 @@ def test_the_render_error_says_what_was_printed(template: str, message: str, tmp
     assert rendered.error == "NotDataError at content/templates/x.html:1"
     assert rendered.detail is not None
     assert rendered.detail.startswith(f"NotDataError: {message}; only text, numbers, dates, lists and dicts print")
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab<>&\"' é"), max_size=300), min_size=1, max_size=30))
+def test_remembered_escapes_are_markupsafes(texts: list[str]) -> None:
+    for text in texts * 2:  # the second time from the memo, for the short ones
+        escaped = sandbox._escape(text)
+        assert type(escaped) is Markup
+        assert escaped == markupsafe.escape(text)
+    assert sandbox._escape(Markup("<b>")) == Markup("<b>")  # safe text stays as it is
+
+
+def test_templates_print_through_the_remembered_escape() -> None:
+    template = TailorSandbox(None, lambda _: True).from_string("{{ a }}|{{ b }}")
+    assert template.root_render_func.__globals__["escape"] is sandbox._escape
+    token = BUDGET.set(Budget(10_000))
+    try:
+        assert template.render(a="<i>&", b=Markup("<i>")) == "&lt;i&gt;&amp;|<i>"
+    finally:
+        BUDGET.reset(token)
