@@ -50,7 +50,11 @@ def test_a_reload_is_a_refetch_event_and_a_closed_stream_frees_its_slot(tmp_path
 
 
 def test_a_server_with_open_streams_still_stops(tmp_path: Path) -> None:
-    with running_server(bundle_copy(tmp_path)) as base, httpx.stream("GET", f"{base}/ofrep/v1/events") as stream:
+    events = httpx.Timeout(WAIT_S)  # the first line may wait for a busy machine; httpx gives 5 s by default
+    with (
+        running_server(bundle_copy(tmp_path)) as base,
+        httpx.stream("GET", f"{base}/ofrep/v1/events", timeout=events) as stream,
+    ):
         lines = stream.iter_lines()
         assert next(lines) == "retry: 1000"
         os.kill(base.pid, signal.SIGTERM)  # the main process only, as a supervisor stops it
