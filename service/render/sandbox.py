@@ -145,23 +145,18 @@ class _Template(Template):
 
 ESCAPED_ENTRIES = 4096
 ESCAPED_CHARS = 256
-_ESCAPED: dict[str, Markup] = {}
+_remembered_escape = functools.lru_cache(maxsize=ESCAPED_ENTRIES)(escape)
 
 
 def _escape(value: Any) -> Markup:
     """markupsafe's ``escape``, remembered for short texts.
 
     An email batch prints the same labels, links, product names and prices for every recipient:
-    a dict lookup instead of escaping and making a Markup (a Python ``__new__``) each time.
+    a cache lookup instead of escaping and making a Markup (a Python ``__new__``) each time.
     """
-    if value.__class__ is not str or len(value) > ESCAPED_CHARS:
-        return escape(value)
-    found = _ESCAPED.get(value)
-    if found is None:
-        if len(_ESCAPED) >= ESCAPED_ENTRIES:
-            _ESCAPED.clear()
-        found = _ESCAPED[value] = escape(value)
-    return found
+    if value.__class__ is str and len(value) <= ESCAPED_CHARS:
+        return _remembered_escape(value)
+    return escape(value)
 
 
 # Attribute names of the plain mappings: any other name a template reads from one is an item
