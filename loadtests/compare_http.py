@@ -31,7 +31,7 @@ Then ``--runs`` rounds: in each round every server gets one ``wrk -t1 -c32 -d10s
 in turn (A B C ... A B C ...), after a 2 s warm-up of each before the first round. The table has
 the median of the runs for req/s, p50, p90 and p99, and each server's ratio to GrowthBook.
 
-``--variant`` adds Tailor on flags20 with one change (a granian option, a setting, or the probe
+``--variant`` adds Tailor on flags20 with one change (a granian option, a setting, a command it runs under, or the probe
 factory of loadtests/tail_probe.py), measured in the same rounds: the before/after of the tail
 study in docs/adr/0005-lean-decide-path.md. ``--only`` keeps the named servers only (and the variants).
 
@@ -156,6 +156,7 @@ class Variant:
     env: tuple[tuple[str, str], ...] = ()  # settings and probe switches
     probe: bool = False  # loadtests/tail_probe.py's factory instead of the app's own
     interface: Interface = DEFAULT_INTERFACE
+    prefix: tuple[str, ...] = ()  # a command the server runs under, such as taskset
 
 
 PROBE_LOG = "TAILOR_PROBE_GC_LOG"
@@ -173,6 +174,8 @@ VARIANTS = {
     "loop-asyncio": Variant("granian --loop asyncio: asyncio's own event loop instead of uvloop",
                             options=("--loop", "asyncio")),
     "asgi": Variant("TAILOR_INTERFACE=asgi: the whole app through granian's ASGI interface", interface="asgi"),
+    "one-core": Variant("taskset -c 0: the worker and granian's threads on one core, wrk free",
+                        prefix=("taskset", "-c", "0")),
 }  # fmt: skip
 
 
@@ -203,10 +206,16 @@ def variant_server(name: str, variant: Variant, tmp: Path, bodies: Path) -> Serv
     if variant.probe:  # an ASGI factory
         env[PROBE_LOG] = str(tmp / f"gc-{name}.json")
         command = granian("loadtests.tail_probe:create_app", *variant.options)
+    if variant.prefix:
+        command = _prefixed(variant.prefix, command)
     label = f"Tailor `POST /v1/decide`, flags20, {name}"
     return Server(
         f"tailor-flags20+{name}", label, command, "/readyz", "/v1/decide", str(bodies), env, note=variant.note,
     )  # fmt: skip
+
+
+def _prefixed(prefix: tuple[str, ...], command: Callable[[int], list[str]]) -> Callable[[int], list[str]]:
+    return lambda port: [*prefix, *command(port)]
 
 
 # --- the inputs ----------------------------------------------------------------------------------

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from loadtests.compare_http import COLD_VISITORS, GROWTHBOOK, growthbook_features, write_inputs
+from loadtests.compare_http import (
+    COLD_VISITORS,
+    GROWTHBOOK,
+    VARIANTS,
+    growthbook_features,
+    variant_server,
+    write_inputs,
+)
 from service.core.models import MEMO_ROWS
 from tests.bench.workload import FLAGS20
 
@@ -48,3 +55,9 @@ def test_the_growthbook_evaluator_is_pinned_with_a_lock_file() -> None:
     locked = lock["packages"]["node_modules/@growthbook/proxy-eval"]
     assert locked["version"] == PINNED
     assert locked["integrity"].startswith("sha512-")
+
+
+def test_a_variant_can_run_its_server_under_another_command(tmp_path: Path) -> None:
+    plain = variant_server("no-watcher", VARIANTS["no-watcher"], tmp_path, tmp_path / "bodies")
+    pinned = variant_server("one-core", VARIANTS["one-core"], tmp_path, tmp_path / "bodies")
+    assert pinned.command(8000) == ["taskset", "-c", "0", *plain.command(8000)]
