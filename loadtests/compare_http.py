@@ -31,9 +31,10 @@ Then ``--runs`` rounds: in each round every server gets one ``wrk -t1 -c32 -d10s
 in turn (A B C ... A B C ...), after a 2 s warm-up of each before the first round. The table has
 the median of the runs for req/s, p50, p90 and p99, and each server's ratio to GrowthBook.
 
-``--variant`` adds Tailor on flags20 with one change (a granian option, a setting, a command it runs under, or the probe
-factory of loadtests/tail_probe.py), measured in the same rounds: the before/after of the tail
-study in docs/adr/0005-lean-decide-path.md. ``--only`` keeps the named servers only (and the variants).
+``--variant`` adds Tailor on flags20 with one change (a granian option, a setting, a command it
+runs under, or the probe factory of loadtests/tail_probe.py), measured in the same rounds: the
+before/after of the tail study in docs/adr/0005-lean-decide-path.md. ``--only`` keeps the named
+servers only (and the variants).
 
 Every process runs in its own process group and is stopped on every exit path, Ctrl-C included.
 The exit status is 1 when a check fails (a wrong answer, a failed request).

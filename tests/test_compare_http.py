@@ -12,6 +12,7 @@ from loadtests.compare_http import (
     GROWTHBOOK,
     VARIANTS,
     growthbook_features,
+    tailor,
     variant_server,
     write_inputs,
 )
@@ -58,6 +59,5 @@ def test_the_growthbook_evaluator_is_pinned_with_a_lock_file() -> None:
 
 
 def test_a_variant_can_run_its_server_under_another_command(tmp_path: Path) -> None:
-    plain = variant_server("no-watcher", VARIANTS["no-watcher"], tmp_path, tmp_path / "bodies")
     pinned = variant_server("one-core", VARIANTS["one-core"], tmp_path, tmp_path / "bodies")
-    assert pinned.command(8000) == ["taskset", "-c", "0", *plain.command(8000)]
+    assert pinned.command(8000) == ["taskset", "-c", "0", *tailor()(8000)]
