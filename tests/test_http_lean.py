@@ -147,3 +147,12 @@ def test_the_rsgi_door_leaves_other_methods_to_litestar(clients: Clients, door: 
     _, routed = clients
     preflight = {"origin": ORIGIN, "access-control-request-method": "POST"} if method == "OPTIONS" else {}
     assert _door_answer(door, method, b"", preflight) == _answer(routed, method, b"", preflight)
+
+
+@pytest.mark.parametrize("path", ["/v1/decide", "/v1/render"])
+def test_a_body_cut_short_at_the_door_is_an_incomplete_body(door: rsgi_fake.Worker, path: str) -> None:
+    scope, protocol = rsgi_fake.request("POST", path, b'{"visitor": {"id": "v', {"content-type": "application/json"})
+    protocol.cut_short = True  # granian raises RSGIProtocolClosed: the client went before its declared length
+    answered = door.answer(scope, protocol)
+    assert answered.status == 400
+    assert b"incomplete-body" in answered.body
