@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from skl2onnx import convert_sklearn
 from sklearn.cluster import KMeans
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -47,7 +48,7 @@ def test_exports_do_not_depend_on_the_order_skl2onnx_lists_opsets(monkeypatch: p
     x = np.random.default_rng(0).normal(size=(200, 3))
     kmeans = Pipeline([("s", StandardScaler()), ("k", KMeans(3, random_state=0, n_init=2))]).fit(x)
     as_listed = export.to_onnx(kmeans, 3, "rfm")
-    real = export.convert_sklearn
+    real = convert_sklearn  # what export.py calls
 
     def reversed_opsets(*args: Any, **kwargs: Any) -> Any:
         model = real(*args, **kwargs)
