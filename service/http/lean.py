@@ -23,7 +23,6 @@ from time import perf_counter
 from typing import Any, Protocol
 
 import msgspec
-from granian._granian import RSGIProtocolClosed, RSGIProtocolError
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -32,6 +31,7 @@ from service import logs
 from service.bundle.store import BundleStore
 from service.http import wire
 from service.http.body import LARGE_BODY_BYTES, Headers, check_headers, decode, decode_off_the_loop, read_body
+from service.http.bridge import CLOSED_ERRORS
 from service.http.decisions import NDJSON, Decisions, in_turns
 from service.http.fragments import Fragments
 from service.http.problems import MEDIA_TYPE, problem
@@ -47,7 +47,6 @@ PROBLEM_TYPE = ("content-type", MEDIA_TYPE)
 STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 log = logging.getLogger("tailor.http")
-CLOSED_ERRORS = (RSGIProtocolClosed, RSGIProtocolError)  # a transport whose client has gone
 
 Header = tuple[str, str]
 Extra = Mapping[str, str] | None  # a problem's own headers

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from granian._granian import RSGIProtocolClosed, RSGIProtocolError
-
 from service.http.app import LEAN_RENDER_STATE, LEAN_STATE, create_app
 from service.http.body import BodyTooLargeError, ClientGoneError, check_declared, within
-from service.http.bridge import Bridge, RSGIProtocol, RSGIScope
+from service.http.bridge import CLOSED_ERRORS, Bridge, RSGIProtocol, RSGIScope
 from service.http.lean import PATH, RENDER_PATH, LeanDecide, LeanRender
 
 LEAN_PATHS = frozenset({PATH, RENDER_PATH})
@@ -64,7 +62,7 @@ class _Body:
             if declared is not None and "transfer-encoding" not in self.headers:
                 return await within(timeout_s, self.protocol())  # hyper stops at the declared length
             return await within(timeout_s, self._chunks(limit))
-        except (RSGIProtocolClosed, RSGIProtocolError):
+        except CLOSED_ERRORS:
             raise ClientGoneError("the connection closed before the body was complete") from None
 
     async def _chunks(self, limit: int) -> bytes:
