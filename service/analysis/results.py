@@ -222,7 +222,9 @@ def _experiment(
     weights = np.asarray(design.weights)
     visitors = [overall.visitors.get(arm, 0) for arm in design.arms]
     srm_p = float(stats.srm_p_value(visitors, weights))
-    comparisons = _comparisons(key, design, sums, options, days)
+    comparisons = _comparisons(key, design, sums, options, _read_days(days, options))
+    if options.mode == "sequential" and days >= options.planned_days:  # its looks are over: no day is left to run
+        comparisons = [msgspec.structs.replace(c, days_left=None) for c in comparisons]
     return Experiment(
         key=key, baseline=design.arms[0], days=days, srm_p=srm_p, srm=srm_p < stats.SRM_THRESHOLD,
         mode=options.mode, planned_days=None if options.mode == "fixed" else options.planned_days,
@@ -237,6 +239,11 @@ def _experiment(
         ],
         comparisons=comparisons,
     )  # fmt: skip
+
+
+def _read_days(days: float, options: Options) -> float:
+    """The days the sums cover: a sequential test past its plan is read as of its last planned day."""
+    return min(days, options.planned_days) if options.mode == "sequential" else days
 
 
 def _means(key: str, arm: str, sums: Mapping[SumsKey, Mapping[str, stats.Sums]]) -> list[MetricMean]:

@@ -99,6 +99,15 @@ def test_a_sequential_test_past_its_plan_is_read_at_its_last_planned_day(
     assert "--planned-days at least 1" in capsys.readouterr().err
 
 
+def test_a_sequential_test_past_its_plan_has_no_days_left(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Past its plan a sequential test adds no look, so running it longer cannot shrink its MDE."""
+    _, past = analyze_json(capsys, str(planted), "--sequential", "--planned-days", "7")
+    _, within = analyze_json(capsys, str(planted), "--sequential", "--planned-days", "28")
+    assert all(c["days_left"] is None for c in comparisons(past))
+    assert all(c["days_left"] is not None for c in comparisons(within) if c["mde"] is not None)
+    assert comparisons(within)
+
+
 def test_the_html_report_opens_offline_with_its_plots(planted: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     assert main(["analyze", str(planted), "--format", "html", "--out", str(out)]) == 0
