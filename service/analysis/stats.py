@@ -122,7 +122,10 @@ def relative_lift(a: Estimate, b: Estimate) -> Lift:
     base = a.unadjusted_mean
     lift = (b.mean - a.mean) / base
     variance = b.variance / (base**2 * b.n) + a.variance * b.unadjusted_mean**2 / (base**4 * a.n)
-    return Lift(lift, np.sqrt(variance), welch_dof(a, b))
+    # No spread in either arm (none or all converted) measures no noise, it does not prove the lift:
+    # a standard error of 0 would give p = 0. It is undefined, as gbstats' ZERO_NEGATIVE_VARIANCE.
+    se = np.sqrt(np.where(variance > 0, variance, np.nan))
+    return Lift(lift, se, welch_dof(a, b))
 
 
 def welch_dof(a: Estimate, b: Estimate) -> Num:

@@ -157,3 +157,24 @@ def test_the_group_sequential_interval_differs_on_purpose_from_the_confidence_se
     fixed_width = fixed.high - fixed.low
     assert (ours.high - ours.low) / fixed_width == pytest.approx(1.095, abs=0.002)
     assert (theirs.ci[1] - theirs.ci[0]) / fixed_width == pytest.approx(1.55, abs=0.01)
+
+
+NO_SPREAD = [  # (n, conversions) of the baseline and the arm: the delta method's variance is 0
+    ((100, 10), (100, 0)),  # the arm converted nobody: a lift of -100 % with no variance
+    ((2, 1), (2, 0)),
+    ((50, 50), (60, 60)),  # everyone converted in both arms
+]
+
+
+@pytest.mark.parametrize(("baseline", "arm"), NO_SPREAD)
+def test_a_lift_without_variance_has_no_p_value_as_in_gbstats(baseline: tuple[int, int], arm: tuple[int, int]) -> None:
+    """gbstats calls it ZERO_NEGATIVE_VARIANCE and gives p = 1; a p of 0 would call it significant."""
+    a, b = (stats.Sums(n, hits, hits) for n, hits in (baseline, arm))
+    theirs = TwoSidedTTest(sample_mean(a), sample_mean(b)).compute_result()
+    assert theirs.error_message == "ZERO_NEGATIVE_VARIANCE"
+    with np.errstate(divide="ignore", invalid="ignore"):  # as results._compare reads them: 0 / 0 is undefined
+        lift = stats.relative_lift(stats.plain(a), stats.plain(b))
+        found = [stats.fixed_horizon(lift), stats.confidence_sequence(lift, a.n + b.n, 5000)]
+        others = [stats.mde(lift), stats.bayesian(lift).probability_to_beat]
+    assert all(np.isnan([i.p_value, i.low, i.high]).all() for i in found)
+    assert np.isnan(others).all()
