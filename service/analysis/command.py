@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _options(args: argparse.Namespace) -> Options:
     planned_days = stats.PLANNED_DAYS if args.planned_days is None else args.planned_days
+    numbers = (args.alpha, args.window_days, args.target_mde, planned_days)
+    if not all(map(math.isfinite, numbers)):  # nan passes every comparison below, inf a plan with no end
+        raise ValueError("--alpha, --window-days, --target-mde and --planned-days must be finite numbers")
     if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0 or planned_days < 1:
         raise ValueError(
             "--alpha must lie in (0, 1), --window-days and --target-mde must be positive, --planned-days at least 1"

@@ -89,7 +89,9 @@ def _html_plan(e: Experiment) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1%}"
+    if value is None:
+        return "-"
+    return f"{value:+.1%}" if abs(value) < 1e6 else f"{value * 100:+.2e}%"  # a freak value keeps the table's shape
 
 
 def _num(value: float | None) -> str:

@@ -138,9 +138,8 @@ def analyze(
     for key, by_segment in sorted(counts.items()):
         design = _design(key, by_segment, designs)
         planned = _planned(options, design)
-        experiment = _experiment(
-            key, design, by_segment, _at_plan_end(events, by_segment[None], planned) or sums, planned
-        )
+        at_plan_end = _at_plan_end(events, by_segment[None], planned)  # {} when nothing had happened by then
+        experiment = _experiment(key, design, by_segment, sums if at_plan_end is None else at_plan_end, planned)
         if timeline:
             experiment = msgspec.structs.replace(experiment, timeline=_timeline(events, key, design, planned))
         experiments.append(experiment)
@@ -280,7 +279,7 @@ def _order(item: tuple[SumsKey, object]) -> tuple[bool, str, str, str]:
 
 def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *labels: Any) -> Comparison:
     arm, baseline, metric, kind, segment = labels
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # undefined statistics become None
         estimates = stats.cuped(a, b) if options.cuped else (stats.plain(a), stats.plain(b))
         adjusted = options.cuped and bool(estimates[0].variance < stats.plain(a).variance)
         lift = stats.relative_lift(*estimates)

@@ -3,15 +3,21 @@
 DuckDB reads the files into one table of events; ``decisions``, ``outcomes``, ``params`` and
 ``segment_names`` are the four tables ``events.sql`` expects. Decision and outcome events may share files (they share
 the log), told apart by ``schema``; an event of a schema this version does not know is an error
-naming the file, rather than being silently left out of the results.
+naming the file, rather than being silently left out of the results. So is an event the results
+cannot use as written (no time, a time that is not one, an exposure without its arm, a value that is
+not a finite number, a time after now): the error names the file and line, and nothing is guessed.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -21,8 +27,9 @@ from service.telemetry.events import OUTCOME_SCHEMA, SCHEMA
 QUERIES_FILE = Path(__file__).with_name("events.sql")
 DAY_SECONDS = 86_400.0
 DEFAULT_WINDOW_DAYS = 7.0
-JSON_NAME = re.compile(r".*\.(jsonl|ndjson|json)(\.\d+)?$")  # decisions.jsonl, decisions.4711.jsonl.3 …
+JSON_NAME = re.compile(r".*\.(jsonl|ndjson|json)(\.\d+)?(\.gz)?$")  # decisions.jsonl, decisions.4711.jsonl.3.gz …
 PARQUET_NAME = re.compile(r".*\.parquet$")
+NAMES = "*.jsonl, *.jsonl.N, *.ndjson, *.json, any of them .gz, *.parquet"
 EVENT_COLUMNS = {
     "schema": "VARCHAR",
     "time": "VARCHAR",
@@ -33,6 +40,20 @@ EVENT_COLUMNS = {
     "reason": "VARCHAR",
     "metric": "VARCHAR",
     "value": "DOUBLE",
+}
+FUTURE_SLACK_SECONDS = DAY_SECONDS  # a writer's clock may run ahead a little; a day ahead is a wrong clock
+# What makes an event unusable, and how the error says it: SQL over the events table, first rows first.
+ROW_PROBLEMS = {
+    "has no time": "time IS NULL",
+    "has a time that is not an ISO 8601 time": "ts IS NULL AND time IS NOT NULL",
+    "is an exposure without its experiment or arm": (
+        f"schema = '{SCHEMA}' AND reason = 'experiment' AND visitor IS NOT NULL AND (experiment IS NULL OR arm IS NULL)"
+    ),
+    "is an outcome without a metric": f"schema = '{OUTCOME_SCHEMA}' AND metric IS NULL",
+    "has a value that is not a finite number": (
+        "value_type NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'NULL') OR NOT isfinite(value)"
+    ),
+    "is dated after now (the clock of the machine that wrote it is wrong)": "ts > getvariable('latest')",
 }
 
 
@@ -56,10 +77,13 @@ def event_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
             found.append(path)
         else:
             raise SourceError(f"{path}: no such file or folder")
+    named = [p for p in paths if p.is_file() and not (JSON_NAME.match(p.name) or PARQUET_NAME.match(p.name))]
+    if named:  # a file named on purpose is never skipped in silence (a folder's other files are)
+        raise SourceError(f"{named[0]}: not an event file ({NAMES})")
     json_files = [p for p in found if JSON_NAME.match(p.name)]
     parquet_files = [p for p in found if PARQUET_NAME.match(p.name)]
     if not json_files and not parquet_files:
-        raise SourceError("no event files (*.jsonl, *.jsonl.N, *.ndjson, *.parquet) in " + ", ".join(map(str, paths)))
+        raise SourceError(f"no event files ({NAMES}) in " + ", ".join(map(str, paths)))
     return json_files, parquet_files
 
 
@@ -84,15 +108,17 @@ class Events:
 def open_events(paths: Sequence[Path], threads: int | None = None) -> Events:
     json_files, parquet_files = event_files(paths)
     connection = duckdb.connect(":memory:")
+    connection.execute("SET TimeZone = 'UTC'")  # a time without a zone is UTC, whatever the machine's zone
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
-    selects = [_json_select(json_files)] if json_files else []
-    selects += [_parquet_select(connection, p) for p in parquet_files]
     try:
+        selects = [_json_select(json_files)] if json_files else []
+        selects += [_parquet_select(connection, p) for p in parquet_files]
         connection.execute("CREATE TEMP TABLE events AS " + " UNION ALL ".join(selects))
     except duckdb.Error as exc:
         raise SourceError(f"cannot read the events: {exc}") from exc
     _check_schemas(connection)
+    _check_rows(connection)
     connection.execute(f"""
         CREATE TEMP VIEW decisions AS
         SELECT experiment, arm, visitor, COALESCE(segments, []) AS segments, reason, ts
@@ -107,15 +133,19 @@ def open_events(paths: Sequence[Path], threads: int | None = None) -> Events:
     return events
 
 
-def _columns(source: str) -> str:
-    names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS if name != "time")
-    return f"SELECT filename, {names}, epoch(CAST(time AS TIMESTAMPTZ)) AS ts FROM {source}"  # noqa: S608
+def _columns(source: str, value: str, value_type: str, line: str) -> str:
+    names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS if name != "value")
+    selected = f"filename, {line} AS line, {names}, {value} AS value, {value_type} AS value_type"
+    return f"SELECT {selected}, epoch(TRY_CAST(time AS TIMESTAMPTZ)) AS ts FROM {source}"  # noqa: S608
 
 
 def _json_select(files: list[Path]) -> str:
+    """Every JSON-lines file at once; the value is read as JSON so that a string or ``true`` is not cast."""
     listed = ", ".join(_quoted(p) for p in files)
-    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in EVENT_COLUMNS.items()) + "}"
-    return _columns(f"read_json([{listed}], format = 'newline_delimited', columns = {columns}, filename = true)")
+    kinds = {**EVENT_COLUMNS, "value": "JSON"}
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in kinds.items()) + "}"
+    source = f"read_json([{listed}], format = 'newline_delimited', columns = {columns}, filename = true)"
+    return _columns(source, "TRY_CAST(value AS DOUBLE)", "json_type(value)", "CAST(NULL AS BIGINT)")
 
 
 def _parquet_select(connection: duckdb.DuckDBPyConnection, path: Path) -> str:
@@ -128,7 +158,9 @@ def _parquet_select(connection: duckdb.DuckDBPyConnection, path: Path) -> str:
         f'CAST("{name}" AS {kind}) AS "{name}"' if name in present else f'CAST(NULL AS {kind}) AS "{name}"'
         for name, kind in EVENT_COLUMNS.items()
     )
-    return _columns(f"(SELECT {_quoted(path)} AS filename, {fields} FROM read_parquet({_quoted(path)}))")  # noqa: S608
+    source = f"read_parquet({_quoted(path)}, file_row_number = true)"
+    rows = f"(SELECT {_quoted(path)} AS filename, file_row_number + 1 AS line, {fields} FROM {source})"  # noqa: S608
+    return _columns(rows, "value", "CASE WHEN value IS NULL THEN 'NULL' ELSE 'DOUBLE' END", "line")
 
 
 def _check_schemas(connection: duckdb.DuckDBPyConnection) -> None:
@@ -140,6 +172,52 @@ def _check_schemas(connection: duckdb.DuckDBPyConnection) -> None:
     if unknown:
         found = "; ".join(f"{file}: {count} events of schema {schema}" for file, schema, count in unknown)
         raise SourceError(f"events of a schema this version cannot read ({SCHEMA}, {OUTCOME_SCHEMA}): {found}")
+
+
+def _check_rows(connection: duckdb.DuckDBPyConnection) -> None:
+    """The first unusable event of each kind, with how many there are, or nothing."""
+    connection.execute("SET VARIABLE latest = ?", [time.time() + FUTURE_SLACK_SECONDS])
+    found = []
+    for problem, condition in ROW_PROBLEMS.items():
+        cursor = connection.execute(
+            f"SELECT COUNT(*) OVER (), filename, line, * EXCLUDE (filename, line) FROM events WHERE {condition} LIMIT 1"  # noqa: S608
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            event = dict(zip([d[0] for d in cursor.description], row, strict=True))
+            found.append(f"{_where(event)}: an event that {problem} ({_count(row[0])})")
+    if found:
+        raise SourceError("events the results cannot use: " + "; ".join(found))
+
+
+def _where(event: dict[str, Any]) -> str:
+    """``file:line`` of an event (a Parquet file's row; a JSON-lines file is searched for it)."""
+    line = event["line"] or _json_line(Path(event["filename"]), event)
+    return f"{event['filename']}:{line}" if line else str(event["filename"])
+
+
+def _json_line(path: Path, event: dict[str, Any]) -> int | None:
+    """The line of ``path`` holding ``event`` (only on the way to an error: the files were read by DuckDB)."""
+    fields = ("schema", "time", "experiment", "arm", "visitor", "metric")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and all(_text(data.get(f)) == event[f] for f in fields):
+                return number
+    return None
+
+
+def _text(value: object) -> str | None:
+    """A JSON value as DuckDB's VARCHAR column shows it."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _count(n: int) -> str:
+    return "1 such event" if n == 1 else f"{n:,} such events"
 
 
 def _quoted(path: Path) -> str:
