@@ -35,7 +35,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 types: $(VENV)/.dev
-	$(BIN)/mypy service
+	$(BIN)/mypy service tests
 
 unit: $(VENV)/.dev browser
 	$(BIN)/pytest

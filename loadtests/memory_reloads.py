@@ -204,7 +204,10 @@ def measure(run: Run) -> None:
         saturate(run, server, base, bodies, "after page views")
         saturate(run, server, base, rendered, 'after page views with "render": true')
         _, offset = reloads_logged(log, 0)
-        editor_for = lambda: Editor(target, versions, run.args.reload_every, run.tmp / "staging")  # noqa: E731
+
+        def editor_for() -> Editor:
+            return Editor(target, versions, run.args.reload_every, run.tmp / "staging")
+
         paced(run, server, base, bodies, None)  # warm-up of the paced load, not reported
         for _ in range(run.args.rounds):
             paced(run, server, base, bodies, None, "A: no reloads")

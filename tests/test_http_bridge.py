@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from litestar import Litestar, Request, get, post
 from litestar.response import Stream
 
-from service.http.bridge import Bridge, LifespanError, Message
+from service.http.bridge import ASGIApp, Bridge, LifespanError, Message
 from tests import rsgi_fake
 
 
@@ -32,6 +32,12 @@ class Recorder:
             self.received.append(await receive())
         for message in self.answer:
             await send(message)
+
+
+def _asgi(app: Litestar) -> ASGIApp:
+    """Litestar as the bridge's plain-dict ASGI app: its own signature takes TypedDict scopes and events,
+    the same dicts at run time, that mypy cannot match with ``dict[str, Any]``."""
+    return cast(ASGIApp, app)
 
 
 def _run(app: Any, scope: rsgi_fake.Scope, protocol: rsgi_fake.Protocol) -> rsgi_fake.Protocol:
@@ -150,7 +156,7 @@ def test_litestar_streams_through_the_bridge_and_stops_when_the_client_goes() ->
 
     async def leaving() -> rsgi_fake.Protocol:
         scope, protocol = rsgi_fake.request("GET", "/stream")
-        task = asyncio.create_task(Bridge(app)(scope, protocol))
+        task = asyncio.create_task(Bridge(_asgi(app))(scope, protocol))
         while len(protocol.sent) < 10:
             await asyncio.sleep(0)
         protocol.gone.set()
@@ -187,7 +193,7 @@ def test_a_failed_startup_stops_the_worker_with_the_reason() -> None:
     loop = asyncio.new_event_loop()
     try:
         with pytest.raises(LifespanError, match="no bundle"):
-            Bridge(Litestar([numbers], on_startup=[broken])).rsgi_init(loop)
+            Bridge(_asgi(Litestar([numbers], on_startup=[broken]))).rsgi_init(loop)
     finally:
         loop.close()
 

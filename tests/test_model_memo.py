@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class _Counting:
         self.calls = 0
         self.pause = pause
 
-    def score(self, row: tuple[float, ...]) -> float:
+    def score(self, row: Sequence[float]) -> float:  # a scorer's signature: any sequence of features
         self.calls += 1
         if self.pause:
             time.sleep(random.uniform(0, self.pause))  # widen the window between lookup and store

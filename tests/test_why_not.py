@@ -195,7 +195,9 @@ def test_for_any_tree_of_conditions_the_why_not_is_false_on_its_own(
         b = _tree_bundle(Path(folder), tree)
         for attrs in visitors:
             request = _request(attrs, context, explain=True)
-            (step,) = decide(b, request).trace or ()
+            trace = decide(b, request).trace
+            assert trace is not None  # explain=True
+            (step,) = trace
             assert (step.outcome == "no_match") == (step.why_not is not None)
             if step.why_not is not None:
                 assert not holds_alone(b, Path(folder), step.why_not, request), (tree, attrs, step.why_not)

@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -30,12 +30,12 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(tmp_path_factory.mktemp("planted"), Plan())
 
 
-def analyze_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+def analyze_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = main(["analyze", *args, "--format", "json"])
     return code, json.loads(capsys.readouterr().out)
 
 
-def comparisons(report: dict, **match: object) -> list[dict]:  # type: ignore[type-arg]
+def comparisons(report: dict[str, Any], **match: object) -> list[dict[str, Any]]:
     [experiment] = report["experiments"]
     return [c for c in experiment["comparisons"] if all(c[k] == v for k, v in match.items())]
 
@@ -55,7 +55,7 @@ def test_the_planted_lift_is_found_in_its_segment_only(planted: Path, capsys: py
 
 def test_the_json_report_has_the_documented_fields(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, report = analyze_json(capsys, str(planted), "--bundle", str(ROOT))
-    [experiment] = report["experiments"]  # type: ignore[index]
+    [experiment] = report["experiments"]
     assert experiment["key"] == EXPERIMENT
     assert 0 <= experiment["srm_p"] <= 1
     assert [a["key"] for a in experiment["arms"]] == ["control", "bold"]  # the bundle's order: control first
@@ -163,7 +163,7 @@ def test_without_a_bundle_the_baseline_is_control_or_else_the_first_by_name(
     lines = [exposure(f"v-{i}", arm) for i, arm in enumerate(seen * 5)]
     (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
     _, report = analyze_json(capsys, str(tmp_path))
-    [experiment] = report["experiments"]  # type: ignore[index]
+    [experiment] = report["experiments"]
     assert experiment["baseline"] == baseline
     assert [a["expected_share"] for a in experiment["arms"]] == [0.5, 0.5]
 
@@ -181,7 +181,7 @@ def test_an_experiment_with_one_arm_seen_so_far_has_no_mismatch(
     lines = [exposure(f"v-{i}", "control") for i in range(5)]
     (tmp_path / "log.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in lines))
     code, report = analyze_json(capsys, str(tmp_path))
-    [experiment] = report["experiments"]  # type: ignore[index]
+    [experiment] = report["experiments"]
     assert (code, experiment["srm_p"], experiment["comparisons"]) == (0, 1.0, [])
 
 

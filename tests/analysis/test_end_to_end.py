@@ -34,19 +34,20 @@ PROFILES = [
 
 def decide_all(base: str) -> list[tuple[str, str, str | None]]:
     """(visitor id, arm, segment) of every visitor the experiment took in."""
-    taken = []
+    taken: list[tuple[str, str, str | None]] = []
     with httpx.Client(base_url=base, timeout=10) as http:
         for number in range(VISITORS):
             attributes, segment = PROFILES[number % len(PROFILES)]
+            visitor_id = f"e2e-{number}"
             visitor = {
-                "id": f"e2e-{number}",
+                "id": visitor_id,
                 "attributes": attributes,
                 "consent": {"personalization": True, "analytics": True},
             }
             answer = http.post("/v1/decide", json={"visitor": visitor, "placements": ["home_hero"]}).json()
             placed = answer["placements"]["home_hero"]
             if placed["reason"] == "experiment":
-                taken.append((visitor["id"], placed["experiment"]["arm"], segment))
+                taken.append((visitor_id, placed["experiment"]["arm"], segment))
     return taken
 
 
@@ -80,7 +81,7 @@ def wait_for_lines(folder: Path, count: int) -> None:
 def test_a_lift_planted_in_one_segment_is_found_there_only(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     env = {"TAILOR_DECISION_LOG": str(logs / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
-    with running_server(**env) as base:
+    with running_server(env=env) as base:
         taken = decide_all(base)
         outcomes = send_outcomes(base, taken)
         wait_for_lines(logs, VISITORS + outcomes)

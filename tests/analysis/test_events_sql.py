@@ -21,7 +21,9 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
-def exposure(visitor: str | None, arm: str, at: datetime, segments: tuple[str, ...] = (), reason: str = "experiment"):
+def exposure(
+    visitor: str | None, arm: str, at: datetime, segments: tuple[str, ...] = (), reason: str = "experiment"
+) -> DecisionEvent:
     return DecisionEvent(
         decision_id=f"d-{visitor}-{at.timestamp()}", time=at, revision="r", placement="home_hero", variant=arm,
         reason=reason, experiment="x", arm=arm, bucket=1, segments=segments, visitor=visitor, exposure=True,

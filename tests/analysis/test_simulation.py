@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from scipy import stats as scipy_stats
 
@@ -21,6 +22,7 @@ from service.analysis import stats
 from service.analysis.results import look_shares
 
 FloatArray = stats.FloatArray
+BoolArray = npt.NDArray[np.bool_]  # which of the experiments a test rejects
 
 RUNS = 1000
 DAYS = 14
@@ -50,7 +52,7 @@ def test_aa_false_positives_fixed_horizon_and_peeking() -> None:
     assert peeking > 0.15  # 25 %: stopping at the first significant daily look is wrong five times as often
 
 
-def false_positives(looks: int, method: Callable[[stats.Lift, FloatArray, int], FloatArray]) -> float:
+def false_positives(looks: int, method: Callable[[stats.Lift, FloatArray, int], BoolArray]) -> float:
     """The share of RUNS A/A tests of DAYS days that some of ``looks`` evenly spaced looks call significant.
 
     The same seeded half-days for every number of looks, so the looks are nested: more looks can
@@ -63,13 +65,16 @@ def false_positives(looks: int, method: Callable[[stats.Lift, FloatArray, int], 
     return float(np.mean(reject.any(axis=1)))
 
 
-def group_sequential(lift: stats.Lift, n: FloatArray, looks: int) -> FloatArray:
+def group_sequential(lift: stats.Lift, n: FloatArray, looks: int) -> BoolArray:
     fractions = tuple(float(f) for f in n[0] / n[0, -1])  # the plan: DAYS days, the last look at its end
-    return np.abs(lift.lift) / lift.se >= stats.boundaries(fractions)
+    # a Lift holds stats.Num (Any, as it broadcasts): the typed local says what comes out
+    reject: BoolArray = np.abs(lift.lift) / lift.se >= stats.boundaries(fractions)
+    return reject
 
 
-def confidence_sequence(lift: stats.Lift, n: FloatArray, looks: int) -> FloatArray:
-    return stats.confidence_sequence(lift, n, n[0, -1]).p_value < stats.ALPHA  # tuned to the planned size
+def confidence_sequence(lift: stats.Lift, n: FloatArray, looks: int) -> BoolArray:
+    reject: BoolArray = stats.confidence_sequence(lift, n, n[0, -1]).p_value < stats.ALPHA  # tuned to the planned size
+    return reject
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,10 +32,18 @@ class Server(str):
 
 
 @contextmanager
-def running_server(bundle: Path = ROOT, workers: int = 1, log_file: Path | None = None, **env: str) -> Iterator[Server]:
+def running_server(
+    bundle: Path = ROOT,
+    workers: int = 1,
+    log_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **variables: str,
+) -> Iterator[Server]:
     """Start the server, wait until it is ready, yield its base URL, and always stop it.
 
     With ``log_file``, the server's stderr (its log) goes there, for tests that read what was logged.
+    Environment variables come as keyword arguments, or as a mapping in ``env`` (a ``**mapping`` of
+    str values could also fill ``workers`` or ``log_file``, so mypy rejects it).
     """
     port = free_port()
     command = [
@@ -46,7 +54,7 @@ def running_server(bundle: Path = ROOT, workers: int = 1, log_file: Path | None 
     process = subprocess.Popen(
         command,
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **(env or {}), **variables},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if log is None else log,
         start_new_session=True,

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ def _events(folder: Path) -> list[dict[str, object]]:
 def test_decisions_are_logged_without_personal_data(tmp_path: Path) -> None:
     env = {"TAILOR_DECISION_LOG": str(tmp_path / "log" / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
     visitor = {"id": "anna@example.com", "attributes": {"orders_12m": 6, "spend_12m": 900, "email": "anna@example.com"}}
-    with running_server(**env) as base, httpx.Client(base_url=base, timeout=5) as http:
+    with running_server(env=env) as base, httpx.Client(base_url=base, timeout=5) as http:
         consented = http.post(
             "/v1/decide",
             json={
@@ -65,7 +66,10 @@ def test_decisions_are_logged_without_personal_data(tmp_path: Path) -> None:
 
 OUTCOMES = ("submitted", "written", "lost", "dropped")
 SETTLE_S = 30.0  # generous: the writer batches for up to a second, and reopens after a backoff pause
-PAGE = {"visitor": {"id": "v", "consent": {"analytics": True}}, "placements": ["home_hero", "promo_banner"]}
+PAGE: dict[str, Any] = {
+    "visitor": {"id": "v", "consent": {"analytics": True}},
+    "placements": ["home_hero", "promo_banner"],
+}
 
 
 def _metric(text: str, name: str) -> float:
@@ -107,7 +111,7 @@ def _lines(folder: Path) -> list[dict[str, object]]:
 def test_a_log_folder_removed_mid_traffic_is_reopened(recreated: bool, tmp_path: Path) -> None:
     folder = tmp_path / "log"
     env = {"TAILOR_DECISION_LOG": str(folder / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
-    with running_server(**env) as base, httpx.Client(base_url=base, timeout=10) as http:
+    with running_server(env=env) as base, httpx.Client(base_url=base, timeout=10) as http:
         _traffic(http, 20)
         before = _settled(http)
         assert before["written"] == before["submitted"] == 40
@@ -161,7 +165,10 @@ def test_a_log_that_cannot_be_opened_at_start_does_not_stop_serving(
     break_it(folder)
     env = {"TAILOR_DECISION_LOG": str(folder / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
     try:
-        with running_server(workers=2, **env) as base, httpx.Client(base_url=base, timeout=10) as http:  # before: exit
+        with (
+            running_server(workers=2, env=env) as base,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):  # before: exit
             _traffic(http, 10)
             failing = _settled(http)
             assert (failing["healthy"], failing["written"], failing["lost"]) == (0, 0, 20)
@@ -194,7 +201,7 @@ def test_a_full_disk_keeps_whole_lines_and_loses_exactly_the_rest(tmp_path: Path
     _mount_tmpfs(folder, "size=64k")
     env = {"TAILOR_DECISION_LOG": str(folder / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
     try:
-        with running_server(**env) as base, httpx.Client(base_url=base, timeout=10) as http:
+        with running_server(env=env) as base, httpx.Client(base_url=base, timeout=10) as http:
             _traffic(http, 300)  # 600 events of about 300 bytes: three times what fits
             counts = _settled(http)
             lines = _lines(folder)  # read while mounted
@@ -218,7 +225,7 @@ def test_a_log_folder_removed_while_requests_keep_coming_is_reopened(tmp_path: P
                 _traffic(http, 1, start=sent[0])
                 sent[0] += 1
 
-    with running_server(**env) as base, httpx.Client(base_url=base, timeout=10) as http:
+    with running_server(env=env) as base, httpx.Client(base_url=base, timeout=10) as http:
         sender = threading.Thread(target=keep_deciding, args=(base,))
         sender.start()
         time.sleep(1.5)

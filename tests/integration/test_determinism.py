@@ -28,9 +28,9 @@ def _arms(base: str) -> dict[str, tuple[str, str | None]]:
 
 
 def test_two_processes_and_a_restart_agree_on_every_arm() -> None:
-    with running_server(workers=2, **CLIENT_TIME) as first, running_server(workers=1, **CLIENT_TIME) as second:
+    with running_server(workers=2, env=CLIENT_TIME) as first, running_server(workers=1, env=CLIENT_TIME) as second:
         arms_first, arms_second = _arms(first), _arms(second)
-    with running_server(workers=1, **CLIENT_TIME) as restarted:
+    with running_server(workers=1, env=CLIENT_TIME) as restarted:
         arms_restarted = _arms(restarted)
     assert arms_first == arms_second == arms_restarted
     reasons = [reason for reason, _ in arms_first.values()]

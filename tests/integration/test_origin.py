@@ -34,7 +34,7 @@ def test_replicas_follow_the_origin_and_start_from_the_last_good_archive(tmp_pat
         "TAILOR_BUNDLE_POLL_SECONDS": POLL_S,
     }
     try:
-        with running_server(tmp_path / "no-such-folder", workers=2, **env) as base:
+        with running_server(tmp_path / "no-such-folder", workers=2, env=env) as base:
             assert _revision(base) == first.revision
             placements = source / "rules" / "placements.yaml"
             placements.write_text(placements.read_text().replace("serve: hero_vip }", "serve: hero_bold }"))
@@ -46,7 +46,7 @@ def test_replicas_follow_the_origin_and_start_from_the_last_good_archive(tmp_pat
             assert {_revision(base) for _ in range(10)} == {second.revision}
             assert any("If-None-Match" in headers for headers in origin.requests)
         origin.stop()  # the origin is down: a new replica starts from the archive it kept
-        with running_server(tmp_path / "no-such-folder", **env) as base:
+        with running_server(tmp_path / "no-such-folder", env=env) as base:
             assert _revision(base) == second.revision
     finally:
         origin.stop()

@@ -57,7 +57,7 @@ def test_a_tampered_archive_shows_in_last_load_errors_and_the_metric(tmp_path: P
     }
     try:
         with (
-            running_server(tmp_path / "no-such-folder", **env) as base,
+            running_server(tmp_path / "no-such-folder", env=env) as base,
             httpx.Client(base_url=base, timeout=10) as http,
         ):
             assert http.get("/v1/bundle").json().get("last_load_errors", []) == []
@@ -94,7 +94,7 @@ def test_admin_reload_with_the_origin_down_reports_the_revision_served(tmp_path:
     }
     try:
         with (
-            running_server(tmp_path / "no-such-folder", **env) as base,
+            running_server(tmp_path / "no-such-folder", env=env) as base,
             httpx.Client(base_url=base, timeout=60) as http,
         ):
             origin.fail_always = True

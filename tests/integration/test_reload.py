@@ -36,7 +36,7 @@ def _bundle_copy(tmp_path: Path) -> Path:
 def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     bundle = _bundle_copy(tmp_path)
     env = {"TAILOR_RELOAD_INTERVAL": "0.2", "TAILOR_ADMIN_TOKEN": TOKEN, "TAILOR_STATE_DIR": str(tmp_path / "state")}
-    with running_server(bundle, workers=2, **env) as base:
+    with running_server(bundle, workers=2, env=env) as base:
         yield base, bundle
 
 

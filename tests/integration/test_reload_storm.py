@@ -161,7 +161,7 @@ def test_an_edit_storm_never_serves_or_keeps_a_broken_revision(tmp_path: Path) -
     state = tmp_path / "state"
     texts, verdicts = _states(bundle, tmp_path / "scratch")
     env = {"TAILOR_RELOAD_INTERVAL": "0.1", "TAILOR_STATE_DIR": str(state)}
-    with running_server(bundle, workers=2, **env) as base:
+    with running_server(bundle, workers=2, env=env) as base:
         poller = _Poller(base)
         poller.start()
         edits = _storm(bundle, texts)
@@ -175,7 +175,7 @@ def test_an_edit_storm_never_serves_or_keeps_a_broken_revision(tmp_path: Path) -
         current = _check_last_good(state, verdicts)
         _sighup_and_wait(base)
         _until(lambda: _serves(base))
-    with running_server(bundle, workers=2, **env) as base:  # a restart on the broken folder
+    with running_server(bundle, workers=2, env=env) as base:  # a restart on the broken folder
         assert _serves(base)
         revision = httpx.get(f"{base}/v1/bundle", timeout=10).json()["revision"]
         assert revision == current

@@ -62,7 +62,7 @@ def test_origin_credentials_never_show_in_logs_or_answers(tmp_path: Path) -> Non
     auth = {"authorization": f"Bearer {TOKEN}"}
     try:
         with (
-            running_server(tmp_path / "no-such-folder", log_file=log, **env) as base,
+            running_server(tmp_path / "no-such-folder", log_file=log, env=env) as base,
             httpx.Client(base_url=base, timeout=60) as http,
         ):
             origin.publish(_repack(packed, _flip_a_byte))  # a tampered archive: problems in /v1/bundle
@@ -89,7 +89,7 @@ def test_folder_load_errors_never_show_server_paths(tmp_path: Path) -> None:
         shutil.copytree(ROOT / kind, bundle / kind)
     env = {"TAILOR_RELOAD_INTERVAL": "0.1", "TAILOR_ADMIN_TOKEN": TOKEN, "TAILOR_STATE_DIR": str(tmp_path / "state")}
     auth = {"authorization": f"Bearer {TOKEN}"}
-    breakages: list[Callable[[], None]] = [
+    breakages: list[Callable[[], object]] = [  # what they return (bytes written) is not used
         lambda: (bundle / "rules" / "placements.yaml").write_text("version: 1\nplacements: [broken\n"),
         lambda: (bundle / "models" / "rfm.onnx").write_bytes(b"not a model"),
         lambda: (bundle / "content" / "variants.yaml").write_bytes(b"\xff\xfe not text"),
@@ -97,13 +97,17 @@ def test_folder_load_errors_never_show_server_paths(tmp_path: Path) -> None:
     ]
     answers: list[str] = []
     with (
-        running_server(bundle, log_file=tmp_path / "server.log", **env) as base,
+        running_server(bundle, log_file=tmp_path / "server.log", env=env) as base,
         httpx.Client(base_url=base, timeout=30) as http,
     ):
         for breakage in breakages:
             before = http.get("/v1/bundle").json().get("last_load_errors", [])
             breakage()
-            _until(lambda before=before: http.get("/v1/bundle").json().get("last_load_errors", []) != before)
+
+            def changed(before: object = before) -> bool:  # a def: mypy cannot type a lambda with a default
+                return bool(http.get("/v1/bundle").json().get("last_load_errors", []) != before)
+
+            _until(changed)
             answers += [http.get("/v1/bundle").text, http.post("/admin/reload", headers=auth).text]
     assert "the bundle has no 'rules' folder" in answers[-1]
     for answer in answers:

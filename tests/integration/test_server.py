@@ -16,7 +16,11 @@ pytestmark = pytest.mark.integration
 
 NOW = "2026-11-22T12:00:00Z"
 ADMIN = "server-test-admin-token"  # with it, a request may name its time (context.now)
-VIP = {"id": "v-vip", "attributes": {"orders_12m": 6, "spend_12m": 812.5}, "consent": {"personalization": True}}
+VIP: dict[str, Any] = {
+    "id": "v-vip",
+    "attributes": {"orders_12m": 6, "spend_12m": 812.5},
+    "consent": {"personalization": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def test_a_visitor_in_the_lapsed_cluster_gets_the_win_back_hero(client: httpx.Cl
 
 
 def test_explain_names_the_first_failed_condition_of_each_rule(client: httpx.Client) -> None:
-    repeat_vip = {
+    repeat_vip: dict[str, Any] = {
         **VIP,
         "id": "vip-1",
         "attributes": {**VIP["attributes"], "sessions_7d": 4, "orders_total": 30, "country": "US"},

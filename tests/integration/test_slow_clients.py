@@ -25,7 +25,7 @@ HEAD = b"POST /v1/decide HTTP/1.1\r\nHost: tailor\r\nContent-Type: application/j
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
     timeouts = {"TAILOR_HEADER_TIMEOUT_S": str(TIMEOUT_S), "TAILOR_BODY_TIMEOUT_S": str(TIMEOUT_S)}
-    with running_server(workers=1, **timeouts) as url:
+    with running_server(workers=1, env=timeouts) as url:
         yield url
 
 

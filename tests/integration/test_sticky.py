@@ -43,12 +43,12 @@ def _arm(answer: dict[str, Any]) -> str | None:
 
 
 def test_tokens_keep_arms_on_a_reweighted_replica(tmp_path: Path) -> None:
-    with running_server(**KEY) as first, httpx.Client(base_url=first, timeout=10) as http:
+    with running_server(env=KEY) as first, httpx.Client(base_url=first, timeout=10) as http:
         firsts = {f"s-{n}": _hero(http, f"s-{n}") for n in range(VISITORS)}
     holders = {v: a for v, a in firsts.items() if a.get("assignments_token")}
     assert holders
     assert all(_arm(a) is not None for a in holders.values())
-    with running_server(_reweighted(tmp_path), **KEY) as second, httpx.Client(base_url=second, timeout=10) as http:
+    with running_server(_reweighted(tmp_path), env=KEY) as second, httpx.Client(base_url=second, timeout=10) as http:
         again = {v: _hero(http, v, a["assignments_token"]) for v, a in holders.items()}
         without = {v: _hero(http, v) for v in holders}
         some, other = next(iter(holders.items())), list(holders.items())[1]

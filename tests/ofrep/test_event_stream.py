@@ -32,7 +32,7 @@ def _free_slot(base: str) -> httpx.Response:
 def test_a_reload_is_a_refetch_event_and_a_closed_stream_frees_its_slot(tmp_path: Path) -> None:
     bundle = bundle_copy(tmp_path)
     env = {"TAILOR_RELOAD_INTERVAL": "0.2", "TAILOR_OFREP_MAX_STREAMS": "1"}
-    with running_server(bundle, **env) as base, httpx.Client(base_url=base, timeout=WAIT_S) as http:
+    with running_server(bundle, env=env) as base, httpx.Client(base_url=base, timeout=WAIT_S) as http:
         with http.stream("GET", "/ofrep/v1/events") as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.iter_lines()

@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
         "TAILOR_PSEUDONYM_KEY": KEY,
         "TAILOR_OFREP_API_KEY": API_KEY,
     }
-    with running_server(bundle_copy(tmp), **env) as base:
+    with running_server(bundle_copy(tmp), env=env) as base:
         yield base, tmp / "log"
 
 

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.render import sandbox
+from service.render.blocks import CompiledBlocks
 from service.render.sandbox import _ALLOWED, BUDGET, HOOK_PREFIX, Budget, TailorSandbox
 from tests.render.test_sandbox import _check, _render, _write_bundle
 
@@ -97,7 +98,7 @@ def test_every_corpus_entry_prints_what_it_says(tmp_path: Path) -> None:
 
 def test_nothing_a_template_can_reach_prints_a_repr(tmp_path: Path) -> None:
     probe = _bundle(tmp_path / "probe", {"x": {"template": ""}})
-    assert probe.blocks is not None
+    assert isinstance(probe.blocks, CompiledBlocks)  # the loader's; Bundle.blocks is typed as a protocol
     entries = _generated(probe.blocks.blocks["x"].template.environment)
     assert len(entries) > 200
     bundle = _bundle(tmp_path / "all", entries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from service.simulate.population import PopulationError, read_population
 
-ROWS = [
+ROWS: list[dict[str, object]] = [
     {"id": "00017", "country": "DE", "cart.items": 3, "cart.updated_at": "2026-11-20 09:00:00", "ok": True},
     {"id": "00018", "country": None, "cart.items": None, "cart.updated_at": None, "ok": False},
     {"id": None, "country": "FR", "cart.items": 1, "cart.updated_at": "2026-11-21 10:30:00", "ok": True},
@@ -110,8 +111,8 @@ def _expected(row: dict[str, object]) -> dict[str, object]:
         *parents, leaf = path.split(".")
         node = out
         for key in parents:
-            node = node.setdefault(key, {})  # type: ignore[assignment]
-        node[leaf] = value  # type: ignore[index]
+            node = cast(dict[str, object], node.setdefault(key, {}))  # only this loop puts values there: dicts
+        node[leaf] = value
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +15,7 @@ import pytest
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
-from service.telemetry import Pseudonymizer
+from service.telemetry import DecisionEvent, Event, Pseudonymizer
 
 ROOT = Path(__file__).parents[2]
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # inside the example's hero_layout_test window
@@ -29,6 +29,14 @@ def example_bundle() -> Bundle:
 
 
 PAGE = ["home_hero", "promo_banner"]  # the page placements of the example bundle
+
+
+def decisions(events: Iterable[Event]) -> list[DecisionEvent]:
+    """Events a test knows are all decisions (sinks and filters hold outcomes too), typed as such."""
+    every = list(events)
+    found = [event for event in every if isinstance(event, DecisionEvent)]
+    assert len(found) == len(every), "an outcome event among the decisions"
+    return found
 
 
 def decision_for(

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from service.telemetry import DecisionEvent, ExposureFilter
-from tests.telemetry.conftest import NOW
+from tests.telemetry.conftest import NOW, decisions
 
 
 def event(visitor: str | None, experiment: str | None, arm: str | None, exposure: bool = True) -> DecisionEvent:
@@ -38,7 +38,7 @@ SEQUENCES = [
 @pytest.mark.parametrize(("keys", "expected"), SEQUENCES)
 def test_only_the_first_exposure_counts(keys: list[tuple[str, str, str]], expected: list[bool]) -> None:
     seen = ExposureFilter()
-    assert [e.exposure for e in seen.apply(event(*key) for key in keys)] == expected
+    assert [e.exposure for e in decisions(seen.apply(event(*key) for key in keys))] == expected
 
 
 def test_repeats_are_still_logged_as_decisions() -> None:
@@ -50,14 +50,14 @@ def test_events_that_are_no_exposure_pass_unchanged_and_are_not_remembered() -> 
     seen = ExposureFilter()
     plain = event(None, "x", "bold", exposure=False)
     assert seen.apply([plain, plain]) == [plain, plain]
-    assert seen.apply([event("a", "x", "bold")])[0].exposure
+    assert decisions(seen.apply([event("a", "x", "bold")]))[0].exposure
 
 
 def test_memory_is_bounded_and_forgets_the_least_recent_first() -> None:
     seen = ExposureFilter(maxsize=2)
     seen.apply([event("a", "x", "bold"), event("b", "x", "bold"), event("a", "x", "bold"), event("c", "x", "bold")])
     again = seen.apply([event("a", "x", "bold"), event("b", "x", "bold")])
-    assert [e.exposure for e in again] == [False, True]  # b was evicted; a, seen again, was kept
+    assert [e.exposure for e in decisions(again)] == [False, True]  # b was evicted; a, seen again, was kept
 
 
 def test_threads_racing_on_one_visitor_count_one_exposure() -> None:
@@ -67,7 +67,7 @@ def test_threads_racing_on_one_visitor_count_one_exposure() -> None:
 
     def race() -> None:
         start.wait()
-        flags.extend(e.exposure for e in seen.apply([event("a", "x", "bold")] * 100))
+        flags.extend(e.exposure for e in decisions(seen.apply([event("a", "x", "bold")] * 100)))
 
     threads = [threading.Thread(target=race) for _ in range(8)]
     for thread in threads:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.telemetry import DecisionEvent, DecisionLog, JsonLinesSink, MemorySink, SinkError
+from service.telemetry import DecisionEvent, DecisionLog, Event, JsonLinesSink, MemorySink, SinkError
 from service.telemetry.metrics import Metrics
 from service.telemetry.sinks import FIRST_REOPEN_PAUSE, MAX_REOPEN_PAUSE, encode_lines
 from tests.telemetry.conftest import NOW
@@ -223,7 +223,7 @@ def test_after_a_full_disk_is_freed_the_log_writes_again(small_tmpfs: Path) -> N
 class HalfSink(MemorySink):
     """Takes the first half of each batch, then fails, saying so."""
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         half = len(batch) // 2
         super().write(batch[:half])
         raise SinkError("disk full", written=half)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.telemetry import DecisionEvent, DecisionLog, HttpBatchSink, MemorySink
-from tests.telemetry.conftest import NOW, Collector
+from service.telemetry import DecisionEvent, DecisionLog, Event, HttpBatchSink, MemorySink
+from tests.telemetry.conftest import NOW, Collector, decisions
 
 WAIT = 5.0  # seconds; only ever reached when a test is failing
 NEVER = 60.0  # a max_wait no test waits for: only a full batch or close() writes
@@ -42,7 +42,7 @@ class BlockedSink(MemorySink):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         self.entered.set()
         assert self.release.wait(WAIT)
         super().write(batch)
@@ -55,7 +55,7 @@ class FlakySink(MemorySink):
         super().__init__()
         self.failures = failures
 
-    def write(self, batch: Sequence[DecisionEvent]) -> None:
+    def write(self, batch: Sequence[Event]) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("disk full")
@@ -68,7 +68,7 @@ def test_close_writes_everything_queued_and_closes_the_sink() -> None:
     for number in range(10):
         log.submit(decision(number, placements=2))
     assert log.close(WAIT)
-    assert [e.decision_id for e in sink.events] == [f"d-{n}" for n in range(10) for _ in range(2)]
+    assert [e.decision_id for e in decisions(sink.events)] == [f"d-{n}" for n in range(10) for _ in range(2)]
     assert (log.submitted, log.written, log.dropped, log.lost, log.sink_errors, sink.closed) == (20, 20, 0, 0, 0, True)
 
 
@@ -109,7 +109,7 @@ def test_submit_never_waits_for_a_blocked_sink_and_counts_what_it_drops() -> Non
     assert finished_while_blocked
     assert (log.submitted, log.dropped, log.pending) == (2 + 5 * 2, 15 * 2, 5)
     assert log.close(WAIT)
-    assert [e.decision_id for e in sink.events][::2] == [f"d-{n}" for n in range(6)]
+    assert [e.decision_id for e in decisions(sink.events)][::2] == [f"d-{n}" for n in range(6)]
     assert log.written == 12
 
 
@@ -121,7 +121,7 @@ def test_a_failing_sink_is_counted_and_the_log_carries_on(caplog: pytest.LogCapt
             log.submit(decision(number, visitor="pseudonym-of-a-visitor"))
         assert log.close(WAIT)
     assert (log.sink_errors, log.lost, log.written) == (2, 2, 2)
-    assert [e.decision_id for e in sink.events] == ["d-2", "d-3"]
+    assert [e.decision_id for e in decisions(sink.events)] == ["d-2", "d-3"]
     assert [r.getMessage() for r in caplog.records] == [
         "decision log sink failed, events are being lost: OSError",  # once per outage, not per batch
         "decision log sink recovered after 2 failed writes",
@@ -154,7 +154,7 @@ def test_the_writer_marks_repeated_exposures() -> None:
     for number in range(3):
         log.submit(decision(number, visitor="a"))
     assert log.close(WAIT)
-    assert [e.exposure for e in sink.events] == [True, False, False]
+    assert [e.exposure for e in decisions(sink.events)] == [True, False, False]
 
 
 def test_an_exposure_dropped_from_a_full_queue_is_not_remembered() -> None:
@@ -168,7 +168,8 @@ def test_an_exposure_dropped_from_a_full_queue_is_not_remembered() -> None:
     assert sink.wait_for(2, WAIT)
     log.submit(decision(3, visitor="a"))
     assert log.close(WAIT)
-    assert [(e.decision_id, e.exposure) for e in sink.events] == [("d-0", False), ("d-1", False), ("d-3", True)]
+    logged = decisions(sink.events)
+    assert [(e.decision_id, e.exposure) for e in logged] == [("d-0", False), ("d-1", False), ("d-3", True)]
 
 
 @pytest.mark.parametrize(("queue_size", "max_batch"), [(0, 1), (1, 0)])

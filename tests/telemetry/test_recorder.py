@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.telemetry import DecisionLog, DecisionRecorder, MemorySink, Pseudonymizer, open_recorder
-from tests.telemetry.conftest import KEY, QA_BOLD, Collector, decision_for
+from tests.telemetry.conftest import KEY, QA_BOLD, Collector, decision_for, decisions
 
 SERVER_TIME = datetime(2026, 11, 22, 12, 0, 3, tzinfo=UTC)
 
@@ -27,13 +27,14 @@ def test_record_queues_the_events_with_the_server_clock_and_a_pseudonym() -> Non
             analytics_consent=True,
         )
     assert recorder.close(timeout=5)
-    assert [(e.placement, e.reason, e.exposure) for e in sink.events] == [
+    events = decisions(sink.events)
+    assert [(e.placement, e.reason, e.exposure) for e in events] == [
         ("home_hero", "forced", True),
         ("promo_banner", "default", False),
         ("home_hero", "forced", False),  # the same visitor and arm again: no second exposure
         ("promo_banner", "default", False),
     ]
-    assert {(e.time, e.visitor, e.revision) for e in sink.events} == {(SERVER_TIME, pseudonymizer(QA_BOLD), "rev-1")}
+    assert {(e.time, e.visitor, e.revision) for e in events} == {(SERVER_TIME, pseudonymizer(QA_BOLD), "rev-1")}
 
 
 def test_record_without_consent_ties_the_events_to_nobody() -> None:
@@ -41,7 +42,7 @@ def test_record_without_consent_ties_the_events_to_nobody() -> None:
     recorder = DecisionRecorder(DecisionLog(sink), Pseudonymizer(KEY))
     recorder.record(decision_for(QA_BOLD), decision_id="d-1", revision="r", visitor_id=QA_BOLD, analytics_consent=False)
     assert recorder.close()
-    assert {(e.visitor, e.segments, e.exposure) for e in sink.events} == {(None, (), False)}
+    assert {(e.visitor, e.segments, e.exposure) for e in decisions(sink.events)} == {(None, (), False)}
     assert all(e.time.tzinfo is UTC for e in sink.events)
 
 
