@@ -2,8 +2,8 @@
 thousand simulated visitors, their outcomes, then ``tailor analyze`` (text and HTML).
 
 The server listens on 127.0.0.1 only and is stopped, with its workers, when the visitors are done.
-Outcomes go through ``POST /v1/events`` when the server has it, else through the telemetry
-recorder with the server's pseudonym key (what the endpoint does). ``bold`` converts better among
+Outcomes go through ``POST /v1/events`` with their times (the server allows client time), else
+through the telemetry recorder with the server's pseudonym key (what the endpoint does). ``bold`` converts better among
 repeat visitors only (the planted lift); the other segments have none.
 
     .venv/bin/python loadtests/analysis_demo.py --out /tmp/analysis-demo [--visitors 3000]
@@ -70,12 +70,13 @@ def outcomes(taken: list[tuple[str, str, str | None]], seed: int) -> list[dict[s
 
 
 def send_outcomes(base: str, found: list[dict[str, object]], logs: Path) -> str:
-    """Through /v1/events when the server has it (server clock), else the recorder (the events' times)."""
+    """Through /v1/events when the server has it, else the recorder; both keep the events' times."""
     with httpx.Client(base_url=base, timeout=10) as http:
         probe = http.post("/v1/events", json={"events": []})
         if probe.status_code != 404:
             for start in range(0, len(found), 100):
                 batch = [{"visitor_id": o["visitor_id"], "metric": o["metric"], "value": o["value"],
+                          "time": o["time"].isoformat(),  # type: ignore[attr-defined]
                           "consent": {"analytics": True}} for o in found[start : start + 100]]  # fmt: skip
                 http.post("/v1/events", json={"events": batch}).raise_for_status()
             return "POST /v1/events"
@@ -116,7 +117,9 @@ def main() -> None:
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--bundle", str(ROOT), "--host", HOST,
                "--port", str(port), "--workers", str(WORKERS)]  # fmt: skip
-    env = {"TAILOR_DECISION_LOG": str(logs / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY}
+    # the outcomes carry their own times (purchases before the exposure are the CUPED covariate)
+    env = {"TAILOR_DECISION_LOG": str(logs / "decisions.jsonl"), "TAILOR_PSEUDONYM_KEY": KEY,
+           "TAILOR_ALLOW_CLIENT_TIME": "1"}  # fmt: skip
     with process_group(command, log=args.out / "server.log", env=env) as started:
         base = f"http://{HOST}:{port}"
         wait_ready(base, "/readyz", started, workers=WORKERS)
