@@ -49,7 +49,7 @@ def decide_all(base: str, visitors: int) -> list[tuple[str, str, str | None]]:
             answer = http.post("/v1/decide", json={"visitor": visitor, "placements": ["home_hero", "promo_banner"]})
             placed = answer.json()["placements"]["home_hero"]
             if placed["reason"] == "experiment":
-                taken.append((visitor["id"], placed["experiment"]["arm"], segment))
+                taken.append((str(visitor["id"]), placed["experiment"]["arm"], segment))
     return taken
 
 
