@@ -99,6 +99,14 @@ def test_bad_contexts_are_the_protocols_errors(client: OpenFeatureClient) -> Non
     assert "$.context.consent" in str(bad_consent.error_message)
 
 
+def test_a_body_over_the_size_limit_is_a_general_error_and_the_code_s_default(client: OpenFeatureClient) -> None:
+    """70 attributes of 1,000 characters fit the attribute limits, not the 64 KiB body: a 413 problem+json."""
+    big = {f"a{n}": "x" * 1000 for n in range(70)}
+    details = client.get_object_details("home_hero", FALLBACK, EvaluationContext("v-1", {**big, **CONSENTED}))
+    assert (details.value, details.error_code) == (FALLBACK, ErrorCode.GENERAL)
+    assert "body-too-large" in str(details.error_message)
+
+
 def test_without_the_api_key_nothing_is_evaluated(server: tuple[Server, Path]) -> None:
     provider = OFREPProvider(server[0])
     api.set_provider(provider, "tailor-test-no-key")

@@ -73,6 +73,7 @@ def test_the_bulk_response_lists_every_placement_and_the_event_stream(bundle: Pa
         (b'{"context": 1}', "INVALID_CONTEXT", "$.context"),
         (b'{"context": {}, "extra": 1}', "PARSE_ERROR", "extra"),
         (b'{"context": {}}', "TARGETING_KEY_MISSING", "$.context.targetingKey"),
+        (b"{}", "TARGETING_KEY_MISSING", "$.context.targetingKey"),  # what the Python provider sends without a context
         (b'{"context": {"targetingKey": ""}}', "TARGETING_KEY_MISSING", "$.context.targetingKey"),
         (b'{"context": {"targetingKey": 7}}', "INVALID_CONTEXT", "$.context.targetingKey"),
         (b'{"context": {"targetingKey": "v", "consent": {"personalization": "yes"}}}', "INVALID_CONTEXT",
