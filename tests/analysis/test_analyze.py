@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_args
 
@@ -106,6 +107,24 @@ def test_a_sequential_test_past_its_plan_has_no_days_left(planted: Path, capsys:
     assert all(c["days_left"] is None for c in comparisons(past))
     assert all(c["days_left"] is not None for c in comparisons(within) if c["mde"] is not None)
     assert comparisons(within)
+
+
+def test_a_plan_that_ends_before_anything_happened_is_read_as_of_its_end(
+    planted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One exposure 89 days before the rest (a wrong clock, a test visit) starts the plan, which is over
+    with nothing to compare by its last day: no comparison, rather than all the data at the last look."""
+    early = tmp_path / "early"
+    shutil.copytree(planted, early)
+    first = {"schema": "tailor.decision/1", "time": (T0 - timedelta(days=89)).isoformat(), "experiment": EXPERIMENT,
+             "arm": "control", "visitor": "early-visitor", "reason": "experiment"}  # fmt: skip
+    (early / "early.jsonl").write_text(json.dumps(first) + "\n")
+    _, report = analyze_json(capsys, str(early), "--sequential")
+    [experiment] = report["experiments"]
+    assert experiment["days"] > 89
+    assert experiment["comparisons"] == []
+    _, whole = analyze_json(capsys, str(early))  # a fixed test reads all of it
+    assert whole["experiments"][0]["comparisons"]
 
 
 def test_the_html_report_opens_offline_with_its_plots(planted: Path, tmp_path: Path) -> None:
