@@ -15,10 +15,10 @@ Semantics, in one place:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from service.core import patterns
 from service.core.spec import SUBJECTS, Condition, LengthTest, Ref
 from service.core.values import parse_duration, parse_semver, to_epoch
 
@@ -363,7 +363,7 @@ def fold(value: Any) -> Any:
 
 def _ignoring_case(op: str, operand: Any, get: Getter) -> Predicate:
     if op == "matches":
-        search = re.compile(operand, re.IGNORECASE).search
+        search = patterns.searcher(operand, ignore_case=True)
         return lambda f: type(v := get(f)) is str and search(v) is not None
     test = _TESTS[op](fold(operand))
     return lambda f: test(fold(get(f)))
@@ -398,7 +398,7 @@ def _ends_with(const: str) -> Test:
 
 
 def _matches(pattern: str) -> Test:
-    search = re.compile(pattern).search
+    search = patterns.searcher(pattern)
     return lambda v: type(v) is str and search(v) is not None
 
 

@@ -16,7 +16,6 @@ by the compiler, which sees every file at once.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -36,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.core import patterns
 from service.core.values import MAX_VERSION_CHARS, parse_duration, parse_semver
 
 SPEC_VERSION = 1
@@ -60,11 +60,7 @@ def _check_duration(text: str) -> str:
 
 
 def _check_regex(text: str) -> str:
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return text
+    return patterns.check(text)
 
 
 def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
