@@ -73,6 +73,13 @@ class YamlDocument:
         return None
 
 
+MAX_DEPTH = 64  # nesting levels: a rule file needs about ten; deeper is a mistake or an attack on the reader
+SHOWN_DEPTH = 6  # of a path too deep, the start says where
+SPARE_VALUES = 10_000  # values aliases may add beyond one a character of the file
+# The tags a rule file's values may carry (implicit or spelled out); !!binary, !!set, custom tags are refused.
+_TAGS = {_BOOL, _INT, _FLOAT, _NULL, "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
+
 def parse_yaml(text: str) -> YamlDocument:
     """Parse one YAML document; raise YamlError for syntax errors, duplicate keys or several documents."""
     loader = _Loader(text)
@@ -81,30 +88,84 @@ def parse_yaml(text: str) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise YamlError(f"YAML syntax: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: the reader knows where, not the line
+        shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise YamlError(f"YAML: the character {shown} is not allowed", text.count("\n", 0, exc.position) + 1) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"YAML: {exc}", None) from None
     finally:
         loader.dispose()
     if node is None:
         raise YamlError("the file is empty", 1)
-    lines: dict[Path, int] = {}
-    return YamlDocument(_build(loader, node, (), lines), lines)
+    builder = _Builder(loader, budget=len(text) + SPARE_VALUES)
+    return YamlDocument(builder.build(node, ()), builder.lines)
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves << merge keys
+class _Builder:
+    """Python values from the node tree, with the line of every path.
+
+    Aliases make the tree a graph: a value refers to a node defined once and may be built many
+    times over. Nine aliases of nine aliases of ... (a "billion laughs" file of a few hundred bytes)
+    would take minutes, and an alias inside its own anchor forever, so both are errors at their line.
+    """
+
+    def __init__(self, loader: _Loader, budget: int) -> None:
+        self.loader, self.budget = loader, budget
+        self.lines: dict[Path, int] = {}
+        self.open: set[int] = set()  # the nodes being built, from the root down to here
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        line = node.start_mark.line + 1
+        self.lines.setdefault(path, line)
+        self.budget -= 1
+        if self.budget < 0:
+            raise YamlError("aliases expand to far more values than the file holds (an alias bomb?)", line, path)
+        if len(path) > MAX_DEPTH:
+            raise YamlError(f"nested deeper than {MAX_DEPTH} levels", line, path[:SHOWN_DEPTH])
+        if id(node) in self.open:
+            raise YamlError("an alias refers to a value that contains it", line, path)
+        self.open.add(id(node))
+        try:
+            return self._value(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _value(self, node: yaml.Node, path: Path) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, path)
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+        self._check_tag(node, path)
+        try:
+            self.loader.flatten_mapping(node)  # resolves << merge keys
+        except yaml.MarkedYAMLError as exc:
+            raise YamlError(f"YAML: {exc.problem}", node.start_mark.line + 1, path) from None
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise YamlError("a key must be plain text", key_node.start_mark.line + 1, path)
-            key = loader.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if key in out:
                 raise YamlError(f"key '{key}' appears twice", key_node.start_mark.line + 1, (*path, key))
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _build(loader, value_node, (*path, key), lines)
+            self.lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, (*path, key))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        self._check_tag(node, path)
+        try:
+            return self.loader.construct_object(node)
+        except ValueError:  # Python converts no integer of more than 4,300 digits
+            raise YamlError("a number with more digits than any rule needs", node.start_mark.line + 1, path) from None
+        except yaml.YAMLError as exc:
+            raise YamlError(f"YAML: {exc}".split("\n")[0], node.start_mark.line + 1, path) from None
+
+    @staticmethod
+    def _check_tag(node: yaml.Node, path: Path) -> None:
+        if node.tag not in _TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise YamlError(f"the YAML tag {tag} is not allowed here", node.start_mark.line + 1, path)

@@ -355,15 +355,26 @@ def _segment_models(segments: Mapping[str, _Defined[Segment]]) -> dict[str, froz
 
 def _check_segments(c: _Compiler, segments: Mapping[str, _Defined[Segment]]) -> None:
     graph = {name: _condition_refs(c, d.file, (*d.path, "when"), d.spec.when, segments) for name, d in segments.items()}
-    for cycle in _cycles(graph):
+    cycles, chain = _cycles(graph)
+    for cycle in cycles:
         d = segments[cycle[0]]
         c.error(d.file, (*d.path, "when"), f"segment '{cycle[0]}' refers to itself: {' → '.join(cycle)}")
+    if chain:
+        d = segments[chain[0]]
+        shown = " → ".join(chain[:3])
+        c.error(d.file, (*d.path, "when"), f"segment '{chain[0]}' refers through more than {MAX_SEGMENT_CHAIN} "
+                f"segments in a row ({shown} → …): flatten the chain")  # fmt: skip
 
 
-def _cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
-    """One cycle per strongly tied group, each starting at its first name in declaration order."""
+MAX_SEGMENT_CHAIN = 32  # segments on segments on ...: each level is a call when a visitor is evaluated
+
+
+def _cycles(graph: Mapping[str, list[str]]) -> tuple[list[list[str]], list[str]]:
+    """One cycle per strongly tied group, each starting at its first name in declaration order, and the
+    first chain of references longer than MAX_SEGMENT_CHAIN (the walk stops there, so it never runs deep)."""
     done: set[str] = set()
     found: list[list[str]] = []
+    chain: list[str] = []
 
     def visit(name: str, trail: list[str]) -> None:
         if name in trail:
@@ -371,13 +382,17 @@ def _cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
             return
         if name in done:
             return
+        if len(trail) >= MAX_SEGMENT_CHAIN:
+            chain[:] = chain or [*trail, name]
+            done.update(trail)
+            return
         for ref in graph.get(name, ()):
             visit(ref, [*trail, name])
         done.add(name)
 
     for name in graph:
         visit(name, [])
-    return found
+    return found, chain
 
 
 def _check_experiments(
