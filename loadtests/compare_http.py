@@ -120,7 +120,7 @@ def granian(target: str, *options: str, interface: str = "asgi", factory: bool =
         return [
             sys.executable, "-m", "granian", "--interface", interface, "--host", HOST, "--port", str(port),
             "--workers", "1", *(["--factory"] if factory else []), "--no-access-log", "--respawn-failed-workers",
-            "--no-ws", "--loop", GRANIAN_LOOP.value, "--working-dir", str(ROOT), *options, target,
+            "--no-ws", "--http", "1", "--loop", GRANIAN_LOOP.value, "--working-dir", str(ROOT), *options, target,
         ]  # fmt: skip
 
     return command

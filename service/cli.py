@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 from granian import Granian
-from granian.constants import Interfaces, Loops
+from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
 from pydantic import BaseModel
 
@@ -197,6 +197,9 @@ def _run_granian(settings: Settings) -> None:
         log_access=False,
         log_dictconfig=logs.server_config(settings.log_format),
         respawn_failed_workers=True,
+        # HTTP/1 only: in granian's auto mode, which waits for the first bytes to choose between 1 and
+        # 2, a connection that sends nothing has no timer and is held for good (1,100 held a worker).
+        http=HTTPModes.http1,
         # A client that trickles its headers is dropped after this; the body's deadline is the app's.
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
     ).serve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import selectors
 import socket
 import threading
 import time
@@ -93,3 +94,33 @@ def test_a_worker_answers_others_while_300_clients_trickle_and_then_cuts_them_of
     print(
         f"slow headers closed after {heads[0]:.1f}-{heads[-1]:.1f} s, bodies after {bodies[0]:.1f}-{bodies[-1]:.1f} s"
     )
+
+
+SILENT = 1_100  # past the 1,024 connections a worker serves at once: held for good, they locked it out
+
+
+def test_connections_that_send_nothing_are_closed_after_the_header_timeout(base: str) -> None:
+    """A connection that never sends a byte gets the header timeout too (granian's HTTP/1 mode: in its
+    auto mode, which waits to see the protocol, no timer ran, and 1,100 such connections held a worker)."""
+    port = int(base.rsplit(":", 1)[1])
+    start = time.monotonic()
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(SILENT)]
+    watch = selectors.DefaultSelector()  # epoll: select() takes no descriptor past 1,023
+    for sock in silent:
+        watch.register(sock, selectors.EVENT_READ)
+    try:
+        open_ = len(silent)
+        deadline = start + TIMEOUT_S + GRACE_S
+        while open_ and time.monotonic() < deadline:
+            for key, _ in watch.select(0.25):
+                watch.unregister(key.fileobj)
+                open_ -= 1  # a close by the server: readable, with nothing (or a reset) to read
+        closed_after = time.monotonic() - start
+        healthy = httpx.get(f"{base}/healthz", timeout=10).status_code
+    finally:
+        watch.close()
+        for sock in silent:
+            sock.close()
+    assert not open_, f"{open_} silent connections still open {closed_after:.0f} s after they connected"
+    assert closed_after >= TIMEOUT_S - 0.5  # closed by the timeout, not refused at once
+    assert healthy == 200
