@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import multiprocessing
+import os
 import random
 import shutil
 import threading
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 
 from service.bundle.loader import ScorerFactory, load_bundle, load_snapshot, revision_of
 from service.bundle.snapshot import Snapshot, read_snapshot, write_snapshot
-from service.bundle.store import BundleStore
-from service.bundle.watcher import KEPT_COPIES, BundleWatcher, LastGood
+from service.bundle.store import BundleStore, LoadReport
+from service.bundle.watcher import KEPT_COPIES, BundleWatcher, LastGood, fingerprint
+from service.core.compile import Bundle
 from service.core.errors import BundleError
 from service.core.models import ModelCard, Scorer
 from service.segments.onnx import OnnxScorer
@@ -92,6 +94,61 @@ def test_an_edit_during_a_load_is_neither_labelled_good_nor_kept_as_last_good(tm
     assert not second.ok
     assert second.problems[0].message.startswith("unknown segment 'vipp'")
     assert store.current.bundle.revision == good
+
+
+def test_a_load_that_raises_is_a_failed_reload_reported_as_broken_edits_are(tmp_path: Path) -> None:
+    """A bug or an OS error while loading counts as an error (log, /v1/bundle, the reload counter),
+    not only as a traceback in the watcher's log, and the bundle before it keeps serving."""
+    bundle = _copy(tmp_path / "bundle")
+    calls: list[int] = []
+
+    def load_then_fail(snapshot: Snapshot) -> Bundle:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RecursionError("maximum recursion depth exceeded")
+        return load_snapshot(snapshot)
+
+    reports: list[LoadReport] = []
+    store = BundleStore(load_then_fail)
+    watcher = BundleWatcher(store, bundle, on_reload=reports.append)
+    good = watcher.reload().revision
+    (bundle / "rules" / "placements.yaml").write_text((bundle / "rules" / "placements.yaml").read_text() + "\n")
+    failed = watcher.reload()
+    assert [r.ok for r in reports] == [True, False]
+    assert (failed.revision, store.revision) == (good, good)
+    assert store.last_problems == failed.problems
+    assert "RecursionError: maximum recursion depth exceeded" in failed.problems[0].message
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    """``cp -p``, ``rsync -t`` and reproducible builds keep the mtime: the inode and ctime still change."""
+    bundle = _copy(tmp_path / "bundle")
+    target = bundle / "rules" / "placements.yaml"
+    before = fingerprint(bundle)
+    text = target.read_text()
+    twin = target.with_name("placements.new")
+    twin.write_text(text.replace("hero_default", "hero_defaulx", 1))  # same size, other bytes
+    stat = target.stat()
+    os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    twin.replace(target)
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert fingerprint(bundle) != before
+
+
+def test_a_configmap_mount_is_the_bundle_its_links_name(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as links to ``..data/``, itself a link to a timestamped folder: the
+    hidden folders are not read twice (every name was 'already defined'), so the revision is the plain copy's."""
+    plain = _copy(tmp_path / "plain")
+    mounted = _copy(tmp_path / "mounted")
+    rules = mounted / "rules"
+    data = rules / "..2026_12_02_10_00_00.123"
+    data.mkdir()
+    for path in sorted(rules.glob("*.yaml")):
+        path.rename(data / path.name)
+        path.symlink_to(Path("..data") / path.name)
+    (rules / "..data").symlink_to(data.name)
+    (rules / ".#placements.yaml").symlink_to("someone@host.1234")  # an editor's lock: hidden, never read
+    assert load_bundle(mounted).revision == load_bundle(plain).revision
 
 
 def test_loads_racing_a_stream_of_edits_only_ever_serve_good_revisions(tmp_path: Path) -> None:

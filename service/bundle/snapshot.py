@@ -77,8 +77,14 @@ def bundle_files(root: Path) -> list[Path]:
     for kind, suffixes in KINDS:
         folder = root / kind
         if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes)
+            files += sorted(p for p in _visible(folder) if p.is_file() and p.suffix in suffixes)
     return files
+
+
+def _visible(folder: Path) -> list[Path]:
+    """Everything under ``folder`` but hidden names and what they hold: a Kubernetes ConfigMap mounts its
+    files as links into ``..data`` and its timestamped twin, and editors keep ``.#name.yaml`` locks."""
+    return [p for p in folder.rglob("*") if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
 
 
 def read_snapshot(root: Path) -> Snapshot:
@@ -102,7 +108,7 @@ def _folders(root: Path) -> frozenset[str]:
         folder = root / kind
         if folder.is_dir():
             found.add(kind)
-            found.update(p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_dir())
+            found.update(p.relative_to(root).as_posix() for p in _visible(folder) if p.is_dir())
     return frozenset(found)
 
 

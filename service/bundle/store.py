@@ -7,6 +7,7 @@ so a swap in the middle of a request never mixes two revisions.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +19,8 @@ from service.bundle.loader import Reuse, load_snapshot
 from service.bundle.snapshot import Snapshot, read_snapshot
 from service.core.compile import Bundle
 from service.core.errors import BundleError, Problem, TailorError
+
+log = logging.getLogger("tailor.reload")
 
 
 class NotReadyError(TailorError):
@@ -101,8 +104,17 @@ class BundleStore:
         """Read ``source`` once and load those bytes; on success swap them in, on failure keep serving."""
         with self._lock:
             wall, cpu = time.perf_counter(), time.thread_time()
-            report = self._load_locked(read_snapshot(source), source)
+            try:
+                report = self._load_locked(read_snapshot(source), source)
+            except Exception as exc:  # noqa: BLE001 -- a bug or an OS error is a failed load like any other
+                report = self._crashed(exc)
             return replace(report, seconds=time.perf_counter() - wall, cpu_seconds=time.thread_time() - cpu)
+
+    def _crashed(self, exc: Exception) -> LoadReport:
+        """A load that raised: reported where broken edits are (the log, /v1/bundle, the error count)."""
+        log.error("bundle load failed", exc_info=exc)
+        self._last_problems = (Problem(".", (), f"the bundle could not be loaded: {type(exc).__name__}: {exc}"),)
+        return LoadReport(False, self.revision, self._last_problems)
 
     def _load_locked(self, snapshot: Snapshot, source: Path) -> LoadReport:
         current = self._current

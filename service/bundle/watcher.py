@@ -35,7 +35,7 @@ TRIGGER_FILE = "reload-trigger"
 LAST_GOOD_DIR = "last-good"
 SAVE_ATTEMPTS = 3
 KEPT_COPIES = 5  # last-good copies kept besides the one ``current`` names: an edit storm must not fill the disk
-Fingerprint = tuple[tuple[str, int, int], ...]
+Fingerprint = tuple[tuple[str, int, int, int, int], ...]  # path, size, mtime, inode, ctime of every file
 
 
 def fingerprint(source: Path, trigger: Path | None = None) -> Fingerprint:
@@ -49,7 +49,9 @@ def fingerprint(source: Path, trigger: Path | None = None) -> Fingerprint:
             stat = path.stat()
         except FileNotFoundError:  # removed between listing and stat: the next poll sees it
             continue
-        entries.append((path.as_posix(), stat.st_size, stat.st_mtime_ns))
+        # size and mtime alone miss a file replaced by one of the same size with its mtime kept (cp -p,
+        # rsync -t, a reproducible build): the replacement is a new inode, and its ctime is now.
+        entries.append((path.as_posix(), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns))
     return tuple(entries)
 
 
