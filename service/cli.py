@@ -252,13 +252,13 @@ def _decide(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     try:
         request = _with_options(_read_request(args.visitor), args)
+        response = _offline().decision(bundle, request, client_time=True).response()  # offline: --now is the point
     except OSError as exc:
         print(f"tailor: {args.visitor}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RequestError as exc:
+    except RequestError as exc:  # a body the API refuses, as it would: a limit, a type
         print(f"tailor: {args.visitor}: {exc.message} - at `{exc.where}`", file=sys.stderr)
         return EXIT_USAGE
-    response = _offline().decision(bundle, request, client_time=True).response()  # offline: --now is the point
     print(json.dumps(msgspec.to_builtins(response), indent=2, ensure_ascii=False))
     for step in response.trace or ():  # for people: the JSON above is for programs
         if step.why_not is not None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -64,6 +66,24 @@ def test_decide_rejects_a_malformed_visitor_file(tmp_path: Path) -> None:
     done = _tailor("decide", "--visitor", str(visitor))
     assert done.returncode == 2
     assert "Expected `str | null`, got `int` - at `$.id`" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"note": "x" * 5000}, "text longer than 4096 characters - at `$.visitor.attributes.note`"),
+        ({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}, "attributes nest deeper than 6 levels"),
+    ],
+)
+def test_decide_refuses_a_visitor_over_the_api_s_limits(
+    tmp_path: Path, attributes: dict[str, object], message: str
+) -> None:
+    visitor = tmp_path / "visitor.json"
+    visitor.write_text(json.dumps({"id": "v-1", "attributes": attributes}))
+    done = _tailor("decide", "--visitor", str(visitor))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_serve_refuses_a_broken_bundle_before_starting(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from service.bundle.snapshot import YAML_SUFFIXES
 from service.bundle.yamlfile import YamlDocument, YamlError, parse_yaml
 from service.checks.spec import RESERVED, ChecksFile, CheckTest, PlacementExpect
 from service.core.compile import Bundle, suggest
-from service.core.errors import Problem
+from service.core.errors import Problem, RequestError
 from service.http import wire
+from service.http.mapping import to_core
+from service.settings import Settings
 
 CHECKS_DIR = "checks"
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -115,8 +118,23 @@ def _decoded(document: YamlDocument, shown: str, bundle: Bundle, problems: list[
             visitor, context = parts
             assert isinstance(visitor, wire.Visitor)
             assert isinstance(context, wire.Context)
+            if (limit := _over_limits(shown, ("tests", index), visitor, context)) is not None:
+                problems.append(limit)
+                continue
             checks.append(Check(shown, index, test, visitor, context, document.lines))
     return checks
+
+
+LIMITS = Settings()  # the API's default request limits: a test must be a request the API would take
+
+
+def _over_limits(shown: str, where: YamlPath, visitor: wire.Visitor, context: wire.Context) -> Problem | None:
+    """The first request limit the test's visitor or context breaks (too deep, too long ...), placed in the file."""
+    try:
+        to_core(wire.DecideRequest(visitor, context=context), LIMITS, lambda: datetime.now(UTC), client_time=True)
+    except RequestError as exc:
+        return Problem(shown, (*where, *_path_steps(exc.where.removeprefix("$"))), exc.message)
+    return None
 
 
 _PARTS: tuple[tuple[str, type[msgspec.Struct]], ...] = (("visitor", wire.Visitor), ("context", wire.Context))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
 
-from service.checks.files import Check, placement_expectations
+from service.checks.files import LIMITS, Check, placement_expectations
 from service.checks.spec import PlacementExpect
 from service.core.compile import Bundle
 from service.core.conditions import Facts
@@ -26,9 +26,7 @@ from service.core.whynot import format_why_not
 from service.http import wire
 from service.http.mapping import to_core
 from service.render.page import Tally, inputs_for, render_decision
-from service.settings import Settings
 
-_LIMITS = Settings()  # the API's default request limits: a test must be a request the API would take
 _REACHING = ("matched", "forced")  # trace outcomes of a rule that decided its placement
 
 
@@ -75,7 +73,7 @@ def run_check(bundle: Bundle, check: Check, clock: Callable[[], datetime] = lamb
     start = perf_counter()
     bundle = _with_stand_ins(bundle, check.spec.models)
     checked = wire.DecideRequest(check.visitor, context=check.context, explain=True)
-    request = to_core(checked, _LIMITS, clock, client_time=True)  # a check names its time on purpose
+    request = to_core(checked, LIMITS, clock, client_time=True)  # a check names its time on purpose
     decision = decide(bundle, request)
     rendered: Mapping[str, Rendered] = {}
     if any(e.html is not None or e.html_contains is not None for _, e in placement_expectations(check)):
