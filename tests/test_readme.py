@@ -6,8 +6,10 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import msgspec
+import yaml
 
 from service.bundle.loader import load_bundle
 from service.core.decide import decide
@@ -84,3 +86,22 @@ def test_the_persona_fields_are_those_of_the_bundle_endpoint() -> None:
     listed = re.findall(r"`([a-z_]+)`", _paragraph_after("`GET /v1/bundle` lists the models"))
     fields = list(wire.PersonaInfo.__struct_fields__)
     assert [name for name in listed if name in fields or name.startswith(("share_", "median_"))] == fields
+
+
+def _yaml_block(heading: str) -> dict[str, Any]:
+    at = README.index(f"\n{heading}\n")
+    start = README.index("```yaml\n", at) + len("```yaml\n")
+    return cast(dict[str, Any], yaml.safe_load(README[start : README.index("```", start)]))
+
+
+def test_the_placements_and_experiments_examples_validate(tmp_path: Path) -> None:
+    """The two examples together, with the example bundle's content, models and a vip segment."""
+    for part in ("content", "models"):
+        (tmp_path / part).symlink_to(ROOT / part)
+    (tmp_path / "rules").mkdir()
+    rules = {"version": 1, "segments": {"vip": {"when": {"attr": "orders_12m", "gte": 5}}}}
+    rules |= _yaml_block("### Placements") | _yaml_block("### Experiments")
+    (tmp_path / "rules" / "readme.yaml").write_text(yaml.safe_dump(rules))
+    bundle = load_bundle(tmp_path)
+    assert set(bundle.placements) == {"home_hero"}
+    assert set(bundle.experiments) == {"hero_layout_test"}
