@@ -305,7 +305,7 @@ class Arm(_Model):
 
     key: Name
     variant: Name
-    weight: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    weight: Annotated[int, Field(ge=0, le=1_000_000, strict=True)] = 1  # strict: `true` is no weight
 
 
 Percent = Annotated[float, Field(ge=0, le=100, multiple_of=0.01)]
