@@ -15,7 +15,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from service.core.outcome import Reason
 from service.core.spec import Name
@@ -79,6 +89,14 @@ class Expect(BaseModel):
     experiments: dict[Name, Name] | None = Field(
         None, description="Experiment → the arm the visitor must enter (in any placement that runs it)."
     )
+
+    @model_validator(mode="after")
+    def _something(self) -> Expect:
+        if not self.__pydantic_extra__ and self.segments is None and not self.experiments:
+            raise ValueError(
+                "a test must expect something: a placement, segments or experiments"
+            )  # else it always passes
+        return self
 
 
 ModelScore = StrictStr | StrictInt | StrictFloat
