@@ -156,3 +156,20 @@ def test_a_body_cut_short_at_the_door_is_an_incomplete_body(door: rsgi_fake.Work
     answered = door.answer(scope, protocol)
     assert answered.status == 400
     assert b"incomplete-body" in answered.body
+
+
+@pytest.mark.parametrize("path", ["/v1/decide", "/v1/render", "/v1/events", "/ofrep/v1/evaluate/flags"])
+def test_a_valid_body_whose_chunked_framing_then_broke_is_an_incomplete_body(door: rsgi_fake.Worker, path: str) -> None:
+    """What arrived parses (a whole request), but the framing broke after it: it is not acted on.
+    The door's routes and those it hands to Litestar (events, OFREP) alike."""
+    body = {
+        "/v1/decide": b'{"visitor": {"id": "v-1"}}',
+        "/v1/render": b'{"visitor": {"id": "v-1"}, "placements": ["home_hero"]}',
+        "/v1/events": b'{"events": [{"visitor_id": "v-1", "metric": "purchase", "consent": {"analytics": true}}]}',
+        "/ofrep/v1/evaluate/flags": b'{"context": {"targetingKey": "v-1"}}',
+    }[path]
+    scope, protocol = rsgi_fake.request("POST", path, body, {"content-type": "application/json"}, chunked=True)
+    protocol.framing_broken = True
+    answered = door.answer(scope, protocol)
+    assert answered.status == 400, answered.body
+    assert b"incomplete-body" in answered.body

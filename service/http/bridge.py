@@ -99,6 +99,10 @@ def _address(text: str) -> tuple[str, int] | None:
     return (host.strip("[]"), int(port)) if port.isdigit() else None
 
 
+class BrokenFramingError(Exception):
+    """granian's sign of a chunked body whose framing broke: read as the client leaving mid-body."""
+
+
 class Exchange:
     """One request's ``receive`` and ``send`` over its RSGI protocol."""
 
@@ -124,7 +128,7 @@ class Exchange:
             return DISCONNECT
         try:
             body, more = await (self._whole() if self.whole else self._chunk())
-        except CLOSED_ERRORS:  # the body was cut short: the client broke the framing or left
+        except (*CLOSED_ERRORS, BrokenFramingError):  # the body was cut short: the client broke the framing or left
             self.gone = self.body_done = True
             return DISCONNECT
         self.body_done = not more
@@ -157,8 +161,16 @@ class Exchange:
             chunk: bytes = await self.chunks.__anext__()
         except StopAsyncIteration:
             return b"", False
-        # granian ends the stream with an empty chunk (and says no more than that about an error)
-        return chunk, bool(chunk)
+        if chunk:
+            return chunk, True
+        # granian ends a body with an empty chunk, and the stream then stops. After a framing that
+        # broke (a bad size, data longer than said, a cut), or trailers, one more empty chunk
+        # comes: the only sign of the error, and what arrived must not be taken for the body.
+        try:
+            await self.chunks.__anext__()
+        except StopAsyncIteration:
+            return b"", False
+        raise BrokenFramingError
 
     async def send(self, message: Message) -> None:
         kind = message["type"]

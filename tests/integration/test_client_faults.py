@@ -98,3 +98,21 @@ def test_broken_bodies_leave_no_error_in_the_log_or_the_metrics(served: tuple[Se
     text = log.read_text()
     assert '"level":"ERROR"' not in text
     assert "Traceback" not in text
+
+
+VALID = b'{"visitor": {"id": "v-1"}}'
+# A whole, valid request, then framing that breaks: what arrived parses, and must not be acted on.
+BROKEN_AFTER_A_VALID_BODY = {
+    "no-crlf-after-the-data": b"%x\r\n%s0\r\n\r\n" % (len(VALID), VALID),
+    "a-bad-size-after-a-whole-chunk": b"%x\r\n%s\r\nzz\r\n" % (len(VALID), VALID),
+}
+
+
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
+def test_a_valid_body_whose_framing_then_breaks_is_refused_under_both_interfaces(interface: str) -> None:
+    with running_server(TAILOR_INTERFACE=interface) as base:
+        for fault, framing in BROKEN_AFTER_A_VALID_BODY.items():
+            sent = HEAD % b"/v1/decide" + b"Transfer-Encoding: chunked\r\n\r\n" + framing
+            answer = _send(_port(base), sent, wait=True)
+            assert answer.startswith(b"HTTP/1.1 400 "), (fault, answer[:300])
+            assert b"incomplete-body" in answer, fault
