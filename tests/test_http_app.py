@@ -92,3 +92,15 @@ def test_make_run_serves_previews_that_may_name_a_time() -> None:
         ["make", "-n", "run", "ALLOW_CLIENT_TIME=0"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert "TAILOR_ALLOW_CLIENT_TIME=0 " in off.stdout
+
+
+def test_health_checks_answer_head_without_a_body(tmp_path: Path) -> None:
+    """Load balancers that check with HEAD get GET's status (RFC 9110 wants HEAD wherever GET is)."""
+    with TestClient(create_app(_settings())) as client:
+        assert (client.head("/healthz").status_code, client.head("/healthz").content) == (200, b"")
+        assert (client.head("/readyz").status_code, client.head("/readyz").content) == (200, b"")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with TestClient(create_app(Settings(bundle=empty, reload_interval=0))) as client:
+        assert client.head("/readyz").status_code == client.get("/readyz").status_code == 503
+        assert client.head("/healthz").status_code == 200

@@ -125,7 +125,9 @@ def test_every_error_status_is_documented_as_problem_json() -> None:
         ("/v1/bundle", "get"): {"200", "503"},
         ("/admin/reload", "post"): {"200", "401", "404"},
         ("/readyz", "get"): {"200", "503"},
+        ("/readyz", "head"): {"200", "503"},
         ("/healthz", "get"): {"200"},
+        ("/healthz", "head"): {"200"},
     }
     for (path, method), statuses in expected.items():
         responses = paths[path][method]["responses"]

@@ -20,7 +20,7 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, head, post
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -147,6 +147,10 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
             return Response(wire.Health("not_ready"), status_code=503)
         return Response(wire.Health("ready", store.current.bundle.revision))
 
+    @head("/readyz", summary="As GET /readyz, without a body: load balancers that check with HEAD")
+    async def readyz_head() -> Response[None]:
+        return Response(None, status_code=200 if store.ready else 503)
+
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response[bytes]:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
@@ -164,7 +168,9 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
             record_events,
             describe_bundle,
             healthz,
+            healthz_head,
             readyz,
+            readyz_head,
             metrics_endpoint,
             admin_reload,
             openapi_document,
@@ -201,6 +207,11 @@ def _started() -> None:
 @get("/healthz", summary="The process is alive")
 async def healthz() -> wire.Health:
     return wire.Health("ok")
+
+
+@head("/healthz", summary="As GET /healthz, without a body: load balancers that check with HEAD")
+async def healthz_head() -> None:
+    return None
 
 
 def _client_time(settings: Settings, headers: Mapping[str, str]) -> bool:

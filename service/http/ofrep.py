@@ -438,12 +438,13 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
     }
     body = {"required": True, "content": {"application/json": {"schema": _ref("EvaluationRequest")}}}
     problems = {str(status): _problem(status) for status in BODY_PROBLEMS}
+    cut = {"application/problem+json": {"schema": _ref("ProblemDetails")}}  # incomplete-body: a client that left
     flag = {
         "operationId": "ofrepEvaluateFlag",
         "summary": "OpenFeature (OFREP v0.3): one flag, a placement",
         "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": body,
-        "responses": {"200": _out("FlagOut"), "400": _out("FlagError"), "401": _out("GeneralError"),
+        "responses": {"200": _out("FlagOut"), "400": _or(_out("FlagError"), cut), "401": _out("GeneralError"),
                       "404": _out("FlagError"), **problems},
     }  # fmt: skip
     bulk = {
@@ -452,7 +453,7 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
         "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
         "requestBody": body,
         "responses": {"200": _out("BulkOut"), "304": {"description": "The flags are those of the ETag sent"},
-                      "400": _out("BulkError"), "401": _out("GeneralError"), **problems},
+                      "400": _or(_out("BulkError"), cut), "401": _out("GeneralError"), **problems},
     }  # fmt: skip
     events = {
         "operationId": "ofrepEvents",
@@ -471,6 +472,11 @@ BODY_PROBLEMS = (408, 413, 415, 503)  # as on every route that reads a body: pro
 def _problem(status: int) -> dict[str, Any]:
     what = {408: "body timeout", 413: "body too large", 415: "not JSON", 503: "no bundle loaded yet"}[status]
     return {"description": what, "content": {"application/problem+json": {"schema": _ref("ProblemDetails")}}}
+
+
+def _or(response: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    """A response with a second content type: a 400 is OFREP's shape, or problem+json for a body cut short."""
+    return {**response, "content": {**response["content"], **content}}
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -99,13 +99,21 @@ def _paths() -> dict[str, Any]:
         "/v1/render": {"post": _render()},
         "/v1/events": {"post": _events()},
         "/v1/bundle": {"get": _bundle()},
-        "/healthz": {"get": _operation("healthz", "The process is alive", {200: _json("Health")})},
+        "/healthz": {
+            "get": _operation("healthz", "The process is alive", {200: _json("Health")}),
+            "head": _operation("healthzHead", "As GET, without a body", {200: {"description": "Alive"}}),
+        },
         "/readyz": {
             "get": _operation(
                 "readyz",
                 "A bundle is loaded and decisions can be made",
                 {200: _json("Health", "Ready"), 503: _json("Health", "No bundle is loaded yet")},
-            )
+            ),
+            "head": _operation(
+                "readyzHead",
+                "As GET, without a body",
+                {200: {"description": "Ready"}, 503: {"description": "No bundle is loaded yet"}},
+            ),
         },
         "/admin/reload": {"post": _reload()},
     }
