@@ -298,6 +298,7 @@ def compile_blocks(
     env = _environment(c, catalog)
     for name in sorted(c.files):
         _parse(c, env, name)
+    _check_include_cycles(c)
     compiled = _compile_templates(c, env)
     # What this load took from the last one is in ``used`` now. The environment keeps ``c.reuse``
     # (its loader and bytecode cache), and kept trees point at the environments that parsed them:
@@ -506,6 +507,36 @@ def _missing_message(locales: Locales, key: str) -> str | None:
     if key in default:
         return None
     return f"no translation '{key}' in the default language '{locales.default}'{suggest(key, default)}"
+
+
+def _check_include_cycles(c: _Compiling) -> None:
+    """A template that includes itself, directly or through others, would render until Python's
+    recursion limit (and fall back with a traceback printed): an error at its first include."""
+    for name in sorted(c.trees):
+        trail = _cycle_from(c, name)
+        if trail is not None:
+            line = next(ref.lineno for ref in _references(c.trees[name]) if _named(ref) == trail[1])
+            c.error(c.files[name].filename, f"template includes itself: {' → '.join(trail)}", line)
+
+
+def _cycle_from(c: _Compiling, start: str) -> list[str] | None:
+    """A path of includes from ``start`` back to it, found without recursion, or None."""
+    todo: list[list[str]] = [[start]]
+    seen: set[str] = set()
+    while todo:
+        trail = todo.pop()
+        for ref in _references(c.trees.get(trail[-1], nodes.Template([]))):
+            target = _named(ref)
+            if target == start:
+                return [*trail, start]
+            if target is not None and target not in seen:
+                seen.add(target)
+                todo.append([*trail, target])
+    return None
+
+
+def _named(ref: nodes.Expr) -> str | None:
+    return ref.value if isinstance(ref, nodes.Const) and isinstance(ref.value, str) else None
 
 
 def _references(tree: nodes.Template) -> Iterator[nodes.Expr]:
