@@ -18,7 +18,7 @@ def text_report(report: Report) -> str:
         f"bundle {report.revision}",
         f"consented {report.consented}, without an id {report.without_id}, held out {report.held_out} ({held})",
         "",
-        "segments (of the visitors who consent; everyone in a segment counts, held out or not)",
+        "segments (visitors who consent and are in it, as a share of all visitors; held out or not)",
     ]
     width = max((len(s.name) for s in report.segments), default=8)
     lines += [f"  {s.name:<{width}}  {s.visitors:>9}  {_pct(s.share)}  held out {s.held_out}" for s in report.segments]
