@@ -37,7 +37,12 @@ def compile_mjml(source: str) -> tuple[str, tuple[MjmlProblem, ...]]:
     return minify(html), tuple(problems)
 
 
+_ROOT = re.compile(r"\A\s*(?:(?:<!--.*?-->|\{#.*?#\})\s*)*<mjml[\s>]", re.DOTALL)  # comments, then <mjml
+
+
 def _compile(source: str) -> tuple[str, list[MjmlProblem]]:
+    if not _ROOT.match(source):  # the compiler would fail inside itself, with a message about its own code
+        return "", [MjmlProblem("an email template is an MJML document: it starts with <mjml>", 1)]
     try:
         result = mjml_to_html(source)
     except Exception as exc:  # noqa: BLE001 - the compiler raises whatever its parser raises on broken markup
