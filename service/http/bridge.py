@@ -99,7 +99,7 @@ def _address(text: str) -> tuple[str, int] | None:
     return (host.strip("[]"), int(port)) if port.isdigit() else None
 
 
-class BrokenFramingError(Exception):
+class BrokenFramingError(TailorError):
     """granian's sign of a chunked body whose framing broke: read as the client leaving mid-body."""
 
 
