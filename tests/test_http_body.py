@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -325,3 +326,17 @@ def test_the_converted_tree_is_what_the_typed_decoder_gives(body: Any) -> None:
         converted = body_module._converted(msgspec.json.decode(text), kind)
         if converted is not None:
             assert converted == body_module._typed(text, kind)
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        ({"content-type": "text/plain"}, "not 'text/plain'"),
+        ({}, "not a missing or non-ASCII Content-Type"),  # granian's RSGI headers drop a non-ASCII value
+        ({"content-type": "application/json", "content-encoding": "gzip"}, "without Content-Encoding (got 'gzip')"),
+    ],
+)
+def test_a_body_that_is_not_plain_json_is_a_415_saying_what_was_sent(headers: dict[str, str], said: str) -> None:
+    with pytest.raises(body_module.UnsupportedMediaError, match=re.escape(said)):
+        body_module.check_headers(headers)
+    body_module.check_headers({"content-type": "application/json; charset=utf-8"})  # plain JSON passes

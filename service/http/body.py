@@ -71,7 +71,8 @@ def check_headers(headers: Headers | Mapping[str, str]) -> None:
     """Refuse bodies that are not plain JSON by their headers (415), before reading them as JSON."""
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
-        shown = f"'{media_type}'" if media_type else "no Content-Type"
+        # granian's RSGI headers leave out a value that is not ASCII, so "none" may be an unreadable one
+        shown = f"'{media_type}'" if media_type else "a missing or non-ASCII Content-Type"
         raise UnsupportedMediaError(f"send the body as application/json, not {shown}")
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
