@@ -340,3 +340,16 @@ def test_a_body_that_is_not_plain_json_is_a_415_saying_what_was_sent(headers: di
     with pytest.raises(body_module.UnsupportedMediaError, match=re.escape(said)):
         body_module.check_headers(headers)
     body_module.check_headers({"content-type": "application/json; charset=utf-8"})  # plain JSON passes
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b'{"visitor": {"id": "\\ud800"}}', "escape that is not a valid surrogate pair"),
+        (b'{"visitor": {"id": "\\udc00\\ud800"}}', "invalid utf-16 surrogate pair"),  # msgspec says it itself
+        (b'{"visitor": {"id": "\\ud83d\\ude00", "attributes": {"a": "x', "Input data was truncated"),  # really cut
+    ],
+)
+def test_a_lone_surrogate_escape_is_named_not_called_a_truncated_body(raw: bytes, said: str) -> None:
+    with pytest.raises(RequestError, match=said):
+        body_module.decode(raw, wire.DecideRequest)

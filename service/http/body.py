@@ -102,9 +102,22 @@ def _typed(text: str, kind: type[T]) -> T:
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise RequestError(f"the body is not valid JSON: {exc}", "$") from None
+        raise RequestError(f"the body is not valid JSON: {_decode_reason(text, exc)}", "$") from None
     except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
         raise RequestError("the JSON nests too deeply", "$") from None
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _decode_reason(text: str, exc: msgspec.DecodeError) -> str:
+    """msgspec's reason, but where it says "truncated" of a whole document that holds an escaped UTF-16
+    surrogate (``\\ud800``): that escape, not the end, is what it could not read."""
+    reason = str(exc)
+    if reason == "Input data was truncated" and _LONE_SURROGATE.search(_SURROGATE_PAIR.sub("", text)):
+        return "a \\uD800-\\uDFFF escape that is not a valid surrogate pair (JSON text must be Unicode)"
+    return reason
 
 
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
