@@ -139,6 +139,7 @@ class _Compiling:
     reuse: TemplateReuse
     problems: list[Problem] = field(default_factory=list)
     trees: dict[str, nodes.Template] = field(default_factory=dict)
+    written: dict[str, nodes.Template] = field(default_factory=dict)  # as the file has them: its lines
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
@@ -299,6 +300,8 @@ def compile_blocks(
     for name in sorted(c.files):
         _parse(c, env, name)
     _check_include_cycles(c)
+    for name in sorted(c.written):
+        _check_imported_names(c, name)
     compiled = _compile_templates(c, env)
     # What this load took from the last one is in ``used`` now. The environment keeps ``c.reuse``
     # (its loader and bytecode cache), and kept trees point at the environments that parsed them:
@@ -416,6 +419,7 @@ def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
     if _check_names(c, env, file, parsed.written):
         c.trees[name] = parsed.tree  # else Jinja would report the same name again, without the MJML line
     _check_references(c, file, parsed.written)
+    c.written[name] = parsed.written
     if not c.locales.default_missing:  # else one problem, not one per key
         _check_messages(c, file, parsed.written)
 
@@ -507,6 +511,41 @@ def _missing_message(locales: Locales, key: str) -> str | None:
     if key in default:
         return None
     return f"no translation '{key}' in the default language '{locales.default}'{suggest(key, default)}"
+
+
+def _check_imported_names(c: _Compiling, name: str) -> None:
+    """``ui.buton(...)`` of ``{% import "partials/ui.html" as ui %}``, or ``{% from ... import buton %}``:
+    a name the imported template does not define would only fail when a visitor's render reaches it."""
+    tree, filename = c.written[name], c.files[name].filename
+    for node in tree.find_all((nodes.Import, nodes.FromImport)):
+        assert isinstance(node, nodes.Import | nodes.FromImport)
+        target = _named(node.template)
+        exported = _exports(c.written[target]) if target in c.written else None
+        if exported is None:
+            continue  # unknown or unnamed: _check_references reports it
+        asked = _asked_of(tree, node.target) if isinstance(node, nodes.Import) else _from_names(node)
+        for wanted, line in asked:
+            if wanted not in exported:
+                c.error(filename, f"'{target}' defines no '{wanted}'{suggest(wanted, exported)}", line)
+
+
+def _exports(tree: nodes.Template) -> set[str]:
+    """What an import of the template can reach: its macros and the names it sets at the top."""
+    macros = {m.name for m in tree.find_all(nodes.Macro)}
+    top = {t.name for a in tree.body if isinstance(a, nodes.Assign) for t in a.find_all(nodes.Name)}
+    return macros | top
+
+
+def _asked_of(tree: nodes.Template, alias: str) -> list[tuple[str, int]]:
+    return [
+        (g.attr, g.lineno)
+        for g in tree.find_all(nodes.Getattr)
+        if isinstance(g.node, nodes.Name) and g.node.name == alias
+    ]
+
+
+def _from_names(node: nodes.FromImport) -> list[tuple[str, int]]:
+    return [(n if isinstance(n, str) else n[0], node.lineno) for n in node.names]
 
 
 def _check_include_cycles(c: _Compiling) -> None:
