@@ -124,3 +124,19 @@ def test_connections_that_send_nothing_are_closed_after_the_header_timeout(base:
     assert not open_, f"{open_} silent connections still open {closed_after:.0f} s after they connected"
     assert closed_after >= TIMEOUT_S - 0.5  # closed by the timeout, not refused at once
     assert healthy == 200
+
+
+def test_workers_speak_http_1_only(base: str) -> None:
+    """The README's claim: an HTTP/2 connection preface gets no HTTP/2 SETTINGS frame back (HTTP/2 and TLS
+    belong to the proxy in front), and HTTP/1.1 is answered."""
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        try:
+            answer = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            answer = b""
+    settings_frame = len(answer) >= 9 and answer[3] == 0x04  # type 4 in the frame header: SETTINGS
+    assert not settings_frame, answer[:40]
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:80]
+    assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
