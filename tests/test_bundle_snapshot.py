@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from service.bundle.loader import ScorerFactory, load_bundle, load_snapshot, revision_of
 from service.bundle.snapshot import Snapshot, read_snapshot, write_snapshot
 from service.bundle.store import BundleStore, LoadReport
-from service.bundle.watcher import KEPT_COPIES, BundleWatcher, LastGood, fingerprint
+from service.bundle.watcher import KEPT_COPIES, LEFTOVER_SECONDS, BundleWatcher, LastGood, fingerprint
 from service.core.compile import Bundle
 from service.core.errors import BundleError
 from service.core.models import ModelCard, Scorer
@@ -149,6 +149,31 @@ def test_a_configmap_mount_is_the_bundle_its_links_name(tmp_path: Path) -> None:
     (rules / "..data").symlink_to(data.name)
     (rules / ".#placements.yaml").symlink_to("someone@host.1234")  # an editor's lock: hidden, never read
     assert load_bundle(mounted).revision == load_bundle(plain).revision
+
+
+def test_what_killed_workers_left_in_the_state_dir_is_swept_once_an_hour_old(tmp_path: Path) -> None:
+    """A worker killed mid-save leaves a staging folder, mid-prune a renamed-away copy, mid-pointer a
+    ``.current-PID``: the next save removes those older than an hour, and never a save in progress."""
+    kept = LastGood(tmp_path / "last-good")
+    kept.folder.mkdir()
+    old, fresh = time.time() - LEFTOVER_SECONDS - 60, time.time()
+    leftovers = {".r1.staging-abc": True, ".r2.pruned-def": True, ".current-4711": False}
+    for name, is_folder in leftovers.items():
+        path = kept.folder / name
+        if is_folder:
+            path.mkdir()
+            (path / "f").write_text("x")
+        else:
+            path.write_text("r1")
+        os.utime(path, (old, old))
+    in_progress = kept.folder / ".r3.staging-ghi"
+    in_progress.mkdir()
+    os.utime(in_progress, (fresh, fresh))
+    kept.save(read_snapshot(_copy(tmp_path / "bundle")))
+    names = {p.name for p in kept.folder.iterdir()}
+    assert not names & set(leftovers)
+    assert in_progress.name in names
+    assert kept.path() is not None
 
 
 def test_loads_racing_a_stream_of_edits_only_ever_serve_good_revisions(tmp_path: Path) -> None:

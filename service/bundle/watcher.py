@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ log = logging.getLogger("tailor.reload")
 TRIGGER_FILE = "reload-trigger"
 LAST_GOOD_DIR = "last-good"
 SAVE_ATTEMPTS = 3
+LEFTOVER_SECONDS = 3600.0  # a save takes milliseconds: a leftover this old belongs to a worker that died
+_LEFTOVER = re.compile(r"^\.(.+\.(staging|pruned)-.+|current-\d+)$")
 KEPT_COPIES = 5  # last-good copies kept besides the one ``current`` names: an edit storm must not fill the disk
 Fingerprint = tuple[tuple[str, int, int, int, int], ...]  # path, size, mtime, inode, ctime of every file
 
@@ -96,6 +100,17 @@ class LastGood:
             except OSError:  # another worker pruned it first
                 continue
             shutil.rmtree(stale, ignore_errors=True)
+        self._sweep(time.time() - LEFTOVER_SECONDS)
+
+    def _sweep(self, before: float) -> None:
+        """Remove what a worker killed mid-write or mid-prune left (a staging or renamed-away folder, a
+        pointer being written): an hour old, it is no one's work in progress, only disk taken."""
+        for leftover in self.folder.iterdir():
+            if _LEFTOVER.match(leftover.name) and _saved_at(leftover)[0] < before * 1e9:
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> LastGood:
