@@ -92,10 +92,9 @@ class Expect(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> Expect:
-        if not self.__pydantic_extra__ and self.segments is None and not self.experiments:
-            raise ValueError(
-                "a test must expect something: a placement, segments or experiments"
-            )  # else it always passes
+        nothing = not self.__pydantic_extra__ and self.segments is None and not self.experiments
+        if nothing:  # a test that expects nothing always passes
+            raise ValueError("a test must expect something: a placement, segments or experiments")
         return self
 
 

@@ -551,10 +551,10 @@ def _from_names(node: nodes.FromImport) -> list[tuple[str, int]]:
 def _check_include_cycles(c: _Compiling) -> None:
     """A template that includes itself, directly or through others, would render until Python's
     recursion limit (and fall back with a traceback printed): an error at its first include."""
-    for name in sorted(c.trees):
+    for name in sorted(c.written):
         trail = _cycle_from(c, name)
         if trail is not None:
-            line = next(ref.lineno for ref in _references(c.trees[name]) if _named(ref) == trail[1])
+            line = next(ref.lineno for ref in _references(c.written[name]) if _named(ref) == trail[1])
             c.error(c.files[name].filename, f"template includes itself: {' → '.join(trail)}", line)
 
 
@@ -564,7 +564,7 @@ def _cycle_from(c: _Compiling, start: str) -> list[str] | None:
     seen: set[str] = set()
     while todo:
         trail = todo.pop()
-        for ref in _references(c.trees.get(trail[-1], nodes.Template([]))):
+        for ref in _references(c.written.get(trail[-1], nodes.Template([]))):  # the file's own lines
             target = _named(ref)
             if target == start:
                 return [*trail, start]
