@@ -10,9 +10,10 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import Field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from granian import Granian
@@ -35,7 +36,7 @@ from service.http.body import decode
 from service.redaction import redact_url
 from service.render.cache import RenderCache
 from service.serving import Serving
-from service.settings import Settings
+from service.settings import PREFIX, Settings
 from service.simulate import command as simulate_command
 from service.telemetry.metrics import MULTIPROCESS_ENV, Metrics
 
@@ -77,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tailor", description="Edge personalization decision API")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve the decision API")
+    serve = commands.add_parser(
+        "serve", help="serve the decision API", epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     serve.add_argument("--bundle", type=Path, help="bundle folder (default: TAILOR_BUNDLE or .)")
     serve.add_argument("--host", help="address (default: TAILOR_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: TAILOR_PORT or 8080)")
@@ -129,6 +133,18 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", type=Path, default=Path("schema"), help="folder (default: schema)")
     schema.set_defaults(run=_schema)
     return parser
+
+
+def _settings_epilog() -> str:
+    """Every setting a worker reads, so an operator finds them without the README (which explains each)."""
+    lines = [f"  {PREFIX}{f.name.upper()} (default: {_shown_default(f)})" for f in fields(Settings)]
+    return 'settings, from the environment (README.md, "Settings", says what each does):\n' + "\n".join(lines)
+
+
+def _shown_default(f: Field[Any]) -> str:
+    if isinstance(f.default, bool):  # the words the variable takes (settings.py)
+        return "on" if f.default else "off"
+    return "unset" if f.default is None or f.default == "" else str(f.default)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -6,9 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+
+from service.settings import PREFIX, Settings
 
 ROOT = Path(__file__).parents[1]
 
@@ -163,3 +166,11 @@ def test_decide_reports_a_malformed_http_body_with_its_path(tmp_path: Path) -> N
     done = _tailor("decide", "--visitor", str(body))
     assert done.returncode == 2
     assert "Expected `array | null`, got `str` - at `$.placements`" in done.stderr
+
+
+def test_serve_help_names_every_setting_with_its_default() -> None:
+    shown = _tailor("serve", "--help").stdout
+    for f in fields(Settings):
+        assert f"{PREFIX}{f.name.upper()} (default: " in shown, f.name
+    assert "TAILOR_RELOAD_INTERVAL (default: 0.5)" in shown
+    assert "TAILOR_PREVIEW (default: off)" in shown
