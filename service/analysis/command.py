@@ -7,12 +7,16 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from service.analysis import report, stats
 from service.analysis.results import DEFAULT_TARGET_MDE, Design, Mode, Options, Results, analyze
 from service.analysis.source import DEFAULT_WINDOW_DAYS, SourceError, open_events
+
+if TYPE_CHECKING:  # the bundle is loaded only when asked (see _designs)
+    from service.core.compile import CompiledExperiment
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -62,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequential", action="store_true", help="group-sequential test: safe to look once a day")
     parser.add_argument("--planned-days", type=float, help="length of a sequential test's plan (14)")
     parser.add_argument("--always-valid", action="store_true", help="confidence sequence: safe to look at any time")
+    parser.add_argument(
+        "--planned-visitors", type=int, help="visitors an always-valid test plans to reach, its tuning (from the pace)"
+    )
     parser.add_argument("--no-cuped", action="store_true", help="do not adjust by the pre-exposure covariate")
     parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="significance level (0.05)")
     parser.add_argument("--target-mde", type=float, default=DEFAULT_TARGET_MDE, help="lift for days left (0.05)")
@@ -81,10 +88,12 @@ def _options(args: argparse.Namespace) -> Options:
         )
     if args.fixed + args.sequential + args.always_valid > 1:
         raise ValueError("choose one of --fixed, --sequential and --always-valid")
+    if args.planned_visitors is not None and args.planned_visitors < 2:
+        raise ValueError("--planned-visitors must be at least 2")
     mode: Mode = "sequential" if args.sequential else "always-valid" if args.always_valid else "fixed"
     return Options(
         window_days=args.window_days, mode=mode, cuped=not args.no_cuped, alpha=args.alpha,
-        target_mde=args.target_mde, planned_days=planned_days,
+        target_mde=args.target_mde, planned_days=planned_days, planned_visitors=args.planned_visitors,
     )  # fmt: skip
 
 
@@ -97,12 +106,12 @@ def _designs(bundle: Path) -> dict[str, Design]:
         loaded = load_bundle(bundle)
     except BundleError as exc:
         raise ValueError(f"the bundle does not compile: {exc}") from exc
-    return {
-        key: Design(
-            tuple(a.key for a in e.arms), tuple(float(a.weight) for a in e.arms), e.analysis_mode, e.planned_days
-        )
-        for key, e in loaded.experiments.items()
-    }
+    return {key: _design(e) for key, e in loaded.experiments.items()}
+
+
+def _design(e: CompiledExperiment) -> Design:
+    arms = tuple(a.key for a in e.arms), tuple(float(a.weight) for a in e.arms)
+    return Design(*arms, e.analysis_mode, e.planned_days, e.planned_visitors)
 
 
 def _overridden(designs: dict[str, Design], args: argparse.Namespace) -> dict[str, Design]:
@@ -113,6 +122,7 @@ def _overridden(designs: dict[str, Design], args: argparse.Namespace) -> dict[st
             d,
             mode=None if mode_set else d.mode,
             planned_days=None if args.planned_days is not None else d.planned_days,
+            planned_visitors=None if args.planned_visitors is not None else d.planned_visitors,
         )
         for key, d in designs.items()
     }

@@ -81,11 +81,16 @@ def _mode(results: Results) -> str:
 
 
 def _plan(e: Experiment) -> str:
-    return f"{e.mode} test" + ("" if e.planned_days is None else f", {e.planned_days:g}-day plan")
+    return f"{e.mode} test" + ("" if e.planned_days is None else f", {e.planned_days:g}-day plan") + _size(e)
 
 
 def _html_plan(e: Experiment) -> str:
-    return f"<b>{e.mode}</b> test" + ("" if e.planned_days is None else f" with a {e.planned_days:g}-day plan")
+    days = "" if e.planned_days is None else f" with a {e.planned_days:g}-day plan"
+    return f"<b>{e.mode}</b> test{days}{_size(e)}"
+
+
+def _size(e: Experiment) -> str:
+    return "" if e.planned_visitors is None else f", tuned to {e.planned_visitors:,} planned visitors"
 
 
 def _pct(value: float | None) -> str:

@@ -35,6 +35,7 @@ class Design(msgspec.Struct, frozen=True):
     weights: tuple[float, ...]
     mode: Mode | None = None
     planned_days: float | None = None
+    planned_visitors: int | None = None
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +46,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     power: float = stats.POWER
     target_mde: float = DEFAULT_TARGET_MDE
     planned_days: float = stats.PLANNED_DAYS  # the sequential plan: one look a day up to this many days
+    planned_visitors: int | None = None  # the always-valid plan's size, fixed in advance (None: from the pace)
 
 
 class MetricMean(msgspec.Struct, frozen=True):
@@ -108,6 +110,7 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True):
     srm: bool  # srm_p below SRM_THRESHOLD: assignment is broken, do not trust the comparisons
     mode: Mode = "fixed"  # the test this experiment was analysed with: its plan, or the command's flags
     planned_days: float | None = None  # the plan's length (None: a fixed test has none)
+    planned_visitors: int | None = None  # the size an always-valid test is tuned to (None: from the pace so far)
     arms: list[Arm]
     segments: list[SegmentSrm]
     comparisons: list[Comparison]
@@ -189,9 +192,11 @@ def _sums(rows: Sequence[Mapping[str, Any]]) -> dict[SumsKey, dict[str, stats.Su
 
 def _planned(options: Options, design: Design) -> Options:
     """The options with the experiment's own plan where it has one."""
+    mode = design.mode or options.mode
     return msgspec.structs.replace(
-        options, mode=design.mode or options.mode, planned_days=design.planned_days or options.planned_days
-    )
+        options, mode=mode, planned_days=design.planned_days or options.planned_days,
+        planned_visitors=(design.planned_visitors or options.planned_visitors) if mode == "always-valid" else None,
+    )  # fmt: skip
 
 
 def _design(key: str, by_segment: Mapping[str | None, _Counts], designs: Mapping[str, Design]) -> Design:
@@ -227,6 +232,7 @@ def _experiment(
     return Experiment(
         key=key, baseline=design.arms[0], days=days, srm_p=srm_p, srm=srm_p < stats.SRM_THRESHOLD,
         mode=options.mode, planned_days=None if options.mode == "fixed" else options.planned_days,
+        planned_visitors=options.planned_visitors,
         arms=[
             Arm(arm, count, count / total, float(weights[i] / weights.sum()), _means(key, arm, sums))
             for i, (arm, count) in enumerate(zip(design.arms, visitors, strict=True))
@@ -257,8 +263,9 @@ def _comparisons(
     key: str, design: Design, sums: Mapping[SumsKey, Mapping[str, stats.Sums]], options: Options, days: float
 ) -> list[Comparison]:
     baseline = design.arms[0]
+    shares = _pair_shares(design)
     found = [
-        _compare(by_arm[baseline], by_arm[arm], options, days, arm, baseline, metric, kind, segment)
+        _compare(by_arm[baseline], by_arm[arm], options, days, shares[arm], arm, baseline, metric, kind, segment)
         for (experiment, segment, metric, kind), by_arm in sorted(sums.items(), key=_order)
         if experiment == key and baseline in by_arm
         for arm in design.arms[1:]
@@ -272,18 +279,31 @@ def _comparisons(
     return found
 
 
+def _pair_shares(design: Design) -> dict[str, float]:
+    """Per arm, the share of the experiment's visitors that it and the baseline get by their weights.
+
+    Where weights say nothing (arms of weight 0, such as arms the bundle no longer has), the whole.
+    """
+    baseline = design.weights[0]
+    total = sum(design.weights)
+    shares = [(baseline + weight) / total if total > 0 else 0.0 for weight in design.weights]
+    return {arm: share if share > 0 else 1.0 for arm, share in zip(design.arms, shares, strict=True)}
+
+
 def _order(item: tuple[SumsKey, object]) -> tuple[bool, str, str, str]:
     _, segment, metric, kind = item[0]
     return segment is not None, segment or "", metric, kind
 
 
-def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *labels: Any) -> Comparison:
+def _compare(
+    a: stats.Sums, b: stats.Sums, options: Options, days: float, pair_share: float, *labels: Any
+) -> Comparison:
     arm, baseline, metric, kind, segment = labels
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # undefined statistics become None
         estimates = stats.cuped(a, b) if options.cuped else (stats.plain(a), stats.plain(b))
         adjusted = options.cuped and bool(estimates[0].variance < stats.plain(a).variance)
         lift = stats.relative_lift(*estimates)
-        interval = _interval(lift, a.n + b.n, options, days)
+        interval = _interval(lift, a.n + b.n, options, days, pair_share)
         posterior = stats.bayesian(lift, options.alpha)
         mde = stats.mde(lift, options.alpha, options.power)
         left = stats.days_left(mde, options.target_mde, a.n + b.n, days)
@@ -296,13 +316,24 @@ def _compare(a: stats.Sums, b: stats.Sums, options: Options, days: float, *label
     )  # fmt: skip
 
 
-def _interval(lift: stats.Lift, n: Any, options: Options, days: float) -> stats.Interval:
+def _interval(lift: stats.Lift, n: Any, options: Options, days: float, pair_share: float) -> stats.Interval:
     if options.mode == "sequential":
         return stats.group_sequential(lift, look_shares(days, options.planned_days), options.alpha)
-    if options.mode == "always-valid":  # tuned to the planned size: the visitors so far, at this pace
-        planned = n * max(options.planned_days / days, 1.0)
-        return stats.confidence_sequence(lift, n, planned, options.alpha)
+    if options.mode == "always-valid":
+        return stats.confidence_sequence(lift, n, _tuning(n, options, days, pair_share), options.alpha)
     return stats.fixed_horizon(lift, options.alpha)
+
+
+def _tuning(n: Any, options: Options, days: float, pair_share: float) -> Any:
+    """The size a confidence sequence is tightest at: the plan's, for the two arms compared, when it has one.
+
+    A tuning fixed before the first look keeps the sequence one martingale at every look, as its
+    guarantee assumes. Without a plan, the visitors so far at the pace so far times the planned
+    days stand in: steady traffic keeps that nearly constant, but it moves with the pace.
+    """
+    if options.planned_visitors is not None:  # a segment is tuned to it too: valid, only wider
+        return options.planned_visitors * pair_share
+    return n * max(options.planned_days / days, 1.0)
 
 
 def look_shares(days: float, planned_days: float) -> tuple[float, ...]:

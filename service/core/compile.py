@@ -74,6 +74,7 @@ class CompiledExperiment:
     # the plan for ``tailor analyze`` (None: none declared); decisions never read it
     analysis_mode: AnalysisMode | None = None
     planned_days: float | None = None
+    planned_visitors: int | None = None
 
     @property
     def traffic_percent(self) -> float:
@@ -573,6 +574,7 @@ def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
         bucket_version=spec.bucket_version,
         analysis_mode=None if spec.analysis is None else spec.analysis.mode,
         planned_days=None if spec.analysis is None else spec.analysis.planned_days,
+        planned_visitors=None if spec.analysis is None else spec.analysis.planned_visitors,
     )
 
 

@@ -322,11 +322,22 @@ class AnalysisPlan(_Model):
     planned_days: float | None = Field(
         None, ge=1, le=3650, description="Days the test is planned to run (default 14); not with mode fixed."
     )
+    planned_visitors: Annotated[int, Field(ge=2, le=10**12, strict=True)] | None = Field(
+        None,
+        description="Visitors an always-valid test is planned to reach, the size its confidence sequence is "
+        "tightest at, fixed before the first look (default: the visitors so far at the pace so far times "
+        "planned_days); only with mode always-valid.",
+    )
 
     @model_validator(mode="after")
     def _plan_shape(self) -> Self:
         if self.mode == "fixed" and self.planned_days is not None:
             raise ValueError("'planned_days' is for a sequential or always-valid plan; a fixed test has none")
+        if self.mode != "always-valid" and self.planned_visitors is not None:
+            raise ValueError(
+                f"'planned_visitors' is for an always-valid plan (it tunes the confidence sequence), "
+                f"not a {self.mode} one"
+            )
         return self
 
 

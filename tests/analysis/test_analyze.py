@@ -328,3 +328,68 @@ def test_an_analysis_plan_changes_no_decision(two_plans: tuple[Path, Path], tmp_
 
 def test_the_rule_files_modes_are_the_commands_modes() -> None:
     assert get_args(AnalysisMode) == get_args(Mode)
+
+
+def overall(report: dict[str, Any]) -> dict[str, Any]:
+    return comparisons(report, segment=None, kind="conversion", metric="purchase")[0]
+
+
+def test_an_always_valid_test_is_tuned_to_its_planned_visitors(
+    planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tuned to the size the pace stands in for, the sequence is the pace's; tuned elsewhere, it moves.
+
+    The planted log covers 14 days; with a 13-day plan the pace stands in for the visitors so far.
+    """
+    _, paced = analyze_json(capsys, str(planted), "--always-valid", "--planned-days", "13")
+    [experiment] = paced["experiments"]
+    assert experiment["planned_visitors"] is None
+    visitors = overall(paced)["visitors"]
+    assert experiment["days"] >= 13
+    _, same = analyze_json(capsys, str(planted), "--always-valid", "--planned-visitors", str(visitors))
+    assert same["experiments"][0]["planned_visitors"] == visitors
+    # both arms are the whole of a 50/50 experiment, so its two arms are tuned to all of the plan
+    assert overall(same)["ci_low"] == pytest.approx(overall(paced)["ci_low"], rel=1e-9)
+    _, larger = analyze_json(capsys, str(planted), "--always-valid", "--planned-visitors", str(100 * visitors))
+    assert overall(larger)["ci_high"] - overall(larger)["ci_low"] > overall(same)["ci_high"] - overall(same)["ci_low"]
+    assert main(["analyze", str(planted), "--always-valid", "--planned-visitors", "1"]) == EXIT_USAGE
+    assert "--planned-visitors must be at least 2" in capsys.readouterr().err
+
+
+def test_a_planned_size_is_the_tuning_whatever_the_pace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Halfway through a 14-day plan the pace stands in for twice the visitors so far; a planned size
+    replaces that stand-in, and nothing else in the sequence changes."""
+    week = write(tmp_path / "week", Plan(days=7))
+    _, paced = analyze_json(capsys, str(week), "--always-valid")
+    _, planned = analyze_json(capsys, str(week), "--always-valid", "--planned-visitors", "50000")
+    n, days = overall(paced)["visitors"], paced["experiments"][0]["days"]
+    assert days < 7.0
+    widths = [overall(r)["ci_high"] - overall(r)["ci_low"] for r in (paced, planned)]
+    expected = _width(n, 50000) / _width(n, n * stats.PLANNED_DAYS / days)
+    assert widths[1] / widths[0] == pytest.approx(expected, rel=1e-6)
+    assert overall(planned)["lift"] == overall(paced)["lift"]
+
+
+def _width(n: float, tuning: float) -> float:
+    """The width of a confidence sequence at size n, tuned to ``tuning``, for a lift of standard error 1/√n
+    (the width scales with the standard error, so a ratio of widths at one n depends on the tunings only)."""
+    interval = stats.confidence_sequence(stats.Lift(0.0, 1 / n**0.5, n), n, tuning)
+    return float(interval.high - interval.low)
+
+
+def test_a_plan_declares_its_planned_visitors(
+    two_plans: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, bundle = two_plans
+    tuned = tmp_path / "tuned"
+    shutil.copytree(bundle, tuned)
+    rules = tuned / "rules" / "home.yaml"
+    old = "    analysis: { mode: sequential, planned_days: 7 }\n"
+    rules.write_text(rules.read_text().replace(old, "    analysis: { mode: always-valid, planned_visitors: 40000 }\n"))
+    _, report = analyze_json(capsys, str(log), "--bundle", str(tuned))
+    found = {e["key"]: (e["mode"], e["planned_visitors"]) for e in report["experiments"]}
+    assert found == {EXPERIMENT: ("always-valid", 40000), "fixed_twin": ("fixed", None)}
+    _, flagged = analyze_json(capsys, str(log), "--bundle", str(tuned), "--planned-visitors", "9000")
+    assert {e["key"]: e["planned_visitors"] for e in flagged["experiments"]} == {EXPERIMENT: 9000, "fixed_twin": None}
+    main(["analyze", str(log), "--bundle", str(tuned), "--experiment", EXPERIMENT])
+    assert "always-valid test, 14-day plan, tuned to 40,000 planned visitors" in capsys.readouterr().out
