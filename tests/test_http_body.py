@@ -66,6 +66,25 @@ def test_an_integer_beyond_a_float_is_refused_at_its_path(
     assert "digits" in error.message
 
 
+beyond_floats = st.builds(
+    lambda sign, mantissa, exponent: f"{sign}{mantissa}e{exponent}",
+    st.sampled_from(["", "-"]), st.sampled_from(["1", "2.5", "9.99"]), st.integers(min_value=309, max_value=99999),
+)  # fmt: skip
+MARK = "PLANTED-NUMBER"
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys, steps, beyond_floats | st.integers(4301, 6000).map(lambda n: "9" * n), leaves)
+def test_a_number_beyond_a_float_is_refused_at_its_path(
+    root: str, path: list[str | int], number: str, filler: Any
+) -> None:
+    """Numbers such as 1e999, or integers of more digits than Python reads, where msgspec names no key."""
+    tree, where = _planted(path, MARK, filler)
+    text = msgspec.json.encode({"visitor": {"id": "v", "attributes": {root: tree}}})
+    error = _refused(text.replace(f'"{MARK}"'.encode(), number.encode()), wire.DecideRequest)
+    assert (error.where, "beyond a number's range" in error.message) == (f"$.visitor.attributes.{root}{where}", True)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=0, max_value=4), keys, steps, huge_ints)
 def test_a_huge_integer_in_a_batch_names_its_recipient(index: int, root: str, path: list[str | int], big: int) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import sys
 import weakref
@@ -100,7 +101,9 @@ def _typed(text: str, kind: type[T]) -> T:
     try:
         return _decoder(kind).decode(text)
     except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from None
+        error = _validation_error(str(exc))
+        # inside free-form attributes msgspec names no key ("$.visitor.attributes[...]"): find it
+        raise (_locate_number(text) if "[...]" in error.where else None) or error from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {_decode_reason(text, exc)}", "$") from None
     except RecursionError:  # msgspec gives up on JSON nested thousands deep before any limit of ours
@@ -267,6 +270,12 @@ class _HugeInt(str):
     __slots__ = ()
 
 
+class _HugeFloat(str):
+    """A number's text that is beyond a float's range, such as ``1e999`` (the locating pass only)."""
+
+    __slots__ = ()
+
+
 def _locate(text: str) -> RequestError:
     """Parse again keeping every member, and name the first duplicate key or huge integer."""
     tree = json.loads(text, object_pairs_hook=_Pairs, parse_int=_keep_huge)
@@ -278,20 +287,36 @@ def _keep_huge(digits: str) -> int | _HugeInt:
     return _HugeInt(digits) if _too_large(digits) else int(digits)
 
 
-def _find(node: Any, where: str) -> RequestError | None:
+def _locate_number(text: str) -> RequestError | None:
+    """The first number beyond a float's range, by its path; None when there is none (or no tree)."""
+    try:
+        tree = json.loads(text, object_pairs_hook=_Pairs, parse_int=_keep_huge, parse_float=_keep_finite)
+    except (ValueError, RecursionError):
+        return None
+    return _find(tree, "$", duplicates=False)
+
+
+def _keep_finite(text: str) -> float | _HugeFloat:
+    number = float(text)
+    return number if math.isfinite(number) else _HugeFloat(text)
+
+
+def _find(node: Any, where: str, *, duplicates: bool = True) -> RequestError | None:
     if isinstance(node, _HugeInt):
         return RequestError(f"integer of {len(node.lstrip('-'))} digits is beyond a number's range (1.8e308)", where)
+    if isinstance(node, _HugeFloat):
+        return RequestError(f"number {node[:40]} is beyond a number's range (1.8e308)", where)
     if isinstance(node, _Pairs):
         seen: set[str] = set()
         for key, value in node:
-            if key in seen:
+            if duplicates and key in seen:
                 return RequestError(f"duplicate key '{key}'", f"{where}.{key}")
             seen.add(key)
-            if (found := _find(value, f"{where}.{key}")) is not None:
+            if (found := _find(value, f"{where}.{key}", duplicates=duplicates)) is not None:
                 return found
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            if (found := _find(item, f"{where}[{index}]")) is not None:
+            if (found := _find(item, f"{where}[{index}]", duplicates=duplicates)) is not None:
                 return found
     return None
 
