@@ -22,6 +22,7 @@ from granian.http import HTTP1Settings
 from pydantic import BaseModel
 
 from service import logs
+from service.arguments import add_bundle_flag, bundle_of
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.bundle.watcher import LastGood
@@ -91,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check a bundle and print every problem as file:line: path: message"
     )
-    validate.add_argument("bundle", nargs="?", type=Path, default=Path("."), help="bundle folder (default: .)")
+    validate.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: .)")
+    add_bundle_flag(validate)
     validate.set_defaults(run=_validate)
 
     decide_cmd = commands.add_parser("decide", help="run one decision offline and print it with its trace")
@@ -122,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     bundle = commands.add_parser("bundle", help="bundle archives for replicas that pull from an HTTP origin")
     bundle_commands = bundle.add_subparsers(required=True, metavar="ACTION")
     build = bundle_commands.add_parser("build", help="pack a bundle into one versioned archive with a manifest")
-    build.add_argument("bundle", nargs="?", type=Path, default=Path("."), help="bundle folder (default: .)")
+    build.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: .)")
+    add_bundle_flag(build)
     build.add_argument("--out", type=Path, default=Path("bundle.tar.gz"), help="archive (default: bundle.tar.gz)")
     build.set_defaults(run=_bundle_build)
 
@@ -222,15 +225,16 @@ def _run_granian(settings: Settings) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    root = bundle_of(args, args.bundle)
     try:
-        bundle = load_bundle(args.bundle)
+        bundle = load_bundle(root)
     except BundleError as exc:
-        _print_problems(args.bundle, exc.problems)
-        print(f"{len(exc.problems)} error(s) in {args.bundle}", file=sys.stderr)
+        _print_problems(root, exc.problems)
+        print(f"{len(exc.problems)} error(s) in {root}", file=sys.stderr)
         return EXIT_PROBLEMS
-    _print_problems(args.bundle, list(bundle.warnings))
+    _print_problems(root, list(bundle.warnings))
     print(
-        f"ok: {args.bundle} revision {bundle.revision}: {len(bundle.placements)} placements, "
+        f"ok: {root} revision {bundle.revision}: {len(bundle.placements)} placements, "
         f"{len(bundle.segments)} segments, {len(bundle.experiments)} experiments, "
         f"{len(bundle.variants)} variants, {len(bundle.warnings)} warning(s)"
     )
@@ -308,13 +312,12 @@ def _with_options(request: wire.DecideRequest, args: argparse.Namespace) -> wire
 
 
 def _bundle_build(args: argparse.Namespace) -> int:
+    root = bundle_of(args, args.bundle)
     try:
-        manifest = build_archive(args.bundle, args.out)
+        manifest = build_archive(root, args.out)
     except BundleError as exc:
-        _print_problems(args.bundle, exc.problems)
-        print(
-            f"tailor: the bundle in {args.bundle} has {len(exc.problems)} error(s); nothing was packed", file=sys.stderr
-        )
+        _print_problems(root, exc.problems)
+        print(f"tailor: the bundle in {root} has {len(exc.problems)} error(s); nothing was packed", file=sys.stderr)
         return EXIT_PROBLEMS
     except ArchiveError as exc:
         print(f"tailor: {exc}", file=sys.stderr)

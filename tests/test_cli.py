@@ -174,3 +174,26 @@ def test_serve_help_names_every_setting_with_its_default() -> None:
         assert f"{PREFIX}{f.name.upper()} (default: " in shown, f.name
     assert "TAILOR_RELOAD_INTERVAL (default: 0.5)" in shown
     assert "TAILOR_PREVIEW (default: off)" in shown
+
+
+# Each command that takes the bundle folder by position takes it as --bundle too, as serve and decide do.
+BY_FLAG = [
+    ("validate",),
+    ("test",),
+    ("simulate", "--population", "examples/population.parquet", "--now", "2026-11-22T12:00:00+00:00"),
+    ("bundle", "build", "--out", "{out}"),
+]
+
+
+@pytest.mark.parametrize("command", BY_FLAG, ids=lambda c: " ".join(c[:2]))
+def test_commands_take_the_bundle_by_position_or_by_flag(command: tuple[str, ...], tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    for part in ("rules", "content", "models", "checks"):
+        shutil.copytree(ROOT / part, bundle / part)
+    args = [part.format(out=tmp_path / "out.tar.gz") for part in command]
+    by_position, by_flag = _tailor(*args, str(bundle)), _tailor(*args, "--bundle", str(bundle))
+    assert (by_position.returncode, by_flag.returncode) == (0, 0), by_flag.stderr
+    assert by_flag.stdout == by_position.stdout
+    twice = _tailor(*args, "--bundle", str(bundle), str(tmp_path))
+    assert twice.returncode == 2
+    assert f"the bundle is named twice: --bundle {bundle} and {tmp_path}" in twice.stderr

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from service.arguments import add_bundle_flag, bundle_of
 from service.bundle.loader import load_bundle
 from service.checks import coverage
 from service.checks.files import CHECKS_DIR, check_files, read_checks
@@ -34,13 +35,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="DIR_OR_FILE",
         help="the bundle folder first (default: .), then check files (default: every checks/**/*.yaml)",
     )
+    add_bundle_flag(test)
     test.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
     test.add_argument("--coverage", action="store_true", help="list what no test reaches; a percentage per placement")
     test.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    root, files = _split(args.paths)
+    root, files = _split(args)
     bundle = _load(root)
     if bundle is None:
         return EXIT_INVALID
@@ -66,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_PASSED
 
 
-def _split(paths: Sequence[Path]) -> tuple[Path, list[Path]]:
-    """``[DIR] [FILE...]``: the first path is the bundle folder unless it is a file."""
+def _split(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """``[DIR] [FILE...]``: the first path is the bundle folder unless it is a file (or ``--bundle`` names it)."""
+    paths: list[Path] = args.paths
     if paths and paths[0].is_dir():
-        return paths[0], list(paths[1:])
-    return Path("."), list(paths)
+        return bundle_of(args, paths[0]), paths[1:]
+    return bundle_of(args, None), paths
 
 
 def _shown(root: Path, path: Path) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from service.arguments import add_bundle_flag, bundle_of
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sim = commands.add_parser("simulate", help="decide a population file and report segment sizes, overlaps, reach")
-    sim.add_argument(
-        "bundle", nargs="?", type=Path, default=Path("."), metavar="DIR", help="bundle folder (default: .)"
-    )
+    sim.add_argument("bundle", nargs="?", type=Path, metavar="DIR", help="bundle folder (default: .)")
+    add_bundle_flag(sim)
     sim.add_argument(
         "--population", type=Path, required=True, metavar="FILE", help="CSV, JSON lines or Parquet: one visitor a row"
     )
@@ -31,5 +32,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     from service.simulate.main import main  # noqa: PLC0415 - DuckDB loads only when simulating
 
+    args.bundle = bundle_of(args, args.bundle)
     code: int = main(args)
     return code

@@ -1,0 +1,22 @@
+"""Arguments the ``tailor`` commands share, so that each command takes them the same way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+BUNDLE_FLAG = "bundle_flag"
+
+
+def add_bundle_flag(parser: argparse.ArgumentParser) -> None:
+    """``--bundle DIR`` beside a command's positional folder: serve, decide and analyze take the flag,
+    and a user who learnt it there types it here too."""
+    parser.add_argument("--bundle", dest=BUNDLE_FLAG, type=Path, metavar="DIR", help="the bundle folder, as a flag")
+
+
+def bundle_of(args: argparse.Namespace, positional: Path | None) -> Path:
+    """The folder named by ``--bundle`` or by position (default ``.``); naming two different ones is an error."""
+    flag: Path | None = getattr(args, BUNDLE_FLAG, None)
+    if flag is not None and positional is not None and flag != positional:
+        raise ValueError(f"the bundle is named twice: --bundle {flag} and {positional}")
+    return flag or positional or Path(".")
