@@ -90,6 +90,8 @@ def _options(args: argparse.Namespace) -> Options:
         raise ValueError("choose one of --fixed, --sequential and --always-valid")
     if args.planned_visitors is not None and args.planned_visitors < 2:
         raise ValueError("--planned-visitors must be at least 2")
+    if args.planned_visitors is not None and (args.fixed or args.sequential):  # it would be ignored
+        raise ValueError("--planned-visitors tunes an always-valid test, not a fixed or sequential one")
     mode: Mode = "sequential" if args.sequential else "always-valid" if args.always_valid else "fixed"
     return Options(
         window_days=args.window_days, mode=mode, cuped=not args.no_cuped, alpha=args.alpha,

@@ -354,6 +354,8 @@ def test_an_always_valid_test_is_tuned_to_its_planned_visitors(
     assert overall(larger)["ci_high"] - overall(larger)["ci_low"] > overall(same)["ci_high"] - overall(same)["ci_low"]
     assert main(["analyze", str(planted), "--always-valid", "--planned-visitors", "1"]) == EXIT_USAGE
     assert "--planned-visitors must be at least 2" in capsys.readouterr().err
+    assert main(["analyze", str(planted), "--sequential", "--planned-visitors", "5000"]) == EXIT_USAGE
+    assert "tunes an always-valid test" in capsys.readouterr().err
 
 
 def test_a_planned_size_is_the_tuning_whatever_the_pace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
