@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+
+from service.settings import parse_number
 
 BUNDLE_FLAG = "bundle_flag"
 
@@ -20,3 +23,15 @@ def bundle_of(args: argparse.Namespace, positional: Path | None) -> Path:
     if flag is not None and positional is not None and flag != positional:
         raise ValueError(f"the bundle is named twice: --bundle {flag} and {positional}")
     return flag or positional or Path(".")
+
+
+def setting_number(name: str) -> Callable[[str], int | float]:
+    """The type of a flag that overrides a numeric setting: the flag is held to the setting's range."""
+
+    def parse(raw: str) -> int | float:
+        try:
+            return parse_number(name, raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,7 +23,7 @@ from granian.http import HTTP1Settings
 from pydantic import BaseModel
 
 from service import logs
-from service.arguments import add_bundle_flag, bundle_of
+from service.arguments import add_bundle_flag, bundle_of, setting_number
 from service.bundle.archive import ArchiveError, build_archive
 from service.bundle.loader import load_bundle
 from service.bundle.watcher import LastGood
@@ -37,7 +38,7 @@ from service.http.body import decode
 from service.redaction import redact_url
 from service.render.cache import RenderCache
 from service.serving import Serving
-from service.settings import PREFIX, Settings
+from service.settings import LIMITS, PREFIX, Settings, shown_number
 from service.simulate import command as simulate_command
 from service.telemetry.metrics import MULTIPROCESS_ENV, Metrics
 
@@ -85,8 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--bundle", type=Path, help="bundle folder (default: TAILOR_BUNDLE or .)")
     serve.add_argument("--host", help="address (default: TAILOR_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: TAILOR_PORT or 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: TAILOR_WORKERS or 1)")
+    serve.add_argument("--port", type=setting_number("port"), help="port (default: TAILOR_PORT or 8080)")
+    serve.add_argument(
+        "--workers", type=setting_number("workers"), help="worker processes (default: TAILOR_WORKERS or 1)"
+    )
     serve.set_defaults(run=_serve)
 
     validate = commands.add_parser(
@@ -147,13 +150,20 @@ def _settings_epilog() -> str:
 def _shown_default(f: Field[Any]) -> str:
     if isinstance(f.default, bool):  # the words the variable takes (settings.py)
         return "on" if f.default else "off"
-    return "unset" if f.default is None or f.default == "" else str(f.default)
+    shown = "unset" if f.default is None or f.default == "" else str(f.default)
+    return f"{shown}; {_shown_range(f.name)}" if f.type in ("int", "float") else shown
+
+
+def _shown_range(name: str) -> str:
+    low, high = LIMITS.get(name, (0, math.inf))
+    return f"{shown_number(low)} or more" if high == math.inf else f"{shown_number(low)} to {shown_number(high)}"
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     overrides = {k: v for k in ("bundle", "host", "port", "workers") if (v := getattr(args, k)) is not None}
     settings = replace(settings, **overrides)
+    _check_folders(settings)
     if settings.bundle_url:
         print(
             f"tailor: serving the bundle of {redact_url(settings.bundle_url)} on {settings.host}:{settings.port}",
@@ -177,11 +187,28 @@ def _serve(args: argparse.Namespace) -> int:
 def _state_dir(configured: Path | None) -> Iterator[Path]:
     """The configured state folder, or a temporary one that goes away with the server."""
     if configured is not None:
-        configured.mkdir(parents=True, exist_ok=True)
-        yield configured
+        yield configured  # made and checked by _check_folders
         return
     with tempfile.TemporaryDirectory(prefix="tailor-") as folder:
         yield Path(folder)
+
+
+def _check_folders(settings: Settings) -> None:
+    """The folders the workers write to, made if missing, and refused here if they cannot be used:
+    otherwise each worker would fail on its first save with a traceback."""
+    for name in ("state_dir", "bundle_cache"):
+        if (folder := getattr(settings, name)) is not None:
+            _writable_folder(folder, PREFIX + name.upper())
+
+
+def _writable_folder(folder: Path, variable: str) -> Path:
+    """``folder``, made if missing, or a ValueError that names the variable and the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ValueError(f"{variable}={folder} is not a folder this server can write to: {exc.strerror}") from None
+    return folder
 
 
 def _fresh(folder: Path) -> Path:

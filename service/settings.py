@@ -6,6 +6,7 @@ with its variable and default, in README.md ("Settings").
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,29 @@ INTERFACES: tuple[Interface, ...] = get_args(Interface)
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 MIN_PSEUDONYM_KEY_BYTES = 16  # the same floor as the pseudonymizer's: shorter keys can be brute-forced
+
+
+DAY_S = 86_400.0
+# The range of each number, where it is not "0 or more". Out of it a value cannot work: a port past
+# 65535, a queue or file size of 0 (the writers refuse them in every worker), a limit of 0 that
+# refuses every request, or a timeout of years that overflows granian's millisecond counter.
+LIMITS: dict[str, tuple[float, float]] = {
+    "port": (1, 65_535),
+    "workers": (1, 512),
+    "max_body_bytes": (1, math.inf),
+    "max_placements": (1, math.inf),
+    "max_batch": (1, math.inf),
+    "max_render_body_bytes": (1, math.inf),
+    "header_timeout_s": (0.001, DAY_S),
+    "body_timeout_s": (0.001, DAY_S),
+    "reload_interval": (0, DAY_S),
+    "bundle_poll_seconds": (0.1, DAY_S),
+    "decision_log_queue": (1, math.inf),
+    "decision_log_max_bytes": (1, math.inf),
+    "max_events": (1, math.inf),
+    "render_cache_mb": (0, 1024 * 1024),
+    "assignment_max_age_days": (0, 36_500),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,15 +171,29 @@ class Settings:
         return {PREFIX + f.name.upper(): str(v) for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
-def _non_negative(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
+INT_FIELDS = frozenset(f.name for f in fields(Settings) if f.type == "int")
+
+
+def parse_number(name: str, raw: str) -> int | float:
+    """``raw`` as the number the setting ``name`` takes; the ValueError says what is wrong with it."""
+    kind = int if name in INT_FIELDS else float
     try:
         value = kind(raw)
     except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not {what}") from None
-    if value < 0:
-        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} must not be negative")
+        raise ValueError(f"{raw!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    low, high = LIMITS.get(name, (0, math.inf))
+    if not math.isfinite(value):  # float() takes "inf" and "nan"
+        raise ValueError(f"{raw!r} is not a finite number")
+    if value < low:
+        raise ValueError(f"{raw!r} is below {shown_number(low)}")
+    if value > high:
+        raise ValueError(f"{raw!r} is above {shown_number(high)}")
     return value
+
+
+def shown_number(value: float) -> str:
+    """A bound as people write it: 1048576, not 1.04858e+06; 0.001, not 0.001000."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -163,22 +201,25 @@ def _flag(name: str, raw: str) -> bool:
         return True
     if raw.lower() in FALSE_WORDS:
         return False
-    raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+    raise ValueError(f"{PREFIX}{name.upper()}: {raw!r} is not one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
 
 
 def _convert(name: str, kind: str, raw: str) -> object:
     if kind == "bool":
         return _flag(name, raw)
     if kind in ("int", "float"):
-        return _non_negative(name, raw, int if kind == "int" else float)
+        try:
+            return parse_number(name, raw)
+        except ValueError as exc:
+            raise ValueError(f"{PREFIX}{name.upper()}: {exc}") from None
     if kind in ("Path", "Path | None"):
         return Path(raw)
     if name == "interface" and raw not in INTERFACES:
-        raise ValueError(f"{PREFIX}INTERFACE={raw!r} is not one of {', '.join(INTERFACES)}")
+        raise ValueError(f"{PREFIX}INTERFACE: {raw!r} is not one of {', '.join(INTERFACES)}")
     if name == "log_format" and raw not in LOG_FORMATS:
-        raise ValueError(f"{PREFIX}LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
+        raise ValueError(f"{PREFIX}LOG_FORMAT: {raw!r} is not one of {', '.join(LOG_FORMATS)}")
     if name == "log_level":
         if raw.upper() not in LOG_LEVELS:
-            raise ValueError(f"{PREFIX}LOG_LEVEL={raw!r} is not one of {', '.join(LOG_LEVELS)}")
+            raise ValueError(f"{PREFIX}LOG_LEVEL: {raw!r} is not one of {', '.join(LOG_LEVELS)}")
         return raw.upper()
     return raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,9 +17,16 @@ from service.settings import PREFIX, Settings
 ROOT = Path(__file__).parents[1]
 
 
-def _tailor(*args: str) -> subprocess.CompletedProcess[str]:
+def _tailor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = None if env is None else {**os.environ, **env}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, check=False, cwd=ROOT
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=environ,
+        timeout=120,
     )
 
 
@@ -98,6 +106,31 @@ def test_serve_refuses_a_broken_bundle_before_starting(tmp_path: Path) -> None:
     assert "nothing was served" in done.stderr
 
 
+SETTINGS_SERVE_REFUSES = [
+    ({"TAILOR_HEADER_TIMEOUT_S": "inf"}, [], "TAILOR_HEADER_TIMEOUT_S: 'inf' is not a finite number"),
+    ({"TAILOR_BODY_TIMEOUT_S": "1e400"}, [], "TAILOR_BODY_TIMEOUT_S: '1e400' is not a finite number"),
+    ({"TAILOR_RELOAD_INTERVAL": "nan"}, [], "TAILOR_RELOAD_INTERVAL: 'nan' is not a finite number"),
+    ({"TAILOR_STATE_DIR": "{file}"}, [], "TAILOR_STATE_DIR={file} is not a folder this server can write to"),
+    ({"TAILOR_STATE_DIR": "{file}/below"}, [], "TAILOR_STATE_DIR={file}/below is not a folder this server can"),
+    ({"TAILOR_BUNDLE_CACHE": "{file}"}, [], "TAILOR_BUNDLE_CACHE={file} is not a folder this server can write"),
+    ({}, ["--port", "70000"], "argument --port: '70000' is above 65535"),
+    ({}, ["--workers", "0"], "argument --workers: '0' is below 1"),
+]
+
+
+@pytest.mark.parametrize(("env", "flags", "message"), SETTINGS_SERVE_REFUSES)
+def test_serve_refuses_unusable_settings_by_name_before_starting(
+    tmp_path: Path, env: dict[str, str], flags: list[str], message: str
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    filled = {name: value.replace("{file}", str(file)) for name, value in env.items()}
+    done = _tailor("serve", "--bundle", "tests/bench/flags20", *flags, env=filled)
+    assert done.returncode == 2
+    assert message.replace("{file}", str(file)) in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_schema_writes_every_schema(tmp_path: Path) -> None:
     assert _tailor("schema", "--out", str(tmp_path)).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -172,7 +205,9 @@ def test_serve_help_names_every_setting_with_its_default() -> None:
     shown = _tailor("serve", "--help").stdout
     for f in fields(Settings):
         assert f"{PREFIX}{f.name.upper()} (default: " in shown, f.name
-    assert "TAILOR_RELOAD_INTERVAL (default: 0.5)" in shown
+    assert "TAILOR_RELOAD_INTERVAL (default: 0.5; 0 to 86400)" in shown
+    assert "TAILOR_PORT (default: 8080; 1 to 65535)" in shown
+    assert "TAILOR_DECISION_LOG_BACKUPS (default: 5; 0 or more)" in shown
     assert "TAILOR_PREVIEW (default: off)" in shown
 
 

@@ -75,7 +75,7 @@ def test_client_time_is_a_flag_named_when_malformed() -> None:
     assert Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "on"}).allow_client_time is True
     assert Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "0"}).allow_client_time is False
     assert Settings.from_env(Settings(allow_client_time=True).to_env()).allow_client_time is True
-    with pytest.raises(ValueError, match="TAILOR_ALLOW_CLIENT_TIME='maybe' is not one of"):
+    with pytest.raises(ValueError, match="TAILOR_ALLOW_CLIENT_TIME: 'maybe' is not one of"):
         Settings.from_env({"TAILOR_ALLOW_CLIENT_TIME": "maybe"})
 
 

@@ -41,5 +41,5 @@ def test_serve_starts_granian_through_the_chosen_interface(
 
 
 def test_an_unknown_interface_is_refused_naming_the_variable() -> None:
-    with pytest.raises(ValueError, match="TAILOR_INTERFACE='wsgi' is not one of rsgi, asgi"):
+    with pytest.raises(ValueError, match="TAILOR_INTERFACE: 'wsgi' is not one of rsgi, asgi"):
         Settings.from_env({"TAILOR_INTERFACE": "wsgi"})
