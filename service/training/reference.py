@@ -36,6 +36,10 @@ DAYS_PER_WEEK = 7.0
 _FIT_TOL = 1e-15
 _GRAD_TOL = 1e-8
 _START = 1.0  # every parameter starts at 1 (log 0): no data-dependent start, no randomness
+# Some likelihoods are highest in a limit: with nobody dropping out, BG/NBD's a and b run to 0 at a
+# fixed ratio. There the closed forms lose every digit (hyp2f1 next to its pole gives inf or nan),
+# while at 1e-8 they agree with the limit to 7 digits and the likelihood is as high.
+_FLOOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def rfm_at(tx: Transactions, cutoff: date, day_offset: int = 0) -> Rfm:
     return from_days(orders[members], recency.astype(np.float64), tenure.astype(np.float64))
 
 
-def _fit(loglik: Callable[..., FloatArray], n_params: int, data: tuple[FloatArray, ...]) -> FloatArray:
+def _fit(loglik: Callable[..., FloatArray], n_params: int, data: tuple[object, ...]) -> FloatArray:
     def objective(log_params: FloatArray) -> float:
         with np.errstate(all="ignore"):  # the optimiser's trial steps may leave the domain: they score +inf
             value = -float(np.sum(loglik(np.exp(log_params), *data)))
@@ -81,7 +85,7 @@ def _fit(loglik: Callable[..., FloatArray], n_params: int, data: tuple[FloatArra
     start = np.full(n_params, np.log(_START))
     options = {"ftol": _FIT_TOL, "gtol": _GRAD_TOL, "maxiter": 500}
     result = minimize(objective, start, method="L-BFGS-B", options=options)
-    return np.exp(np.asarray(result.x, dtype=np.float64))
+    return np.maximum(np.exp(np.asarray(result.x, dtype=np.float64)), _FLOOR)
 
 
 # --- BG/NBD -------------------------------------------------------------------------------------
@@ -139,19 +143,50 @@ class BgNbd:
 # --- Pareto/NBD ---------------------------------------------------------------------------------
 
 
-def pnbd_loglik(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:  # noqa: N803
+@dataclass(frozen=True)
+class Pairs:
+    """The distinct (x, u) of the customers, and each customer's row among them. hyp2f1 takes
+    milliseconds per value in parts of the parameter space an optimiser visits, and 23,570 CDNOW
+    customers share 1,726 (x, t_x) and 979 (x, T): each value is computed once."""
+
+    x: FloatArray
+    u: FloatArray
+    row: npt.NDArray[np.intp]
+
+
+def pairs(x: FloatArray, u: FloatArray) -> Pairs:
+    distinct, row = np.unique(np.column_stack((x, u)), axis=0, return_inverse=True)
+    return Pairs(distinct[:, 0].copy(), distinct[:, 1].copy(), row.reshape(-1))
+
+
+def pnbd_loglik(  # noqa: PLR0917 - the likelihood's four statistics and their two pairings
+    params: FloatArray,
+    x: FloatArray,
+    t_x: FloatArray,
+    T: FloatArray,  # noqa: N803
+    at_t_x: Pairs | None = None,
+    at_T: Pairs | None = None,  # noqa: N803
+) -> FloatArray:
     r, alpha, s, beta = params
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    big, small = (alpha, beta) if alpha >= beta else (beta, alpha)
-    second = s + 1 if alpha >= beta else r + x
     top = r + s + x
     # A0 as a difference of two positive terms: integral of the hazard between t_x and T.
-    early = np.log(hyp2f1(top, second, top + 1, (big - small) / (big + t_x))) - top * np.log(big + t_x)
-    late = np.log(hyp2f1(top, second, top + 1, (big - small) / (big + T))) - top * np.log(big + T)
+    early = _a0_part(params, at_t_x or pairs(x, t_x))
+    late = _a0_part(params, at_T or pairs(x, T))
     gap = early + np.log(-np.expm1(np.minimum(late - early, -1e-300)))
     dropped = np.log(s) - np.log(top) + gap
     return np.asarray(head + np.logaddexp(alive, dropped), dtype=np.float64)
+
+
+def _a0_part(params: FloatArray, at: Pairs) -> FloatArray:
+    """log 2F1(top, second; top + 1; (big - small) / (big + u)) - top log(big + u), per customer."""
+    r, alpha, s, beta = params
+    big, small = (alpha, beta) if alpha >= beta else (beta, alpha)
+    second = s + 1 if alpha >= beta else r + at.x
+    top = r + s + at.x
+    value = np.log(hyp2f1(top, second, top + 1, (big - small) / (big + at.u))) - top * np.log(big + at.u)
+    return np.asarray(value[at.row], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -163,7 +198,8 @@ class ParetoNbd:
 
     @classmethod
     def fit(cls, rfm: Rfm) -> ParetoNbd:
-        return cls(*(float(v) for v in _fit(pnbd_loglik, 4, (rfm.x, rfm.t_x, rfm.T))))
+        data = (rfm.x, rfm.t_x, rfm.T, pairs(rfm.x, rfm.t_x), pairs(rfm.x, rfm.T))
+        return cls(*(float(v) for v in _fit(pnbd_loglik, 4, data)))
 
     @property
     def params(self) -> FloatArray:

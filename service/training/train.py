@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import platform
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import adjusted_rand_score, silhouette_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from service.core.models import FeatureSpec, ModelCard, OutputSpec, TrainingInfo
 from service.training import closed_form, evaluate
@@ -69,6 +70,7 @@ from service.training.reference import DAYS_PER_WEEK, from_days
 from service.training.transactions import DEFAULT_HORIZON_DAYS, Population, Transactions, population_at
 
 DEFAULT_SEED = 0
+REPRODUCIBLE_KERNELS = "Haswell"  # the Makefile exports OPENBLAS_CORETYPE with this value
 # likely_churn flags the customers a win-back budget can reach: the LIKELY_CHURN_SHARE with the highest
 # churn probability among the training customers, the threshold rounded down to 0.01 (LIKELY_CHURN_RULE).
 LIKELY_CHURN_SHARE = 0.25
@@ -216,11 +218,29 @@ def train(
     )
     for model in run.models.values():
         run.warnings.extend(evaluate.segment_warnings(model.name, model.card.segments, population.size))
+    run.warnings.extend(kernel_warnings())
     if population.customers_after_only:
         run.warnings.append(
             f"{population.customers_after_only} customers first bought on or after the cutoff: not in the population"
         )
     return run
+
+
+def kernel_warnings() -> list[str]:
+    """OpenBLAS picks its kernels by CPU, and its AVX-512 ones move the reference fits in their 5th
+    or 6th digit. The committed models are what its AVX2 kernels (Haswell) give, on any x86-64 host."""
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        return []
+    found = {str(lib.get("architecture")) for lib in threadpool_info() if lib.get("internal_api") == "openblas"}
+    other = sorted(found - {REPRODUCIBLE_KERNELS})
+    if not other:
+        return []
+    kernels = ", ".join(other)
+    warning = (
+        f"OpenBLAS runs its {kernels} kernels: the models can differ from a training on another CPU in their 5th "
+        f"digit; OPENBLAS_CORETYPE={REPRODUCIBLE_KERNELS} (make sets it) gives the same bytes on any x86-64 host"
+    )
+    return [warning]
 
 
 def write_models(run: TrainingRun, out: Path) -> list[Path]:

@@ -18,7 +18,7 @@ from service.core.spec import NAME_PATTERN
 from service.training.cards import SCHEMA_LINE, read_card
 from service.training.export import Runner
 from service.training.report import FIGURES
-from service.training.train import TrainingRun, write_models
+from service.training.train import TrainingRun, kernel_warnings, write_models
 
 from .conftest import DATA, MODELS, ROOT
 
@@ -98,6 +98,7 @@ def _one_timestamp_out(text: str) -> str:
 
 def test_retraining_gives_the_committed_files_byte_for_byte(full_run: TrainingRun, tmp_path: Path) -> None:
     """Stale or irreproducible models fail here: `make train` after changing features or training code."""
+    assert kernel_warnings() == [], "the committed models are what OpenBLAS's Haswell kernels give (make sets them)"
     written = write_models(full_run, tmp_path)
     assert sorted(p.name for p in written) == sorted(p.name for p in MODELS.iterdir())  # nothing missing, no extra
     for path in written:

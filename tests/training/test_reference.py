@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from service.training.reference import BgNbd, GammaGamma, ParetoNbd, Rfm, bgnbd_loglik, rfm_at
+from service.training.reference import BgNbd, GammaGamma, ParetoNbd, Rfm, _fit, bgnbd_loglik, rfm_at
 from service.training.transactions import Transactions
 
 from .conftest import ROOT
@@ -72,3 +72,42 @@ def test_gamma_gamma_weights_count_each_customer_that_many_times() -> None:
     for ours, theirs in ((GammaGamma.fit(n, m, weights), GammaGamma.fit(*twice)),
                          (GammaGamma.fit(n, m, np.ones(300)), GammaGamma.fit(n, m))):  # fmt: skip
         np.testing.assert_allclose([ours.p, ours.q, ours.gamma], [theirs.p, theirs.q, theirs.gamma], rtol=1e-4)
+
+
+def _loyal(seed: int, customers: int = 300) -> Rfm:
+    """Customers who all stay: Poisson purchases at their own rate from their first purchase to T."""
+    rng = np.random.default_rng(seed)
+    big_t = rng.uniform(20, 60, customers)
+    rate = rng.gamma(2.0, 0.1, customers)
+    times = [np.sort(rng.uniform(0, t, rng.poisson(lam * t))) for t, lam in zip(big_t, rate, strict=True)]
+    x = np.array([float(len(t)) for t in times])
+    t_x = np.array([t[-1] if len(t) else 0.0 for t in times])
+    return Rfm(x, t_x, big_t)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_shop_where_nobody_drops_out_still_predicts(seed: int) -> None:
+    rfm = _loyal(seed)
+    model = BgNbd.fit(rfm)
+    for weeks in (13.0, 39.0):
+        expected = model.expected(rfm, weeks)
+        assert np.all(np.isfinite(expected) & (expected >= 0))
+
+
+def test_the_fit_holds_a_parameter_the_likelihood_drives_to_zero_at_the_floor() -> None:
+    assert _fit(lambda params: -np.log(params), 2, ()).tolist() == [1e-8, 1e-8]
+
+
+DEGENERATE = _loyal(3)  # fitted, a = 7e-7 and b = 5e-5: nobody is seen to drop out
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-6, 1e-4])
+def test_bgnbd_near_its_limit_agrees_with_it(scale: float) -> None:
+    """As a and b run to 0 at a fixed ratio the predictions converge; hyp2f1 next to its pole loses
+    every digit past 1e-12 (at 1e-16 a small shop's training failed on infinite predictions)."""
+    limit = BgNbd(2.0, 9.7, 0.12 * 1e-8, 0.88 * 1e-8).expected(DEGENERATE, 39.0)
+    near = BgNbd(2.0, 9.7, 0.12 * scale, 0.88 * scale).expected(DEGENERATE, 39.0)
+    np.testing.assert_allclose(near, limit, rtol=1e-3)
+    with np.errstate(all="ignore"):
+        past = BgNbd(2.0, 9.7, 0.12 * 1e-16, 0.88 * 1e-16).expected(DEGENERATE, 39.0)
+    assert not np.allclose(past, limit, rtol=1e-3)  # why the fit stops at 1e-8
