@@ -113,6 +113,8 @@ SETTINGS_SERVE_REFUSES = [
     ({"TAILOR_STATE_DIR": "{file}"}, [], "TAILOR_STATE_DIR={file} is not a folder this server can write to"),
     ({"TAILOR_STATE_DIR": "{file}/below"}, [], "TAILOR_STATE_DIR={file}/below is not a folder this server can"),
     ({"TAILOR_BUNDLE_CACHE": "{file}"}, [], "TAILOR_BUNDLE_CACHE={file} is not a folder this server can write"),
+    ({"TAILOR_DECISION_LOG": "{folder}"}, [], "TAILOR_DECISION_LOG={folder} is a folder: name a file in it"),
+    ({"TAILOR_DECISION_LOG": "{file}/x.jsonl"}, [], "TAILOR_DECISION_LOG={file}/x.jsonl cannot be written by this"),
     ({}, ["--port", "70000"], "argument --port: '70000' is above 65535"),
     ({}, ["--workers", "0"], "argument --workers: '0' is below 1"),
 ]
@@ -124,11 +126,19 @@ def test_serve_refuses_unusable_settings_by_name_before_starting(
 ) -> None:
     file = tmp_path / "a-file"
     file.write_text("not a folder")
-    filled = {name: value.replace("{file}", str(file)) for name, value in env.items()}
+    places = {"{file}": str(file), "{folder}": str(tmp_path)}
+    filled = {name: _placed(value, places) for name, value in env.items()}
+    filled["TAILOR_PSEUDONYM_KEY"] = "a key of sixteen bytes or more"  # the decision log needs one
     done = _tailor("serve", "--bundle", "tests/bench/flags20", *flags, env=filled)
     assert done.returncode == 2
-    assert message.replace("{file}", str(file)) in done.stderr
+    assert _placed(message, places) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _placed(text: str, places: dict[str, str]) -> str:
+    for mark, value in places.items():
+        text = text.replace(mark, value)
+    return text
 
 
 def test_schema_writes_every_schema(tmp_path: Path) -> None:
