@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import os
@@ -205,31 +204,20 @@ def _check_folders(settings: Settings) -> None:
 
 
 def _check_decision_log(path: Path, variable: str) -> None:
-    """A log that is a folder, or in a folder this server cannot write, never writes: the workers
-    would warn and serve without it for as long as they run (as they do when a disk fills later)."""
+    """A log path that names a folder is a mistake no retry mends, so it is refused here. A folder
+    that cannot be written yet is not: the workers serve, warn and retry until it can (DEPLOYMENT.md)."""
     if path.is_dir():
         raise ValueError(f"{variable}={path} is a folder: name a file in it, such as {path / 'decisions.jsonl'}")
-    try:
-        _probe(path.parent)
-        if path.exists() and not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as exc:
-        raise ValueError(f"{variable}={path} cannot be written by this server: {exc.strerror}") from None
 
 
 def _writable_folder(folder: Path, variable: str) -> Path:
     """``folder``, made if missing, or a ValueError that names the variable and the reason."""
     try:
-        _probe(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
         raise ValueError(f"{variable}={folder} is not a folder this server can write to: {exc.strerror}") from None
     return folder
-
-
-def _probe(folder: Path) -> None:
-    """``folder`` made if missing, and a file written in it (OSError when it cannot be)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tempfile.TemporaryFile(dir=folder).close()
 
 
 def _fresh(folder: Path) -> Path:
