@@ -42,6 +42,10 @@ def main(argv: Sequence[str]) -> int:
         _complain(f"tailor analyze: {exc}")
         return EXIT_PROBLEMS
     if args.experiment:
+        unknown = _unknown_experiments(args.experiment, results, designs)
+        if unknown:
+            _complain(f"tailor analyze: {unknown}")
+            return EXIT_USAGE
         results = _only(results, args.experiment)
     _write(results, args.format, args.out)
     flagged = [e.key for e in results.experiments if e.srm]
@@ -128,6 +132,22 @@ def _overridden(designs: dict[str, Design], args: argparse.Namespace) -> dict[st
         )
         for key, d in designs.items()
     }
+
+
+def _unknown_experiments(keys: Sequence[str], results: Results, designs: dict[str, Design]) -> str:
+    """Why a ``--experiment`` names nothing to report (a typo printed an empty report and exit 0)."""
+    from service.core.compile import suggest  # noqa: PLC0415 - the compiler loads only with a bundle or an error
+
+    seen = {e.key for e in results.experiments}
+    for key in keys:
+        if key in seen:
+            continue
+        if key in designs:
+            _complain(f"tailor analyze: --experiment {key}: the bundle has it, the events have no exposure of it yet")
+            continue
+        where = "in the events or the bundle" if designs else "in the events (--bundle DIR also knows the bundle's)"
+        return f"--experiment {key}: no experiment of that key {where}{suggest(key, seen | set(designs))}"
+    return ""
 
 
 def _only(results: Results, keys: Sequence[str]) -> Results:

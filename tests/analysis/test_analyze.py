@@ -161,6 +161,23 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "the bundle does not compile" in capsys.readouterr().err
 
 
+UNKNOWN_EXPERIMENTS = [
+    ([f"--experiment={EXPERIMENT[:-1]}"], EXIT_USAGE, "no experiment of that key in the events (--bundle DIR also"),
+    ([f"--experiment={EXPERIMENT[:-1]}"], EXIT_USAGE, f"(did you mean '{EXPERIMENT}'?)"),
+    (["--experiment=nope", "--bundle", str(ROOT)], EXIT_USAGE, "nope: no experiment of that key in the events or the"),
+    (["--experiment=hero_copy_test", "--bundle", str(ROOT)], 0, "the events have no exposure of it yet"),
+]
+
+
+@pytest.mark.parametrize(("flags", "code", "message"), UNKNOWN_EXPERIMENTS)
+def test_an_experiment_named_that_nothing_knows_is_a_usage_error(
+    flags: list[str], code: int, message: str, planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in --experiment printed an empty report and exit 0: a CI job read it as a pass."""
+    assert main(["analyze", str(planted), *flags]) == code
+    assert message in capsys.readouterr().err
+
+
 def test_the_defaults_are_those_docs_analysis_md_names() -> None:
     options = Options()
     assert (options.window_days, options.alpha, options.target_mde, options.power) == (7.0, 0.05, 0.05, 0.8)
