@@ -372,3 +372,20 @@ def test_a_body_that_is_not_plain_json_is_a_415_saying_what_was_sent(headers: di
 def test_a_lone_surrogate_escape_is_named_not_called_a_truncated_body(raw: bytes, said: str) -> None:
     with pytest.raises(RequestError, match=said):
         body_module.decode(raw, wire.DecideRequest)
+
+
+MISSPELT_KEYS = [
+    (b'{"visiter": {}, "placements": ["hero"]}', "$", "`visiter` (did you mean 'visitor'?)"),
+    (b'{"visitor": {"atributes": {}}, "placements": ["hero"]}', "$.visitor", "(did you mean 'attributes'?)"),
+    (b'{"visitor": {"consent": {"personalisation": true}}}', "$.visitor.consent", "(did you mean 'personalization'?)"),
+    (b'{"visitor": {}, "context": {"lokale": "de"}}', "$.context", "`lokale` (did you mean 'locale'?)"),
+    (b'{"visitor": {"zzzz": 1}}', "$.visitor", "unknown field `zzzz`"),  # nothing near: no suggestion
+]
+
+
+@pytest.mark.parametrize(("body", "where", "said"), MISSPELT_KEYS)
+def test_a_misspelt_key_is_named_with_the_nearest_field_at_its_path(body: bytes, where: str, said: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        decode(body, wire.DecideRequest)
+    assert (caught.value.where, said in caught.value.message) == (where, True)
+    assert ("did you mean" in caught.value.message) == ("did you mean" in said)

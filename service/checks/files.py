@@ -26,6 +26,7 @@ from service.checks.spec import RESERVED, ChecksFile, CheckTest, PlacementExpect
 from service.core.compile import Bundle, suggest
 from service.core.errors import Problem, RequestError
 from service.http import wire
+from service.http.hints import unknown_field_hint
 from service.http.mapping import to_core
 from service.settings import Settings
 
@@ -150,7 +151,9 @@ def _wire(
         message = str(exc)
         match = _AT.search(message)
         inner = _path_steps(match.group("path")) if match else ()
-        problems.append(Problem(shown, (*where, *inner), _AT.sub("", message)))
+        text = _AT.sub("", message)
+        hint = unknown_field_hint(kind, "$" + match.group("path") if match else "$", text)
+        problems.append(Problem(shown, (*where, *inner), text + hint))
         return None
 
 

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import msgspec
 
 from service.core.errors import RequestError, TailorError
+from service.http.hints import unknown_field_hint
 
 T = TypeVar("T")
 
@@ -102,6 +103,7 @@ def _typed(text: str, kind: type[T]) -> T:
         return _decoder(kind).decode(text)
     except msgspec.ValidationError as exc:
         error = _validation_error(str(exc))
+        error = RequestError(error.message + unknown_field_hint(kind, error.where, error.message), error.where)
         # inside free-form attributes msgspec names no key ("$.visitor.attributes[...]"): find it
         raise (_locate_number(text) if "[...]" in error.where else None) or error from None
     except msgspec.DecodeError as exc:

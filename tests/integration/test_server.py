@@ -164,7 +164,7 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
         (b'{"visitor": {"id": 5}}', "$.visitor.id", "Expected `str | null`, got `int`"),
         (b"", "$", "the request body is empty"),
         (b"[1, 2]", "$", "Expected `object`, got `array`"),
-        (b'{"visitor": {"atributes": {}}}', "$.visitor", "unknown field `atributes`"),
+        (b'{"visitor": {"atributes": {}}}', "$.visitor", "unknown field `atributes` (did you mean 'attributes'?)"),
         (b'{"visitor": {}, "placements": []}', "$.placements", "Expected `array` of length >= 1"),
         (b'{"visitor": {"consent": {"personalization": "yes"}}}', "$.visitor.consent.personalization", "`bool`"),
     ],
