@@ -87,7 +87,11 @@ def parse_yaml(text: str) -> YamlDocument:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlError(f"YAML syntax: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
+        line = mark.line + 1 if mark else None
+        tabbed = _tab_indented(text, line)
+        if tabbed is not None:  # PyYAML's words for a tab rarely say "tab"
+            raise YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only", tabbed) from None
+        raise YamlError(f"YAML syntax: {exc.problem or exc.context}", line) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: the reader knows where, not the line
         shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
         raise YamlError(f"YAML: the character {shown} is not allowed", text.count("\n", 0, exc.position) + 1) from None
@@ -99,6 +103,19 @@ def parse_yaml(text: str) -> YamlDocument:
         raise YamlError("the file is empty", 1)
     builder = _Builder(loader, budget=len(text) + SPARE_VALUES)
     return YamlDocument(builder.build(node, ()), builder.lines)
+
+
+def _tab_indented(text: str, line: int | None) -> int | None:
+    """The line at or just before an error's ``line`` whose indentation holds a tab, if one does."""
+    if line is None:
+        return None
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        if 0 < number <= len(lines):
+            content = lines[number - 1]
+            if "\t" in content[: len(content) - len(content.lstrip(" \t"))]:
+                return number
+    return None
 
 
 class _Builder:
