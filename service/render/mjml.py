@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from mjml import mjml_to_html
 
+from service.core.compile import suggest
 from service.render.minify import minify
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -45,6 +46,8 @@ def _compile(source: str) -> tuple[str, list[MjmlProblem]]:
         return "", [MjmlProblem("an email template is an MJML document: it starts with <mjml>", 1)]
     try:
         result = mjml_to_html(source)
+    except KeyError as exc:  # the compiler looks each element up in its registry
+        return "", [_unknown_element(source, str(exc.args[0]) if exc.args else "")]
     except Exception as exc:  # noqa: BLE001 - the compiler raises whatever its parser raises on broken markup
         return "", [MjmlProblem(f"MJML could not be compiled: {type(exc).__name__}: {exc}", None)]
     problems = [MjmlProblem(f"MJML: {error}", None) for error in result.errors]
@@ -63,6 +66,15 @@ def _compile(source: str) -> tuple[str, list[MjmlProblem]]:
             )
         )
     return html, problems
+
+
+def _unknown_element(source: str, name: str) -> MjmlProblem:
+    """An element MJML has no component for, at its first use, with the nearest one it has."""
+    from mjml.core.registry import components  # noqa: PLC0415 - filled once the compiler has run
+
+    found = re.search(rf"<{re.escape(name)}[\s/>]", source) if name else None
+    line = source.count("\n", 0, found.start()) + 1 if found else None
+    return MjmlProblem(f"MJML has no element <{name}>{suggest(name, components)}", line)
 
 
 def _normal(tag: str) -> str:
