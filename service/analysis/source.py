@@ -116,7 +116,7 @@ def open_events(paths: Sequence[Path], threads: int | None = None) -> Events:
         selects += [_parquet_select(connection, p) for p in parquet_files]
         connection.execute("CREATE TEMP TABLE events AS " + " UNION ALL ".join(selects))
     except duckdb.Error as exc:
-        raise SourceError(f"cannot read the events: {exc}") from exc
+        raise _read_error(exc) from exc
     _check_schemas(connection)
     _check_rows(connection)
     connection.execute(f"""
@@ -188,6 +188,38 @@ def _check_rows(connection: duckdb.DuckDBPyConnection) -> None:
             found.append(f"{_where(event)}: an event that {problem} ({_count(row[0])})")
     if found:
         raise SourceError("events the results cannot use: " + "; ".join(found))
+
+
+_MALFORMED = re.compile(r'(?:Malformed JSON|JSON transform error) in file "(?P<file>[^"]+)"')
+
+
+def _read_error(exc: duckdb.Error) -> SourceError:
+    """DuckDB's error, but a line that is not JSON at its ``file:line`` (DuckDB's count is off by one)."""
+    found = _MALFORMED.search(str(exc))
+    bad = _first_malformed(Path(found["file"])) if found else None
+    if found is None or bad is None:
+        return SourceError(f"cannot read the events: {exc}")
+    number, reason = bad
+    return SourceError(f"{found['file']}:{number}: the line is not a JSON object: {reason}")
+
+
+def _first_malformed(path: Path) -> tuple[int, str] | None:
+    """The first line of a JSON-lines file that is not one JSON object, and why (on the way to an error)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line.rstrip("\r\n"))
+                except json.JSONDecodeError as exc:
+                    return number, f"{exc.msg} at column {exc.colno}"
+                if not isinstance(data, dict):
+                    return number, f"a JSON {type(data).__name__}, not an object"
+    except OSError:
+        return None
+    return None
 
 
 def _where(event: dict[str, Any]) -> str:

@@ -75,6 +75,24 @@ def test_a_bare_nan_is_an_error_at_its_line(tmp_path: Path) -> None:
         open_events([path])
 
 
+NOT_JSON = {
+    "a line cut short": ('{"schema": "tailor.decision/1", "time":', "Expecting value at column 40"),
+    "a word": ("nope", "Expecting value at column 1"),
+    "an array": ("[1, 2]", "a JSON list, not an object"),
+}
+
+
+@pytest.mark.parametrize("name", ["decisions.jsonl", "decisions.jsonl.2.gz"])
+@pytest.mark.parametrize("case", sorted(NOT_JSON))
+def test_a_line_that_is_not_a_json_object_is_an_error_at_its_line(tmp_path: Path, case: str, name: str) -> None:
+    """DuckDB names such a line one past it (a one-line file's "line 2"); the error says the real one."""
+    line, reason = NOT_JSON[case]
+    path = write(tmp_path / name, GOOD, bare=line)
+    with pytest.raises(SourceError) as caught:
+        open_events([path])
+    assert str(caught.value) == f"{path}:4: the line is not a JSON object: {reason}"
+
+
 def test_a_parquet_row_is_named_by_its_number(tmp_path: Path) -> None:
     source = write(tmp_path / "source.jsonl", [*GOOD, EXPOSURE | {"arm": None}])
     path = tmp_path / "events.parquet"
