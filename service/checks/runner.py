@@ -149,7 +149,8 @@ def _html_failure(wanted: PlacementExpect, block: Rendered | None, variant: str 
     html = "" if block is None else block.html
     missing = [text for text in texts if text not in html]
     if missing:
-        return f"HTML containing {missing[0]!r}", "HTML without it" if block is not None else got
+        # a fallback says why it was served: the template's error is the likelier cause than the text
+        return f"HTML containing {missing[0]!r}", "HTML without it" if got == "rendered HTML" else got
     return None
 
 
