@@ -163,6 +163,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     overrides = {k: v for k in ("bundle", "host", "port", "workers") if (v := getattr(args, k)) is not None}
     settings = replace(settings, **overrides)
+    settings.check()  # --host is held to what TAILOR_HOST is
     _check_folders(settings)
     if settings.bundle_url:
         print(

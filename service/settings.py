@@ -6,8 +6,10 @@ with its variable and default, in README.md ("Settings").
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -165,10 +167,34 @@ class Settings:
 
         if self.assignment_key and len(self.assignment_key.encode()) < MIN_PSEUDONYM_KEY_BYTES:
             raise ValueError(f"{PREFIX}ASSIGNMENT_KEY must be at least {MIN_PSEUDONYM_KEY_BYTES} bytes")
+        if not _is_address(self.host):  # granian binds an address: a name failed after "serving ... on"
+            shown = self.host if len(self.host) <= 80 else self.host[:80] + "..."
+            raise ValueError(
+                f"{PREFIX}HOST: {shown!r} is not an IP address to listen on (such as 127.0.0.1, 0.0.0.0 or ::)"
+            )
+        for name in ("bundle_url", "decision_log_url"):
+            if (url := getattr(self, name)) and not _is_http_url(url):  # not shown: a URL may carry a token
+                raise ValueError(f"{PREFIX}{name.upper()} is not an http:// or https:// URL with a host")
 
     def to_env(self) -> dict[str, str]:
         """The variables that recreate these settings, for worker processes."""
         return {PREFIX + f.name.upper(): str(v) for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # a bad port or bracket
+        return False
 
 
 INT_FIELDS = frozenset(f.name for f in fields(Settings) if f.type == "int")

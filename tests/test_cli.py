@@ -114,6 +114,12 @@ SETTINGS_SERVE_REFUSES = [
     ({"TAILOR_STATE_DIR": "{file}/below"}, [], "TAILOR_STATE_DIR={file}/below is not a folder this server can"),
     ({"TAILOR_BUNDLE_CACHE": "{file}"}, [], "TAILOR_BUNDLE_CACHE={file} is not a folder this server can write"),
     ({"TAILOR_DECISION_LOG": "{folder}"}, [], "TAILOR_DECISION_LOG={folder} is a folder: name a file in it"),
+    ({"TAILOR_HOST": "-1"}, [], "TAILOR_HOST: '-1' is not an IP address to listen on"),
+    ({"TAILOR_HOST": "localhost"}, [], "TAILOR_HOST: 'localhost' is not an IP address to listen on"),
+    ({}, ["--host", "é€"], "TAILOR_HOST: 'é€' is not an IP address to listen on"),
+    ({"TAILOR_BUNDLE_URL": "-1"}, [], "TAILOR_BUNDLE_URL is not an http:// or https:// URL with a host"),
+    ({"TAILOR_BUNDLE_URL": "ftp://origin/b.tar.gz"}, [], "TAILOR_BUNDLE_URL is not an http:// or https:// URL"),
+    ({"TAILOR_DECISION_LOG_URL": "collector:9000"}, [], "TAILOR_DECISION_LOG_URL is not an http:// or https://"),
     ({}, ["--port", "70000"], "argument --port: '70000' is above 65535"),
     ({}, ["--workers", "0"], "argument --workers: '0' is below 1"),
 ]
