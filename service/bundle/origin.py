@@ -325,7 +325,8 @@ class BundleOrigin:
 
     def _reject(self, download: _Download, attempts: int, detail: str) -> PollResult:
         self._rejected_sha = download.sha256
-        log.error("bundle origin %s: %s; keeping the current bundle", self.shown_url, detail)
+        kept = "keeping the current bundle" if self._current is not None else "no bundle is loaded yet"
+        log.error("bundle origin %s: %s; %s", self.shown_url, detail, kept)
         return PollResult(Outcome.REJECTED, attempts, detail=detail)
 
     def _offer(self, dest: Path) -> bool:
