@@ -68,3 +68,39 @@ def test_unreadable_yaml_says_where(text: str, message: str, line: int) -> None:
         parse_yaml(text)
     assert message in caught.value.message
     assert caught.value.line == line
+
+
+TAB_MESSAGE = "YAML syntax: a tab indents this line; YAML indents with spaces only"
+
+
+def _tabbed_copies() -> list[tuple[str, int, str]]:
+    """Every indented line of the example bundle's and the checks' YAML, its first space made a tab."""
+    from pathlib import Path  # noqa: PLC0415
+
+    root = Path(__file__).parents[1]
+    globs = ("rules/*.yaml", "content/*.yaml", "tests/checks/bundle/**/*.yaml")
+    copies = []
+    for path in sorted(p for pattern in globs for p in root.glob(pattern)):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith(" "):
+                copies.append((path.name, i + 1, "\n".join([*lines[:i], "\t" + line[1:], *lines[i + 1 :]])))
+    return copies
+
+
+def _refusal(text: str) -> tuple[str, int | None] | None:
+    try:
+        parse_yaml(text)
+    except YamlError as exc:
+        return str(exc), exc.line
+    return None
+
+
+def test_a_tab_in_any_indentation_is_named_at_its_line() -> None:
+    """A corpus, not an example: PyYAML's words for a tab differ with where it sits."""
+    copies = _tabbed_copies()
+    refused = [(name, line, _refusal(text)) for name, line, text in copies]
+    wrong = [(name, line, got) for name, line, got in refused if got is not None and got != (TAB_MESSAGE, line)]
+    assert wrong == []
+    named = sum(got is not None for _, _, got in refused)
+    assert named >= 0.95 * len(copies) > 300  # a tab inside a multi-line scalar is text, not indentation

@@ -26,13 +26,12 @@ from service.checks.spec import RESERVED, ChecksFile, CheckTest, PlacementExpect
 from service.core.compile import Bundle, suggest
 from service.core.errors import Problem, RequestError
 from service.http import wire
-from service.http.hints import unknown_field_hint
+from service.http.hints import path_steps, unknown_field_hint
 from service.http.mapping import to_core
 from service.settings import Settings
 
 CHECKS_DIR = "checks"
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 # Pydantic names its own classes where a file needs a mapping; marketers never see those names.
 _MAPPING = re.compile(r"input should be a valid dictionary(?: or instance of \w+)?")
 
@@ -134,7 +133,7 @@ def _over_limits(shown: str, where: YamlPath, visitor: wire.Visitor, context: wi
     try:
         to_core(wire.DecideRequest(visitor, context=context), LIMITS, lambda: datetime.now(UTC), client_time=True)
     except RequestError as exc:
-        return Problem(shown, (*where, *_path_steps(exc.where.removeprefix("$"))), exc.message)
+        return Problem(shown, (*where, *path_steps(exc.where.removeprefix("$"))), exc.message)
     return None
 
 
@@ -150,16 +149,12 @@ def _wire(
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _AT.search(message)
-        inner = _path_steps(match.group("path")) if match else ()
+        path = match.group("path") if match else ""
         text = _AT.sub("", message)
-        hint = unknown_field_hint(kind, "$" + match.group("path") if match else "$", text)
+        hint = unknown_field_hint(kind, "$" + path, text)
+        inner = path_steps(path)
         problems.append(Problem(shown, (*where, *inner), text + hint))
         return None
-
-
-def _path_steps(text: str) -> YamlPath:
-    """``.cart.items[0]`` → ``("cart", "items", 0)``."""
-    return tuple(key if key else int(number) for key, number in _STEP.findall(text))
 
 
 def _name_problems(shown: str, where: YamlPath, test: CheckTest, bundle: Bundle) -> list[Problem]:

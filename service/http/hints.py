@@ -27,9 +27,15 @@ def unknown_field_hint(kind: object, path: str, text: str) -> str:
     return suggest(match["name"], [f.encode_name for f in at.fields])
 
 
+def path_steps(text: str) -> tuple[str | int, ...]:
+    """``.cart.items[0]`` → ``("cart", "items", 0)``: msgspec's path, as a YAML or JSON path's steps."""
+    return tuple(key if key else int(number) for key, number in _STEP.findall(text))
+
+
 def _walk(info: msgspec.inspect.Type | None, path: str) -> msgspec.inspect.Type | None:
-    for key, _index in _STEP.findall(path.removeprefix("$")):
-        info = _inside(_struct_of(info), key)
+    for step in path_steps(path.removeprefix("$")):
+        if isinstance(step, str):  # a list's index needs no step: _struct_of looks inside lists
+            info = _inside(_struct_of(info), step)
     return _struct_of(info)
 
 

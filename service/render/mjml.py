@@ -47,7 +47,10 @@ def _compile(source: str) -> tuple[str, list[MjmlProblem]]:
     try:
         result = mjml_to_html(source)
     except KeyError as exc:  # the compiler looks each element up in its registry
-        return "", [_unknown_element(source, str(exc.args[0]) if exc.args else "")]
+        name = str(exc.args[0]) if exc.args else ""
+        if name.startswith("mj-"):
+            return "", [_unknown_element(source, name)]
+        return "", [MjmlProblem(f"MJML could not be compiled: KeyError: {exc}", None)]
     except Exception as exc:  # noqa: BLE001 - the compiler raises whatever its parser raises on broken markup
         return "", [MjmlProblem(f"MJML could not be compiled: {type(exc).__name__}: {exc}", None)]
     problems = [MjmlProblem(f"MJML: {error}", None) for error in result.errors]
@@ -72,7 +75,7 @@ def _unknown_element(source: str, name: str) -> MjmlProblem:
     """An element MJML has no component for, at its first use, with the nearest one it has."""
     from mjml.core.registry import components  # noqa: PLC0415 - filled once the compiler has run
 
-    found = re.search(rf"<{re.escape(name)}[\s/>]", source) if name else None
+    found = re.search(rf"<{re.escape(name)}[\s/>]", source)
     line = source.count("\n", 0, found.start()) + 1 if found else None
     return MjmlProblem(f"MJML has no element <{name}>{suggest(name, components)}", line)
 

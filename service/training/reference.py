@@ -38,7 +38,7 @@ _GRAD_TOL = 1e-8
 _START = 1.0  # every parameter starts at 1 (log 0): no data-dependent start, no randomness
 # Some likelihoods are highest in a limit: with nobody dropping out, BG/NBD's a and b run to 0 at a
 # fixed ratio. There the closed forms lose every digit (hyp2f1 next to its pole gives inf or nan),
-# while at 1e-8 they agree with the limit to 7 digits and the likelihood is as high.
+# while at 1e-8 they agree with the limit to 6 digits and the likelihood is as high.
 _FLOOR = 1e-8
 
 

@@ -15,6 +15,7 @@ import pytest
 from service.bundle.yamlfile import parse_yaml
 from service.core.models import ModelCard
 from service.core.spec import NAME_PATTERN
+from service.training import train as train_module
 from service.training.cards import SCHEMA_LINE, read_card
 from service.training.export import Runner
 from service.training.report import FIGURES
@@ -221,3 +222,23 @@ def test_the_committed_value_graph_is_the_compact_one() -> None:
     nodes = onnx.load(MODELS / "value.onnx").graph.node
     assert len(nodes) <= 20
     assert sum(node.op_type == "Exp" for node in nodes) == 1
+
+
+KERNELS = [
+    ("x86_64", [{"internal_api": "openblas", "architecture": "Haswell"}], False),
+    ("x86_64", [{"internal_api": "openblas", "architecture": "SkylakeX"}], True),
+    ("x86_64", [{"internal_api": "openblas", "architecture": "Haswell"}, {"internal_api": "openmp"}], False),
+    ("aarch64", [{"internal_api": "openblas", "architecture": "NEOVERSEN1"}], False),  # no Haswell to pin there
+]
+
+
+@pytest.mark.parametrize(("machine", "libraries", "warned"), KERNELS)
+def test_training_warns_when_openblas_runs_kernels_the_committed_models_were_not_made_with(
+    machine: str, libraries: list[dict[str, str]], warned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake threadpool_info (the real one is the byte-for-byte test's first assertion)."""
+    monkeypatch.setattr("platform.machine", lambda: machine)
+    monkeypatch.setattr(train_module, "threadpool_info", lambda: libraries)
+    found = kernel_warnings()
+    assert bool(found) == warned
+    assert all("SkylakeX kernels" in w and "OPENBLAS_CORETYPE=Haswell" in w for w in found)
