@@ -15,8 +15,9 @@ from datetime import datetime
 
 from service import logs
 from service.assignments import AssignmentTokens, TokenStatus
-from service.core.compile import Bundle
+from service.core.compile import Bundle, fixed_decisions
 from service.core.decide import Decision, DecisionRequest, decide
+from service.core.outcome import PlacementDecision
 from service.core.rendering import Rendered
 from service.http import wire
 from service.http.mapping import (
@@ -34,6 +35,7 @@ from service.telemetry.metrics import Metrics
 from service.telemetry.recorder import DecisionRecorder
 
 CACHE_HEADER = "x-tailor-render-cache"
+Labels = tuple[str, str, str]  # a decision's counter labels: placement, variant, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class Serving:
         self.cache = cache
         self.next_id = ids or decision_ids()
         self.tokens = AssignmentTokens.from_settings(settings)
+        self._labels: tuple[Bundle, Mapping[int, Labels]] | None = None
 
     def decision(self, bundle: Bundle, data: wire.DecideRequest, *, client_time: bool) -> Decided:
         """The decision for one ``DecideRequest``, logged and counted, rendered when it asks."""
@@ -123,13 +126,25 @@ class Serving:
                 decision, decision_id=decision_id, revision=bundle.revision, visitor_id=visitor,
                 analytics_consent=analytics,
             )  # fmt: skip
+        fixed = self._fixed_labels(bundle)
         self.metrics.count_decisions(
-            [
-                (name if name in bundle.placements else "(unknown)", p.variant or "none", p.reason)
-                for name, p in decision.placements.items()
-            ]
+            [fixed.get(id(p)) or _labels(bundle, name, p) for name, p in decision.placements.items()]
         )
         return decision, decision_id
+
+    def _fixed_labels(self, bundle: Bundle) -> Mapping[int, Labels]:
+        """The counter labels of the bundle's own decisions, by ``id()`` (``fixed_decisions``), made once per bundle."""
+        held = self._labels  # one read: another thread may swap the pair meanwhile
+        if held is not None and held[0] is bundle:
+            return held[1]
+        labels = {key: _labels(bundle, name, p) for key, (name, p) in fixed_decisions(bundle).items()}
+        self._labels = (bundle, labels)  # holds the bundle: its ids stay its decisions'
+        return labels
+
+
+def _labels(bundle: Bundle, name: str, placed: PlacementDecision) -> Labels:
+    """``tailor_decisions``' labels of one placement's outcome: placement, variant, reason."""
+    return (name if name in bundle.placements else "(unknown)", placed.variant or "none", placed.reason)
 
 
 def decision_ids() -> Callable[[], str]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from loadtests.pageview_mix import page_views
 from service.bundle.store import BundleStore
-from service.core.compile import Bundle
+from service.core.compile import Bundle, fixed_decisions
 from service.core.decide import decide
 from service.http import wire
 from service.http.fragments import Fragments
@@ -91,4 +91,30 @@ def test_the_pieces_are_kept_for_the_bundle_s_placements_only() -> None:
     data = wire.DecideRequest(wire.Visitor("v-1"), placements=["home_hero", "made_up", "also_made_up"])
     decision = decide(bundle, to_core(data, Settings(), lambda: NOW, client_time=False))
     fragments.encode(bundle, decision, "d" * 32)
-    assert [key[0] for key in fragments._pieces] == ["home_hero"]
+    by_outcome = [key[0] for key in fragments._pieces]
+    by_identity = [fragments._fixed[key][0] for key in fragments._heads]
+    assert by_outcome + by_identity == ["home_hero"]
+
+
+FIXED = {name: fixed_decisions(bundle) for name, bundle in LOADED.items()}
+BUILT_AT_COMPILE = ("default", "targeting_match", "no_consent", "holdout")  # never made per request
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(BUNDLES)), visitor_ids, attributes, st.booleans(), placements)
+def test_every_decision_built_at_compile_is_found_by_identity(
+    bundle_name: str, visitor: str | None, attrs: dict[str, Any], personalization: bool, names: list[str] | None
+) -> None:
+    consent = {"personalization": personalization, "analytics": True}
+    data = msgspec.convert({"visitor": {"id": visitor, "attributes": attrs, "consent": consent}}, wire.DecideRequest)
+    if names is not None:
+        data = msgspec.structs.replace(data, placements=names)
+    decision = decide(LOADED[bundle_name], to_core(data, Settings(), lambda: NOW, client_time=False))
+    for name, placed in decision.placements.items():
+        found = FIXED[bundle_name].get(id(placed))
+        if placed.reason in BUILT_AT_COMPILE:
+            assert found is not None
+            assert found == (name, placed)
+            assert found[1] is placed
+        elif placed.reason != "no_unit_id":  # a skipped rule's no_unit_id names the rule: made per request
+            assert found is None

@@ -285,6 +285,23 @@ def compile_bundle(
     )
 
 
+def fixed_decisions(bundle: Bundle) -> dict[int, tuple[str, PlacementDecision]]:
+    """Every decision the compiled bundle holds, by ``id()``, with the name of its placement.
+
+    A placement's default decisions and its rules' served ones are built once, at compile, and
+    ``decide`` returns those very objects. While the bundle lives no other object can have their
+    ids, so a table keyed on ``id()`` (cheaper than hashing a struct's fields) is exact for as
+    long as its holder keeps the bundle. Decisions made per request (an arm and its bucket) are
+    not in it.
+    """
+    fixed: dict[int, tuple[str, PlacementDecision]] = {}
+    for name, placement in bundle.placements.items():
+        served = [rule.served for rule in placement.rules if rule.served is not None]
+        for placed in (placement.fallback, *placement.defaults.values(), *served):
+            fixed[id(placed)] = (name, placed)
+    return fixed
+
+
 def _compile_blocks(c: _Compiler, blocks: BlockCompiler, revision: str) -> Blocks | None:
     try:
         return blocks(revision)

@@ -4,7 +4,9 @@ Building 20 ``PlacementOut`` structs (each with a copy of its variant's content)
 them was the largest cost of a flags20 response that the framework did not cause. What a
 placement's piece says depends only on the bundle and the outcome (variant, reason, rule, arm),
 never on the visitor, except an experiment's bucket, which is spliced in. So each piece is
-encoded the first time its outcome is seen, once per bundle, and a response joins them.
+encoded the first time its outcome is seen, once per bundle, and a response joins them. The
+bundle's own decisions (its defaults and served variants, ``fixed_decisions``), which most
+placements of a page view get, find their piece by identity, without hashing the outcome.
 
 Only plain answers are assembled: with ``explain`` (trace, scores) or ``render`` (HTML) the
 response is encoded field by field, as before. Pieces are kept only for the bundle's own
@@ -16,7 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from service.assignments import TokenStatus
-from service.core.compile import Bundle
+from service.core.compile import Bundle, fixed_decisions
 from service.core.outcome import Decision, PlacementDecision
 from service.http import wire
 from service.http.mapping import decision_response, placements_out, with_token
@@ -45,6 +47,8 @@ class Fragments:
     def __init__(self) -> None:
         self._bundle: Bundle | None = None
         self._pieces: dict[Outcome, bytes] = {}
+        self._fixed: dict[int, tuple[str, PlacementDecision]] = {}  # the bundle's own decisions
+        self._heads: dict[int, bytes] = {}  # their pieces, by id() as the bundle's own decisions are
 
     def encode(
         self,
@@ -58,8 +62,11 @@ class Fragments:
         if decision.trace is not None or decision.scores is not None:
             return _encode(with_token(decision_response(bundle, decision, decision_id), token, token_status))
         if bundle is not self._bundle:  # a new bundle: its content and rules may differ
-            self._bundle, self._pieces = bundle, {}
-        joined = b",".join(self._piece(bundle, name, placed) for name, placed in decision.placements.items())
+            self._bundle, self._pieces, self._fixed, self._heads = bundle, {}, fixed_decisions(bundle), {}
+        heads = self._heads  # most placements of a page view serve a default: one lookup, no call
+        joined = b",".join(
+            [heads.get(id(placed)) or self._piece(bundle, name, placed) for name, placed in decision.placements.items()]
+        )
         placements = msgspec.Raw(b"{" + joined + b"}")
         return _encode(_Assembled(bundle.revision, decision_id, decision.segments, placements, token, token_status))
 
@@ -75,7 +82,9 @@ class Fragments:
         head = self._pieces.get(key)
         if head is None:
             head = _head(bundle, name, placed)
-            if name in bundle.placements:
+            if id(placed) in self._fixed:
+                self._heads[id(placed)] = head
+            elif name in bundle.placements:
                 self._pieces[key] = head
         if assignment is None:
             return head
