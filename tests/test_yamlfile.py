@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.bundle.yamlfile import YamlError, parse_yaml
 
@@ -104,3 +106,71 @@ def test_a_tab_in_any_indentation_is_named_at_its_line() -> None:
     assert wrong == []
     named = sum(got is not None for _, _, got in refused)
     assert named >= 0.95 * len(copies) > 300  # a tab inside a multi-line scalar is text, not indentation
+
+
+def _shifted_copies(shift: int) -> list[tuple[str, int, str]]:
+    """Every indented line of the example bundle's and the checks' YAML, moved ``shift`` spaces."""
+    copies = []
+    for name, number, tabbed in _tabbed_copies():
+        lines = tabbed.split("\n")
+        line = " " + lines[number - 1][1:]  # the original line back
+        if line.strip() and not line.lstrip().startswith("#"):
+            moved = line[-shift:] if shift < 0 else " " * shift + line
+            copies.append((name, number, "\n".join([*lines[: number - 1], moved, *lines[number:]])))
+    return copies
+
+
+@pytest.mark.parametrize("shift", [-1, 1])
+def test_a_line_moved_by_one_space_is_named(shift: int) -> None:
+    """A corpus: PyYAML says "did not find expected key", often a line later; the message names the line moved."""
+    copies = _shifted_copies(shift)
+    refused = [(name, number, _refusal(text)) for name, number, text in copies]
+    named = [got is not None and (got[1] == number or f"line {number} " in got[0]) for _, number, got in refused]
+    unnamed = [(name, number, got) for (name, number, got), ok in zip(refused, named, strict=True) if got and not ok]
+    assert unnamed == []
+    assert sum(named) >= 0.9 * len(copies) > 300  # the rest still parse: a move that nests a key is valid YAML
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (
+            "a:\n  b: 1\n c: 2\n",
+            "line 3 is indented 1 space and lines up with no line above it (line 1 is at 0, line 2 is at 2)",
+            3,
+        ),
+        ("a:\n b: 1\n  c: 2\n", "line 3 is indented 2 spaces and lines up with no line above it (line 2 is at 1)", 3),
+        (
+            "a:\n  - b: 1\n   c: 2\n",
+            "line 3 is indented 3 spaces and lines up with no line above it (line 2 is at 2, line 2 is at 4)",
+            3,
+        ),
+        ("a:\n  - {b: 1}\n   - {c: 2}\n", "line 3 is indented 3 spaces", 3),
+        ("a: |\n  text\n    more: 1\nb:\n   c: 1\n  d: 2\n", "line 6 is indented 2 spaces", 6),
+    ],
+)
+def test_the_line_out_of_step_is_named(text: str, message: str, line: int) -> None:
+    with pytest.raises(YamlError) as caught:
+        parse_yaml(text)
+    assert message in caught.value.message
+    assert caught.value.line == line
+
+
+def test_well_indented_files_name_no_line() -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    from service.bundle.indentation import misaligned  # noqa: PLC0415
+
+    root = Path(__file__).parents[1]
+    globs = ("rules/*.yaml", "content/*.yaml", "tests/checks/bundle/**/*.yaml", "models/*.yaml")
+    for path in sorted(p for pattern in globs for p in root.glob(pattern)):
+        text = path.read_text(encoding="utf-8")
+        assert [n for n in range(1, text.count("\n") + 2) if misaligned(text, n)] == [], path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \n:-#'\"|>{}[],ab\\", max_size=120))
+def test_any_text_is_parsed_or_refused_with_a_line(text: str) -> None:
+    """The indentation hint runs on the error path: it must never turn a refusal into a crash."""
+    refused = _refusal(text)
+    assert refused is None or refused[1] is None or 1 <= refused[1] <= text.count("\n") + 2

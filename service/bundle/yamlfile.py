@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from service.bundle.indentation import misaligned
 from service.core.errors import TailorError
 
 Path = tuple[str | int, ...]
@@ -91,6 +92,9 @@ def parse_yaml(text: str) -> YamlDocument:
         tabbed = _tab_indented(text, line)
         if tabbed is not None:  # PyYAML's words for a tab rarely say "tab"
             raise YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only", tabbed) from None
+        off = misaligned(text, line)
+        if off is not None:  # "did not find expected key" names no indentation: say which line is out of step
+            raise YamlError(f"YAML syntax: {exc.problem or exc.context}; {off.hint}", off.line) from None
         raise YamlError(f"YAML syntax: {exc.problem or exc.context}", line) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: the reader knows where, not the line
         shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
