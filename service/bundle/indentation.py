@@ -98,12 +98,35 @@ def _check(rows: list[Row], number: int) -> Misaligned | None:
         return None  # a block's first line, or a plain text's next line: any depth will do
     chain = _chain(rows[:at])
     if indent in {column for _, column in chain}:
-        return None
+        return _mixed(rows, at, chain)
     below = max((p for p in chain if p[1] < indent), key=lambda p: p[1], default=None)
     above = min((p for p in chain if p[1] > indent), key=lambda p: p[1], default=None)
     near = ", ".join(f"line {line} is at {column}" for line, column in filter(None, (below, above)))
     unit = "space" if indent == 1 else "spaces"
     return Misaligned(number, f"line {number} is indented {indent} {unit} and lines up with no line above it ({near})")
+
+
+def _mixed(rows: list[Row], at: int, chain: list[tuple[int, int]]) -> Misaligned | None:
+    """A key among list items, or an item among keys, in the column it lines up with."""
+    number, indent, content = rows[at]
+    line = next(line for line, column in chain if column == indent)
+    beside = next(row for row in rows[:at] if row[0] == line)
+    if beside[1] != indent:  # it lines up with an item's first key, which is a key
+        beside = (beside[0], indent, beside[2][beside[2].index("-") + 1 :].lstrip(" "))
+    item, other = content.startswith("- "), beside[2].startswith("- ")
+    if item == other or not _is_entry(content) or _compact(rows[:at], indent):
+        return None
+    what, them = ("a list item", "keys") if item else ("a key", "list items ('- ')")
+    return Misaligned(number, f"line {number} is {what} in the column where line {line} above it has {them}")
+
+
+def _compact(rows: list[Row], column: int) -> bool:
+    """Whether ``key:`` holds a list of items in its own column (``key:`` then ``- a``), which YAML allows."""
+    for _, indent, content in reversed(rows):
+        if indent > column or (indent == column and content.startswith("- ")):
+            continue  # the list's items and what they hold
+        return indent == column and content.endswith(":")
+    return False
 
 
 def _chain(rows: list[Row]) -> list[tuple[int, int]]:
