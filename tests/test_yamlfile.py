@@ -149,6 +149,9 @@ def test_a_line_moved_by_one_space_is_named(shift: int) -> None:
         ("a:\n  - x\n  y: 1\n", "line 3 is a key in the column where line 2 above it has list items ('- ')", 3),
         ("a:\n  b: 1\n  - c\n", "line 3 is a list item in the column where line 2 above it has keys", 3),
         ("rules:\n  - name: x\n    when: 1\n  serve: y\n", "line 4 is a key in the column where line 2 above", 4),
+        ("a: { attr: x, >=: 5 }\n", "YAML syntax: '>=' cannot start a key; write the operator as gte", 1),
+        ("a:\n  attr: x\n  >: 5\n", "YAML syntax: '>' cannot start a key; write the operator as gt", 3),
+        ("a:\n  - { attr: x, >=: 5 }\n", "write the operator as gte", 2),
         ("a: |\n  text\n    more: 1\nb:\n   c: 1\n  d: 2\n", "line 6 is indented 2 spaces", 6),
     ],
 )

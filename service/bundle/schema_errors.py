@@ -229,6 +229,8 @@ OPERATOR_ALIASES = {
     "type_of": "type", "typeof": "type", "is_type": "type",
     "semver_ge": "semver_gte", "semver_le": "semver_lte", "version_gte": "semver_gte", "version_lte": "semver_lte",
     "case_insensitive": "ignore_case", "ignorecase": "ignore_case", "insensitive": "ignore_case",
+    ">=": "gte", ">": "gt", "<=": "lte", "<": "lt", "=>": "gte", "=<": "lte", "=": "eq", "==": "eq", "===": "eq",
+    "!=": "ne", "<>": "ne", "!==": "ne", "~": "matches", "=~": "matches",
 }  # fmt: skip
 
 

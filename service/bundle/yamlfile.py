@@ -92,6 +92,11 @@ def parse_yaml(text: str) -> YamlDocument:
         tabbed = _tab_indented(text, line)
         if tabbed is not None:  # PyYAML's words for a tab rarely say "tab"
             raise YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only", tabbed) from None
+        symbol = _symbol_key(text, line)
+        if symbol is not None:  # ">=: 5" is no key to YAML: ">" opens a folded text
+            raise YamlError(
+                f"YAML syntax: '{symbol}' cannot start a key; write the operator as {_SYMBOLS[symbol]}", line
+            ) from None
         off = misaligned(text, line)
         if off is not None:  # "did not find expected key" names no indentation: say which line is out of step
             raise YamlError(f"YAML syntax: {exc.problem or exc.context}; {off.hint}", off.line) from None
@@ -107,6 +112,19 @@ def parse_yaml(text: str) -> YamlDocument:
         raise YamlError("the file is empty", 1)
     builder = _Builder(loader, budget=len(text) + SPARE_VALUES)
     return YamlDocument(builder.build(node, ()), builder.lines)
+
+
+_SYMBOLS = {">=": "gte", ">": "gt"}
+_SYMBOL_KEY = re.compile(r"(?:^|[{,]|-\s)\s*(>=?)\s*:")
+
+
+def _symbol_key(text: str, line: int | None) -> str | None:
+    """``>=`` or ``>`` written as a condition's key on ``line``, which YAML cannot read."""
+    lines = text.splitlines()
+    if line is None or not 0 < line <= len(lines):
+        return None
+    found = _SYMBOL_KEY.search(lines[line - 1])
+    return found.group(1) if found else None
 
 
 def _tab_indented(text: str, line: int | None) -> int | None:
