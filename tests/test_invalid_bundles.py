@@ -120,3 +120,34 @@ def test_a_content_field_without_a_value_gets_a_warning_with_its_line(text: str,
     bundle = load_bundle(tmp_path)
     warnings = [p.render() for p in bundle.warnings if "has no value" in p.message]
     assert warnings == NULL_CONTENT[text]
+
+
+def test_a_model_file_without_its_card_is_named_where_a_rule_uses_it(tmp_path: Path) -> None:
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "models" / "churn.yaml").unlink()
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path)
+    [problem] = caught.value.problems
+    assert problem.render() == (
+        "rules/segments.yaml:66: segments.likely_churn.when.all[1].model: unknown model 'churn': models/churn.onnx"
+        " is there, but no model card names it (a models/*.yaml with its name, file, inputs and outputs)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("missing", "the bundle folder does not exist"), ("a-file.yaml", "the bundle is a file, not a folder")],
+)
+def test_a_bundle_that_is_no_folder_is_one_problem(name: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file.yaml").write_text("version: 1\n")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path / name)
+    assert [p.render() for p in caught.value.problems] == [f".: {message}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "validate", str(tmp_path / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout == f"{(tmp_path / name).as_posix()}: {message}\n"

@@ -24,6 +24,7 @@ from service.bundle.schema_errors import schema_problems
 from service.bundle.snapshot import (
     CONTENT_DIR,
     MODELS_DIR,
+    ROOT,
     RULES_DIR,
     TEMPLATE_SUFFIXES,
     YAML_SUFFIXES,
@@ -76,6 +77,8 @@ def load_snapshot(snapshot: Snapshot, open_model: ScorerFactory = OnnxScorer, *,
     reported (its own error says what is wrong), and neither are template messages that only
     repeat a failed content, locale or template file.
     """
+    if ROOT in snapshot.unreadable:
+        raise BundleError([Problem(ROOT, (), snapshot.unreadable[ROOT])])
     reading = _Reading(snapshot, reuse or Reuse())
     rule_files = reading.kind(RULES_DIR, RulesFile, required=True)
     content_files = reading.kind(CONTENT_DIR, ContentFile, required=True, skip=LOCALES_DIR)
@@ -119,6 +122,7 @@ class _Reading:
     any_of: set[NameKind] = field(default_factory=set)
     translations_failed: bool = False  # a content or locale file failed: the languages known are incomplete
     failed_templates: set[str] = field(default_factory=set)
+    cards: list[ModelCard] = field(default_factory=list)  # the model cards that parsed
 
     def __post_init__(self) -> None:
         for name, why in self.snapshot.unreadable.items():
@@ -126,7 +130,18 @@ class _Reading:
             self.failed(name, None)
 
     def unresolved(self) -> Unresolved:
-        return Unresolved({kind: frozenset(names) for kind, names in self.names.items()}, frozenset(self.any_of))
+        names = {kind: frozenset(names) for kind, names in self.names.items()}
+        return Unresolved(names, frozenset(self.any_of), self._cardless_models())
+
+    def _cardless_models(self) -> dict[tuple[NameKind, str], str]:
+        """Model files no card names: a rule that names one by its file's stem is missing the card."""
+        named = {PurePosixPath(MODELS_DIR, card.file).as_posix() for card in self.cards}
+        return {
+            ("model", PurePosixPath(file).stem): f"{file} is there, but no model card names it (a {MODELS_DIR}/*.yaml"
+            " with its name, file, inputs and outputs)"
+            for file in self.snapshot.under(MODELS_DIR, (".onnx",))
+            if file not in named
+        }
 
     def line_of(self, file: str, path: tuple[str | int, ...]) -> int | None:
         """The line of ``path`` in the YAML file ``file``, for the compiler's why-not locations."""
@@ -250,6 +265,7 @@ class _Reading:
     def models(self, cards: list[tuple[str, ModelCard]], open_model: ScorerFactory) -> list[LoadedModel]:
         """A scorer per card, checked against it; a model that does not match its card is a problem of the card."""
         models = []
+        self.cards.extend(card for _, card in cards)
         for name, card in cards:
             personas, problems = card_personas(name, card)
             self.problems.extend(problems)

@@ -36,6 +36,9 @@ KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 REVISION_CHARS = 16
 
 
+ROOT = "."  # the bundle folder itself, as a Snapshot's key: unreadable[ROOT] says why there is no bundle
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The bundle files (path relative to the bundle → bytes) and the folders that existed, as read once."""
@@ -91,6 +94,9 @@ def read_snapshot(root: Path) -> Snapshot:
     """Read every bundle file in ``root`` once. A file that vanishes meanwhile is left out (the next load sees)."""
     files: dict[str, bytes] = {}
     unreadable: dict[str, str] = {}
+    if not root.is_dir():  # one problem, not "no rules folder" and "no content folder"
+        why = "the bundle is a file, not a folder" if root.exists() else "the bundle folder does not exist"
+        return Snapshot(files, frozenset(), MappingProxyType({ROOT: why}))
     for path in bundle_files(root):
         name = path.relative_to(root).as_posix()
         try:

@@ -149,6 +149,7 @@ class Unresolved:
 
     names: Mapping[NameKind, frozenset[str]] = field(default_factory=dict)
     any_of: frozenset[NameKind] = frozenset()  # kinds of which a failed file may define any name
+    why_missing: Mapping[tuple[NameKind, str], str] = field(default_factory=dict)  # what the loader saw instead
 
     def covers(self, kind: NameKind | Literal["arm"], name: str) -> bool:
         if kind == "arm":
@@ -204,7 +205,8 @@ class _Compiler:
         if self.unresolved.covers(kind, name):
             self.incomplete = True  # a file that failed to load may define it: its own problem is reported
         else:
-            self.error(file, path, f"unknown {kind} '{name}'{suggest(name, known)}")
+            why = None if kind == "arm" else self.unresolved.why_missing.get((kind, name))
+            self.error(file, path, f"unknown {kind} '{name}'" + (f": {why}" if why else suggest(name, known)))
         return False
 
 
