@@ -105,3 +105,22 @@ def test_the_placements_and_experiments_examples_validate(tmp_path: Path) -> Non
     bundle = load_bundle(tmp_path)
     assert set(bundle.placements) == {"home_hero"}
     assert set(bundle.experiments) == {"hero_layout_test"}
+
+
+def test_the_schema_line_works_in_a_bundle_of_one_s_own(tmp_path: Path) -> None:
+    """``tailor schema --out schema`` in a bundle folder, then the README's first line, from a ``.yml`` file."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    assert "`tailor schema --out schema`" in _paragraph_after("That path is relative")
+    for part in ("content", "models"):
+        (tmp_path / part).symlink_to(ROOT / part)
+    (tmp_path / "rules").mkdir()
+    for source in (ROOT / "rules").glob("*.yaml"):
+        (tmp_path / "rules" / f"{source.stem}.yml").write_bytes(source.read_bytes())
+    command = [sys.executable, "-m", "service.cli", "schema", "--out", "schema"]
+    subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
+    header = re.search(r"\$schema=(\S+)", _paragraph_after("```yaml\n# yaml-language-server"))
+    assert header is not None
+    assert (tmp_path / "rules" / header.group(1)).resolve().is_file()
+    assert load_bundle(tmp_path).placements  # the .yml files are the bundle's rules
