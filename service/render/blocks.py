@@ -30,7 +30,7 @@ from service.core.rendering import RenderCache, Rendered, RenderInputs
 from service.core.spec import ContentFile, LocaleFile, Localization, Product
 from service.render.catalog import Catalog
 from service.render.locales import LocaleChoice, Locales, next_weekday, placeholders
-from service.render.mjml import MjmlProblem, compile_mjml
+from service.render.mjml import MjmlProblem, compile_mjml, source_lines
 from service.render.params import Need, needs_of, problems_of
 from service.render.reads import Path, reads_of, simplify, value_at
 from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLimitError, TailorSandbox
@@ -78,6 +78,7 @@ class Parsed:
     mjml_problems: tuple[MjmlProblem, ...]
     tree: nodes.Template
     written: nodes.Template
+    lines: tuple[int, ...] = ()  # for MJML: the written line of each line of ``source`` (mjml.source_lines)
 
 
 @dataclass
@@ -140,9 +141,21 @@ class _Compiling:
     problems: list[Problem] = field(default_factory=list)
     trees: dict[str, nodes.Template] = field(default_factory=dict)
     written: dict[str, nodes.Template] = field(default_factory=dict)  # as the file has them: its lines
+    lines: dict[str, tuple[int, ...]] = field(default_factory=dict)  # by file name: MJML's written lines
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
+
+    def written_line(self, file: str, line: int | None) -> int | None:
+        """The line of the file as written for a line of what Jinja runs (they differ for MJML)."""
+        return written_line(self.lines.get(file, ()), line)
+
+
+def written_line(lines: tuple[int, ...], line: int | None) -> int | None:
+    """``line`` of what Jinja ran, as a line of the template's file: ``lines`` maps them for MJML."""
+    if line is None or not 0 < line <= len(lines):
+        return line
+    return lines[line - 1]
 
 
 class CompiledBlocks:
@@ -159,8 +172,10 @@ class CompiledBlocks:
         max_output: int = MAX_OUTPUT_CHARS,
         loop_budget: int = DEFAULT_LOOP_BUDGET,
         rebuilt: frozenset[str] = frozenset(),
+        lines: Mapping[str, tuple[int, ...]] = MappingProxyType({}),
     ) -> None:
         self.revision = revision
+        self._lines = lines  # by file name, for MJML: the line written for each line Jinja runs
         self.rebuilt = rebuilt  # the templates parsed or compiled for these blocks, not taken from the last load
         self.blocks = MappingProxyType(dict(blocks))
         self.locales = locales
@@ -229,7 +244,10 @@ class CompiledBlocks:
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             template = self._templates_by_file.get(frame.filename)
             if template is not None and frame.lineno is not None:
-                return f"{kind} at {frame.filename}:{template.get_corresponding_lineno(frame.lineno)}"
+                line = written_line(
+                    self._lines.get(frame.filename, ()), template.get_corresponding_lineno(frame.lineno)
+                )
+                return f"{kind} at {frame.filename}:{line}"
         return kind
 
 
@@ -322,6 +340,7 @@ def compile_blocks(
         max_output=max_output,
         loop_budget=loop_budget,
         rebuilt=frozenset(c.reuse.rebuilt),
+        lines=MappingProxyType(dict(c.lines)),
     )
 
 
@@ -414,6 +433,8 @@ def _parse(c: _Compiling, env: TailorSandbox, name: str) -> None:
     if parsed is None:
         return
     file.source = parsed.source
+    if parsed.lines:
+        c.lines[file.filename] = parsed.lines
     for problem in parsed.mjml_problems:
         c.error(file.filename, problem.message, problem.line or 1)
     if _check_names(c, env, file, parsed.written):
@@ -446,7 +467,8 @@ def _parse_anew(env: TailorSandbox, file: TemplateFile) -> Parsed:
         return Parsed(file.source, (), written, written)
     html, found = compile_mjml(file.source)
     source = html if not found else ""
-    return Parsed(source, tuple(found), env.parse(source, file.name, file.filename), written)
+    lines = source_lines(file.source, source)
+    return Parsed(source, tuple(found), env.parse(source, file.name, file.filename), written, lines)
 
 
 # Filters that take the name of another filter or test: map("upper"), select("odd"), selectattr("a", "even").
@@ -590,7 +612,7 @@ def _compile_templates(c: _Compiling, env: TailorSandbox) -> dict[str, Template]
         try:
             compiled[name] = env.get_template(name)
         except (TemplateSyntaxError, TemplateAssertionError) as exc:
-            c.error(file.filename, f"template: {exc.message}", exc.lineno)
+            c.error(file.filename, f"template: {exc.message}", c.written_line(file.filename, exc.lineno))
         except TemplateNotFound:
             pass  # reported by _parse with its line
     return compiled

@@ -8,6 +8,7 @@ the compiler unchanged, or the bundle is refused with the tag's line.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -78,6 +79,35 @@ def _unknown_element(source: str, name: str) -> MjmlProblem:
     found = re.search(rf"<{re.escape(name)}[\s/>]", source)
     line = source.count("\n", 0, found.start()) + 1 if found else None
     return MjmlProblem(f"MJML has no element <{name}>{suggest(name, components)}", line)
+
+
+def source_lines(source: str, html: str) -> tuple[int, ...]:
+    """For each line of the HTML that MJML made of ``source``, the line of ``source`` it came from.
+
+    Jinja numbers the lines of what it runs, the HTML, which looks nothing like the MJML a
+    marketer wrote, and a render error must name the line they wrote. MJML keeps every Jinja tag
+    (``_compile`` refuses the template otherwise) and mostly their order, so an HTML line takes
+    the line of its first tag, looked for from the last tag matched on; a line without a tag
+    takes the line before it.
+    """
+    written = [(_normal(m.group()), source.count("\n", 0, m.start()) + 1) for m in _JINJA_TAG.finditer(source)]
+    lines: list[int] = []
+    at, line = 0, 1
+    for text in html.split("\n"):
+        tag = _JINJA_TAG.search(text)
+        found = None if tag is None else _find(written, _normal(tag.group()), at)
+        if found is not None:
+            at, line = found, written[found][1]
+        lines.append(line)
+    return tuple(lines)
+
+
+def _find(written: list[tuple[str, int]], tag: str, start: int) -> int | None:
+    """The index of ``tag`` among the source's tags, from ``start`` on, then from the top (the head moves)."""
+    for index in itertools.chain(range(start, len(written)), range(start)):
+        if written[index][0] == tag:
+            return index
+    return None
 
 
 def _normal(tag: str) -> str:
