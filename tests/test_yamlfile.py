@@ -63,6 +63,26 @@ def test_merge_keys_still_work() -> None:
         ("a: [1\n", "YAML syntax", 2),
         ("a: 1\n---\nb: 2\n", "YAML syntax", 2),
         ("[1]: x\n", "a key must be plain text", 1),
+        # a line out of step, named with the lines it could line up with
+        (
+            "a:\n  b: 1\n c: 2\n",
+            "line 3 is indented 1 space and lines up with no line above it (line 1 is at 0, line 2 is at 2)",
+            3,
+        ),
+        ("a:\n b: 1\n  c: 2\n", "line 3 is indented 2 spaces and lines up with no line above it (line 2 is at 1)", 3),
+        (
+            "a:\n  - b: 1\n   c: 2\n",
+            "line 3 is indented 3 spaces and lines up with no line above it (line 2 is at 2, line 2 is at 4)",
+            3,
+        ),
+        ("a:\n  - {b: 1}\n   - {c: 2}\n", "line 3 is indented 3 spaces", 3),
+        ("a:\n  - x\n  y: 1\n", "line 3 is a key in the column where line 2 above it has list items ('- ')", 3),
+        ("a:\n  b: 1\n  - c\n", "line 3 is a list item in the column where line 2 above it has keys", 3),
+        ("rules:\n  - name: x\n    when: 1\n  serve: y\n", "line 4 is a key in the column where line 2 above", 4),
+        ("a: { attr: x, >=: 5 }\n", "YAML syntax: '>=' cannot start a key; write the operator as gte", 1),
+        ("a:\n  attr: x\n  >: 5\n", "YAML syntax: '>' cannot start a key; write the operator as gt", 3),
+        ("a:\n  - { attr: x, >=: 5 }\n", "write the operator as gte", 2),
+        ("a: |\n  text\n    more: 1\nb:\n   c: 1\n  d: 2\n", "line 6 is indented 2 spaces", 6),
     ],
 )
 def test_unreadable_yaml_says_where(text: str, message: str, line: int) -> None:
@@ -129,37 +149,6 @@ def test_a_line_moved_by_one_space_is_named(shift: int) -> None:
     unnamed = [(name, number, got) for (name, number, got), ok in zip(refused, named, strict=True) if got and not ok]
     assert unnamed == []
     assert sum(named) >= 0.9 * len(copies) > 300  # the rest still parse: a move that nests a key is valid YAML
-
-
-@pytest.mark.parametrize(
-    ("text", "message", "line"),
-    [
-        (
-            "a:\n  b: 1\n c: 2\n",
-            "line 3 is indented 1 space and lines up with no line above it (line 1 is at 0, line 2 is at 2)",
-            3,
-        ),
-        ("a:\n b: 1\n  c: 2\n", "line 3 is indented 2 spaces and lines up with no line above it (line 2 is at 1)", 3),
-        (
-            "a:\n  - b: 1\n   c: 2\n",
-            "line 3 is indented 3 spaces and lines up with no line above it (line 2 is at 2, line 2 is at 4)",
-            3,
-        ),
-        ("a:\n  - {b: 1}\n   - {c: 2}\n", "line 3 is indented 3 spaces", 3),
-        ("a:\n  - x\n  y: 1\n", "line 3 is a key in the column where line 2 above it has list items ('- ')", 3),
-        ("a:\n  b: 1\n  - c\n", "line 3 is a list item in the column where line 2 above it has keys", 3),
-        ("rules:\n  - name: x\n    when: 1\n  serve: y\n", "line 4 is a key in the column where line 2 above", 4),
-        ("a: { attr: x, >=: 5 }\n", "YAML syntax: '>=' cannot start a key; write the operator as gte", 1),
-        ("a:\n  attr: x\n  >: 5\n", "YAML syntax: '>' cannot start a key; write the operator as gt", 3),
-        ("a:\n  - { attr: x, >=: 5 }\n", "write the operator as gte", 2),
-        ("a: |\n  text\n    more: 1\nb:\n   c: 1\n  d: 2\n", "line 6 is indented 2 spaces", 6),
-    ],
-)
-def test_the_line_out_of_step_is_named(text: str, message: str, line: int) -> None:
-    with pytest.raises(YamlError) as caught:
-        parse_yaml(text)
-    assert message in caught.value.message
-    assert caught.value.line == line
 
 
 def test_well_indented_files_name_no_line() -> None:
