@@ -151,6 +151,31 @@ def test_a_configmap_mount_is_the_bundle_its_links_name(tmp_path: Path) -> None:
     assert load_bundle(mounted).revision == load_bundle(plain).revision
 
 
+def test_a_link_out_of_the_bundle_is_refused_and_never_read(tmp_path: Path) -> None:
+    """A template that links to /etc/passwd would render it, and an archive would pack it: a bundle holds its own files.
+
+    (A linked folder is not walked at all: rglob does not follow links to folders.)
+    """
+    secret = tmp_path / "outside" / "secret.html"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0")
+    bundle = _copy(tmp_path / "bundle")
+    templates = bundle / "content" / "templates"
+    (templates / "link.html").symlink_to(secret)
+    (templates / "shared").symlink_to(secret.parent, target_is_directory=True)
+    (templates / "inside.html").symlink_to("hero.html")  # a link that stays in the bundle is read
+    snapshot = read_snapshot(bundle)
+    assert not [name for name, data in snapshot.files.items() if b"root:x" in data]
+    assert "content/templates/inside.html" in snapshot.files
+    name = "content/templates/link.html"
+    assert snapshot.unreadable == {
+        name: "the file is a link to a file outside the bundle; a bundle holds its own files"
+    }
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+    assert [p.render() for p in caught.value.problems] == [f"{name}:1: {snapshot.unreadable[name]}"]
+
+
 def test_what_killed_workers_left_in_the_state_dir_is_swept_once_an_hour_old(tmp_path: Path) -> None:
     """A worker killed mid-save leaves a staging folder, mid-prune a renamed-away copy, mid-pointer a
     ``.current-PID``: the next save removes those older than an hour, and never a save in progress."""

@@ -97,8 +97,12 @@ def read_snapshot(root: Path) -> Snapshot:
     if not root.is_dir():  # one problem, not "no rules folder" and "no content folder"
         why = "the bundle is a file, not a folder" if root.exists() else "the bundle folder does not exist"
         return Snapshot(files, frozenset(), MappingProxyType({ROOT: why}))
+    inside = root.resolve()
     for path in bundle_files(root):
         name = path.relative_to(root).as_posix()
+        if not path.resolve().is_relative_to(inside):  # a template could include /etc/passwd, or an archive pack it
+            unreadable[name] = "the file is a link to a file outside the bundle; a bundle holds its own files"
+            continue
         try:
             files[name] = path.read_bytes()
         except FileNotFoundError:
