@@ -455,9 +455,62 @@ def _parsed(c: _Compiling, env: TailorSandbox, file: TemplateFile) -> Parsed | N
         except TemplateSyntaxError as exc:
             c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
             return None
+        except RecursionError:  # Jinja's parser recurses once per bracket or tag inside another
+            c.error(file.filename, _TOO_DEEP_TO_PARSE, _deepest_line(env, file.source))
+            return None
+        deep = _too_deep(parsed.tree) or _too_deep(parsed.written)
+        if deep is not None:  # the checks below and Jinja's code generator recurse once per level
+            c.error(file.filename, _TOO_DEEP, deep)
+            return None
         c.reuse.rebuilt.add(file.name)
     c.reuse.used.parsed[key] = parsed
     return parsed
+
+
+MAX_TREE_DEPTH = 100  # expressions and tags inside one another; the example's deepest template has 10
+_SPLIT = "move a part into a macro or a {% set %}"
+_TOO_DEEP = (
+    "template: expressions or tags nest too deeply (filters, operators or blocks inside one another); "
+    f"the limit is {MAX_TREE_DEPTH} levels: {_SPLIT}"
+)
+_TOO_DEEP_TO_PARSE = f"template: brackets or tags nest too deeply to be read (some 60 levels): {_SPLIT}"
+_OPENING = {"(", "[", "{"}
+_CLOSING = {")", "]", "}"}
+
+
+def _too_deep(tree: nodes.Node) -> int | None:
+    """The line of a node more than MAX_TREE_DEPTH levels down, found without recursing."""
+    stack: list[tuple[nodes.Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return getattr(node, "lineno", None) or 1
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return None
+
+
+def _deepest_line(env: TailorSandbox, source: str) -> int:
+    """The line of the tag nested deepest in brackets and blocks, or else the longest tag (a chain).
+
+    From the tokens: the lexer does not recurse.
+    """
+    depth, tokens, started = 0, 0, 1
+    best, line = (0, 0), 1
+    try:
+        for lineno, kind, value in env.lex(source):
+            if kind in ("variable_begin", "block_begin"):
+                tokens, started = 0, lineno
+            tokens += 1
+            if kind in ("operator", "name"):
+                depth += (value in _OPENING or value in _BLOCKS) - (value in _CLOSING or value.startswith("end"))
+            if (depth, tokens) > best:
+                best, line = (depth, tokens), started
+    except TemplateSyntaxError:
+        pass
+    return line
+
+
+_BLOCKS = {"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans"}
 
 
 def _parse_anew(env: TailorSandbox, file: TemplateFile) -> Parsed:
