@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -97,7 +98,7 @@ def _yaml_block(heading: str) -> dict[str, Any]:
 def test_the_placements_and_experiments_examples_validate(tmp_path: Path) -> None:
     """The two examples together, with the example bundle's content, models and a vip segment."""
     for part in ("content", "models"):
-        (tmp_path / part).symlink_to(ROOT / part)
+        shutil.copytree(ROOT / part, tmp_path / part)  # a copy: a bundle holds its own files
     (tmp_path / "rules").mkdir()
     rules = {"version": 1, "segments": {"vip": {"when": {"attr": "orders_12m", "gte": 5}}}}
     rules |= _yaml_block("### Placements") | _yaml_block("### Experiments")
@@ -114,7 +115,7 @@ def test_the_schema_line_works_in_a_bundle_of_one_s_own(tmp_path: Path) -> None:
 
     assert "`tailor schema --out schema`" in _paragraph_after("That path is relative")
     for part in ("content", "models"):
-        (tmp_path / part).symlink_to(ROOT / part)
+        shutil.copytree(ROOT / part, tmp_path / part)  # a copy: a bundle holds its own files
     (tmp_path / "rules").mkdir()
     for source in (ROOT / "rules").glob("*.yaml"):
         (tmp_path / "rules" / f"{source.stem}.yml").write_bytes(source.read_bytes())
