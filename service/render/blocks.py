@@ -278,9 +278,12 @@ def _percent(value: Any) -> str:
     return _CURRENT.get().locale.percent(value)
 
 
+_DATE_STYLES = frozenset(f"{size}{time}" for size in ("short", "medium", "long", "full") for time in ("", "time"))
+
+
 def _date(value: Any, style: str = "medium") -> str:
-    if style not in {"short", "medium", "long", "full", "shorttime", "mediumtime", "longtime"}:
-        raise ValueError("date styles are short, medium, long, full (add 'time' for date and time)")
+    if style not in _DATE_STYLES:
+        raise ValueError("date styles are short, medium, long, full (add 'time' for date and time: 'fulltime')")
     return _CURRENT.get().locale.date(value, style)
 
 

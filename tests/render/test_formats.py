@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from babel import Locale, localedata
@@ -111,3 +112,15 @@ def test_every_locale_formats_a_price_a_percentage_and_a_date_like_babel(name: s
         _same(choice.number(-98765.4321), format_decimal(-98765.4321, locale=locale))
         for style in STYLES:
             _same(choice.date(day, style), format_date(day, format=style, locale=locale))
+
+
+@pytest.mark.parametrize("style", [*STYLES, *(f"{style}time" for style in STYLES)])
+def test_every_date_style_the_filter_names_renders(style: str, tmp_path: Path) -> None:
+    """The error for an unknown style says "add 'time'": each of the eight it names renders."""
+    from service.bundle.loader import load_bundle  # noqa: PLC0415
+    from tests.render.test_sandbox import _render, _write_bundle  # noqa: PLC0415
+
+    _write_bundle(tmp_path, {"x": {"template": f"{{{{ '2026-11-29T10:30:00+00:00' | date('{style}') }}}}"}})
+    rendered = _render(load_bundle(tmp_path), "x", {})
+    assert rendered.status == "rendered", rendered.error
+    assert "2026" in rendered.html or "26" in rendered.html

@@ -83,3 +83,18 @@ def test_every_use_of_the_example_templates_params_is_found() -> None:
         ("v", "the 'date' filter"),
         ("v", "arithmetic"),
     }
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{% set d = params.v %}{{ d | date("full") }}',
+        '{% with d = params.v %}{{ d | date("full") }}{% endwith %}',
+        '{% macro m(d) %}{{ d | date("full") }}{% endmacro %}{{ m(params.v) }}',
+    ],
+    ids=["set", "with", "macro"],
+)
+def test_a_param_passed_on_is_not_followed_and_falls_back_when_it_renders(source: str) -> None:
+    """What docs/TEMPLATES.md says of the check's reach: only params.name read where it is used."""
+    blocks = _compile(source, "24 Dec")
+    assert blocks.render("v", RenderInputs({}, {}, [], NOW, True)).status == "fallback"

@@ -148,3 +148,23 @@ def test_templates_print_through_the_remembered_escape() -> None:
         assert template.render(a="<i>&", b=Markup("<i>")) == "&lt;i&gt;&amp;|<i>"
     finally:
         BUDGET.reset(token)
+
+
+@pytest.mark.parametrize("template", ["{{ t | string }}", "{{ 'x' ~ t }}", "{{ [t] | join }}"])
+def test_a_function_made_text_first_prints_its_python_name(template: str, tmp_path: Path) -> None:
+    """What docs/TEMPLATES.md says of the check's reach: only what {{ }} prints itself is checked."""
+    bundle = _bundle(tmp_path, {"x": {"template": template}})
+    rendered = _render(bundle, "x", {})
+    assert rendered.status == "rendered"
+    assert "&lt;function _t at 0x" in rendered.html
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ visitor.note | safe }}", "{% autoescape false %}{{ visitor.note }}{% endautoescape %}"]
+)
+def test_a_template_that_says_safe_prints_a_visitor_s_markup(template: str, tmp_path: Path) -> None:
+    """What docs/TEMPLATES.md says: escaped unless the template itself says not to."""
+    bundle = _bundle(tmp_path, {"x": {"template": template}})
+    assert _render(bundle, "x", {"attributes": {"note": "<b>hi</b>"}}).html == "<b>hi</b>"
+    plain = _bundle(tmp_path / "plain", {"y": {"template": "{{ visitor.note }}"}})
+    assert _render(plain, "y", {"attributes": {"note": "<b>hi</b>"}}).html == "&lt;b&gt;hi&lt;/b&gt;"
