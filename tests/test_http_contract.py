@@ -145,3 +145,16 @@ def test_the_document_served_is_the_one_built(client: TestClient[Any]) -> None:
     assert set(served["paths"]) == v1 | ofrep
     assert "recs_for_you" in served["components"]["schemas"]["RenderRequest"]["properties"]["block"]["anyOf"][0]["enum"]
     assert client.get("/schema/swagger").headers["content-type"].startswith("text/html")
+
+
+def test_every_time_is_a_date_time_in_the_document() -> None:
+    """A bare string schema let "" fit `context.now`, which the server refuses (schemathesis found it)."""
+    schemas = document(Settings(allow_client_time=True), None)["components"]["schemas"]
+    times = {
+        (name, prop): [b.get("format") for b in spec.get("anyOf", [spec]) if b.get("type") == "string"]
+        for name, schema in schemas.items()
+        for prop, spec in schema.get("properties", {}).items()
+        if prop in ("now", "time", "start", "end", "loaded_at")
+    }
+    assert len(times) >= 5
+    assert all(formats == ["date-time"] for formats in times.values()), times
