@@ -273,15 +273,25 @@ def _formats(name: str) -> _Formats:
     return _Formats(Locale.parse(name))
 
 
+LARGEST = 10**18  # formats work in 28 digits: a larger amount with its decimals would not fit
+
+
 def as_number(value: Any) -> Decimal | int | float:
+    """A number to format; text such as ``"12.5"`` too, but never NaN, infinity, or 10^18 and beyond."""
     if isinstance(value, bool):
         raise TypeError("a yes/no value is not a number")
+    number: Decimal | int | float
     if isinstance(value, int | float | Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError("the value is not a number") from None
+        number = value
+    else:
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError("the value is not a number") from None
+    finite = number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)  # sNaN too
+    if not finite or not -LARGEST < number < LARGEST:
+        raise ValueError("the number cannot be printed: only finite numbers below 10^18 are")
+    return number
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -21,7 +21,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.render.locales import Locales, NumberFormat
+from service.render.locales import LARGEST, Locales, NumberFormat
 
 ALL_LOCALES = sorted(localedata.locale_identifiers())
 # Separators and groupings that differ: Indian grouping, apostrophes, narrow spaces, Arabic marks.
@@ -51,6 +51,11 @@ def _babel(call: object, *args: object, **kwargs: object) -> str:
         return f"raised {type(exc).__name__}"
 
 
+def _printable(value: float | int | Decimal, theirs: str) -> str:
+    """What a template's filter gives: Babel's text, but an error for NaN, infinity and 10^18 or more."""
+    return theirs if value == value and -LARGEST < value < LARGEST else "raised ValueError"
+
+
 def _ours(call: object, *args: object) -> str:
     try:
         return call(*args)  # type: ignore[operator, no-any-return]
@@ -75,7 +80,8 @@ def test_prices_through_the_cache_are_babels_whatever_came_before(
     choice = Locales("en", "EUR", {}).choose(name.replace("_", "-"), None)
     kin = [value, -value, float(value), int(value) if math.isfinite(value) else value, Decimal(str(value))]
     for amount in kin + kin[::-1]:
-        _same(_ours(choice.price, amount, currency), _babel(format_currency, amount, currency, locale=choice.babel))
+        theirs = _babel(format_currency, amount, currency, locale=choice.babel)
+        _same(_ours(choice.price, amount, currency), _printable(amount, theirs))
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,7 +102,7 @@ def test_numbers_with_digits_are_babels(name: str, value: float | int | Decimal,
     pattern = "#,##0." + "0" * digits
     theirs = _babel(format_decimal, value, format=pattern, locale=name)
     choice = Locales("en", "USD", {}).choose(name, None)
-    _same(_ours(choice.number, value, digits), theirs)
+    _same(_ours(choice.number, value, digits), _printable(value, theirs))
 
 
 @pytest.mark.parametrize("name", ALL_LOCALES)
