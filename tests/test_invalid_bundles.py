@@ -9,6 +9,7 @@ copy of the whole example bundle (a broken template, an extra content file).
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,16 @@ def test_a_bundle_that_is_no_folder_is_one_problem(name: str, message: str, tmp_
         check=False,
     )
     assert done.stdout == f"{(tmp_path / name).as_posix()}: {message}\n"
+
+
+@pytest.mark.parametrize("end", ["2027-01-31", "2027-01-31T00:00:00"])
+def test_an_experiment_time_without_a_zone_is_utc_next_to_one_with_a_zone(end: str, tmp_path: Path) -> None:
+    """`start` with Z and `end` without: comparing them was a TypeError traceback in validate, test and decide."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    placements = tmp_path / "rules" / "placements.yaml"
+    text = placements.read_text(encoding="utf-8")
+    assert "end: 2027-01-31T00:00:00Z" in text
+    placements.write_text(text.replace("end: 2027-01-31T00:00:00Z", f"end: {end}"), encoding="utf-8")
+    ends = {name: e.end for name, e in load_bundle(tmp_path).experiments.items() if e.end is not None}
+    assert list(ends.values()) == [datetime(2027, 1, 31, tzinfo=UTC).timestamp()]

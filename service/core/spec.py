@@ -16,7 +16,7 @@ by the compiler, which sees every file at once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -61,6 +61,14 @@ def _check_duration(text: str) -> str:
 
 def _check_regex(text: str) -> str:
     return patterns.check(text)
+
+
+def _utc_when_unzoned(moment: datetime) -> datetime:
+    """A time without a zone is UTC, as everywhere in a bundle (and ``2027-03-01``, a date, is its midnight)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc_when_unzoned)]
 
 
 def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
@@ -363,8 +371,8 @@ class Experiment(_Model):
         description="Raise it to re-bucket every visitor on purpose; assignments tokens "
         "of an older version are then ignored (docs/adr/0010-assignments-token.md).",
     )
-    start: datetime | None = None
-    end: datetime | None = None
+    start: UtcTime | None = None
+    end: UtcTime | None = None
     forced: dict[str, Name] = Field(
         default_factory=dict, description="QA visitor ids and the arm each one always gets."
     )
