@@ -9,9 +9,9 @@ copy of the whole example bundle (a broken template, an extra content file).
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
