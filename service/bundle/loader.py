@@ -11,6 +11,7 @@ bytes only, so the revision it reports is the hash of exactly what it compiled.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -171,7 +172,7 @@ class _Reading:
             model = data.get("name") if isinstance(data, dict) else None
             self._defines("model", [model] if isinstance(model, str) else None)
         for section, defined in DEFINES.get(kind, ()):
-            names = data.get(section, {}) if isinstance(data, dict) else None
+            names = _section(data, section)
             self._defines(defined, names if isinstance(names, dict) else None)
 
     def _defines(self, kind: NameKind, names: Iterable[object] | None) -> None:
@@ -321,6 +322,16 @@ class _Reading:
         if self.translations_failed and problem.message.startswith(TRANSLATION_FOLLOW_ONS):
             return True
         return any(problem.message.startswith(f"unknown template '{name}'") for name in self.failed_templates)
+
+
+def _section(data: object, section: str) -> object:
+    """A failed file's section of names; None (any name) when its key is misspelt (``segment:``), else empty."""
+    if not isinstance(data, dict):
+        return None
+    if section in data:
+        return data[section]
+    misspelt = difflib.get_close_matches(section, [str(key) for key in data], n=1, cutoff=0.75)
+    return None if misspelt else {}
 
 
 def _kind_of(name: str) -> str:
