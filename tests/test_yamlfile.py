@@ -63,6 +63,10 @@ def test_merge_keys_still_work() -> None:
         ("a: [1\n", "YAML syntax", 2),
         ("a: 1\n---\nb: 2\n", "YAML syntax", 2),
         ("[1]: x\n", "a key must be plain text", 1),
+        # text with ": " in it, unquoted
+        ("a:\n  description: Rule: spent 500\n", "text with ': ' in it goes in quotes", 2),
+        ("v: { headline: Sale: 20% off, x: 1 }\n", "text with ': ' in it goes in quotes", 1),
+        ("a:\n  - name: Sale: now\n", "text with ': ' in it goes in quotes", 2),
         # a line out of step, named with the lines it could line up with
         (
             "a:\n  b: 1\n c: 2\n",

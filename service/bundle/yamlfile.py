@@ -87,20 +87,7 @@ def parse_yaml(text: str) -> YamlDocument:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        tabbed = _tab_indented(text, line)
-        if tabbed is not None:  # PyYAML's words for a tab rarely say "tab"
-            raise YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only", tabbed) from None
-        symbol = _symbol_key(text, line)
-        if symbol is not None:  # ">=: 5" is no key to YAML: ">" opens a folded text
-            raise YamlError(
-                f"YAML syntax: '{symbol}' cannot start a key; write the operator as {_SYMBOLS[symbol]}", line
-            ) from None
-        off = misaligned(text, line)
-        if off is not None:  # "did not find expected key" names no indentation: say which line is out of step
-            raise YamlError(f"YAML syntax: {exc.problem or exc.context}; {off.hint}", off.line) from None
-        raise YamlError(f"YAML syntax: {exc.problem or exc.context}", line) from None
+        raise _syntax_error(exc, text) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: the reader knows where, not the line
         shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
         raise YamlError(f"YAML: the character {shown} is not allowed", text.count("\n", 0, exc.position) + 1) from None
@@ -112,6 +99,36 @@ def parse_yaml(text: str) -> YamlDocument:
         raise YamlError("the file is empty", 1)
     builder = _Builder(loader, budget=len(text) + SPARE_VALUES)
     return YamlDocument(builder.build(node, ()), builder.lines)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlError:
+    """PyYAML's refusal, with what a person most likely did there when its words do not say."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    problem = f"YAML syntax: {exc.problem or exc.context}"
+    tabbed = _tab_indented(text, line)
+    if tabbed is not None:  # PyYAML's words for a tab rarely say "tab"
+        return YamlError("YAML syntax: a tab indents this line; YAML indents with spaces only", tabbed)
+    symbol = _symbol_key(text, line)
+    if symbol is not None:  # ">=: 5" is no key to YAML: ">" opens a folded text
+        return YamlError(f"YAML syntax: '{symbol}' cannot start a key; write the operator as {_SYMBOLS[symbol]}", line)
+    off = misaligned(text, line)
+    if off is not None:  # "did not find expected key" names no indentation: say which line is out of step
+        return YamlError(f"{problem}; {off.hint}", off.line)
+    if _colon_in_text(text, line):  # "Sale: 20% off" unquoted reads as a second key
+        return YamlError(f"{problem}; text with ': ' in it goes in quotes (headline: \"Sale: 20% off\")", line)
+    return YamlError(problem, line)
+
+
+_COLON_IN_TEXT = re.compile(
+    r"""^\s*(?:-\s+)?[^\s:#'"{\[][^:#]*:\s+[^\s'"{\[|>&*!][^#]*?:(?:\s|$)"""  # key: text: more
+    r"""|[{,]\s*[^\s:,{}'"][^:,{}]*:\s+[^\s'"{\[][^,{}]*?:\s"""  # { key: text: more }
+)
+
+
+def _colon_in_text(text: str, line: int | None) -> bool:
+    lines = text.splitlines()
+    return line is not None and 0 < line <= len(lines) and _COLON_IN_TEXT.search(lines[line - 1]) is not None
 
 
 _SYMBOLS = {">=": "gte", ">": "gt"}

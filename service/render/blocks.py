@@ -456,7 +456,14 @@ def _parsed(c: _Compiling, env: TailorSandbox, file: TemplateFile) -> Parsed | N
         try:
             parsed = _parse_anew(env, file)
         except TemplateSyntaxError as exc:
-            c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
+            unclosed = _unclosed(env, file.source) if "Unexpected end of template" in (exc.message or "") else None
+            if unclosed is not None:  # Jinja names the end of the file; the tag to close is where it opens
+                name, line = unclosed
+                c.error(
+                    file.filename, f"template syntax: this {{% {name} %}} is never closed: add {{% end{name} %}}", line
+                )
+            else:
+                c.error(file.filename, f"template syntax: {exc.message}", exc.lineno)
             return None
         except RecursionError:  # Jinja's parser recurses once per bracket or tag inside another
             c.error(file.filename, _TOO_DEEP_TO_PARSE, _deepest_line(env, file.source))
@@ -514,6 +521,25 @@ def _deepest_line(env: TailorSandbox, source: str) -> int:
 
 
 _BLOCKS = {"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans"}
+
+
+def _unclosed(env: TailorSandbox, source: str) -> tuple[str, int] | None:
+    """The innermost block tag the template opens and never ends, and its line, from the tokens."""
+    opened: list[tuple[str, int]] = []
+    after_begin = False
+    try:
+        for lineno, kind, value in env.lex(source):
+            if kind == "whitespace":
+                continue
+            if after_begin and kind == "name":
+                if value in _BLOCKS:
+                    opened.append((value, lineno))
+                elif value.startswith("end") and opened and opened[-1][0] == value[3:]:
+                    opened.pop()
+            after_begin = kind == "block_begin"
+    except TemplateSyntaxError:
+        return None
+    return opened[-1] if opened else None
 
 
 def _parse_anew(env: TailorSandbox, file: TemplateFile) -> Parsed:
