@@ -121,7 +121,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlError:
 
 
 _COLON_IN_TEXT = re.compile(
-    r"""^\s*(?:-\s+)?[^\s:#'"{\[][^:#]*:\s+[^\s'"{\[|>&*!][^#]*?:(?:\s|$)"""  # key: text: more
+    r"""^\s*(?:-\s+)?[^\s:#'"{\[\-][^:#{},\[\]]*:\s+[^\s'"{\[|>&*!][^#]*?:(?:\s|$)"""  # key: text: more
     r"""|[{,]\s*[^\s:,{}'"][^:,{}]*:\s+[^\s'"{\[][^,{}]*?:\s"""  # { key: text: more }
 )
 

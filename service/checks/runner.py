@@ -129,8 +129,13 @@ def _failure(
 def _shown(values: Mapping[str, object]) -> str:
     """A bare variant key when only the variant is compared, else ``{variant: x, reason: y}``."""
     if list(values) == ["variant"]:
-        return str(values["variant"])
-    return "{" + ", ".join(f"{key}: {value}" for key, value in values.items()) + "}"
+        return _text(values["variant"])
+    return "{" + ", ".join(f"{key}: {_text(value)}" for key, value in values.items()) + "}"
+
+
+def _text(value: object) -> str:
+    """A value as the check file writes it: YAML's ``null``, not Python's ``None``."""
+    return "null" if value is None else str(value)
 
 
 def _html_failure(wanted: PlacementExpect, block: Rendered | None, variant: str | None) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -59,6 +60,20 @@ def _check_duration(text: str) -> str:
     return text
 
 
+def _unit_missing(value: Any) -> Any:
+    """``older_than: 24``: a number alone is no duration, and "expected text" would not say why."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value:g} has no unit; write a whole number and a unit, e.g. 24h, 30d, 15m, 2w")
+    return value
+
+
+def _percent_sign(value: Any) -> Any:
+    """``traffic: 80%``: YAML reads it as text, which "a valid number" would not explain."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        raise ValueError(f"write a percent as a number, without '%': {value.strip()[:-1].strip()}")
+    return value
+
+
 def _check_regex(text: str) -> str:
     return patterns.check(text)
 
@@ -78,7 +93,7 @@ def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
     return bounds
 
 
-Duration = Annotated[str, AfterValidator(_check_duration)]
+Duration = Annotated[str, BeforeValidator(_unit_missing), AfterValidator(_check_duration)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
 _SEMVER_NUMBER = r"(0|[1-9][0-9]*)"
 _SEMVER_PRE = r"(0|[1-9][0-9]*|[0-9]*[A-Za-z\-][0-9A-Za-z\-]*)"
@@ -316,7 +331,8 @@ class Arm(_Model):
     weight: Annotated[int, Field(ge=0, le=1_000_000, strict=True)] = 1  # strict: `true` is no weight
 
 
-Percent = Annotated[float, Field(ge=0, le=100, multiple_of=0.01)]
+# The constraints before the validator: after one, pydantic checks multiple_of in floats, and 50 fails.
+Percent = Annotated[float, Field(ge=0, le=100, multiple_of=0.01), BeforeValidator(_percent_sign)]
 AnalysisMode = Literal["fixed", "sequential", "always-valid"]
 
 

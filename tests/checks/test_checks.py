@@ -105,7 +105,7 @@ def test_junit_report_has_a_case_per_test_and_the_failure_lines(
     code, lines, _ = _tailor(capsys, BUNDLE, failures, "tests/checks/runs/passes.yaml", "--junit", str(report))
     assert code == 1
     suites = ET.parse(report).getroot()
-    assert (suites.get("tests"), suites.get("failures")) == ("14", "9")
+    assert (suites.get("tests"), suites.get("failures")) == ("15", "10")
     assert [s.get("name") for s in suites] == [failures, "tests/checks/runs/passes.yaml"]
     failed = suites[0].find("testcase[@name='the variant differs']/failure")
     assert failed is not None
