@@ -69,9 +69,37 @@ def _source(connection: duckdb.DuckDBPyConnection, path: Path) -> str:
         raise PopulationError(f"{path}: no such file")
     literal = "'" + str(path).replace("'", "''") + "'"
     options = _OPTIONS[reader]
-    if reader == "read_csv" and ID_COLUMN in _columns(connection, f"{reader}({literal}{options})"):
-        options += f", types = {{'{ID_COLUMN}': 'VARCHAR'}}"
+    if reader == "read_csv":
+        texts = _csv_text_columns(connection, literal, options)
+        if texts:
+            options += ", types = {" + ", ".join(f"'{_sql_text(name)}': 'VARCHAR'" for name in texts) + "}"
     return f"{reader}({literal}{options})"
+
+
+def _csv_text_columns(connection: duckdb.DuckDBPyConnection, literal: str, options: str) -> list[str]:
+    """The CSV columns to read as text: the id, and any DuckDB would read as true/false from yes/no or t/f.
+
+    A rule file reads ``no`` as text (YAML 1.2) and a JSON body sends ``"no"``: a population must
+    not make it false.
+    """
+    columns = _columns(connection, f"read_csv({literal}{options})")
+    texts = [ID_COLUMN] if ID_COLUMN in columns else []
+    for name, kind in columns.items():
+        if kind == "BOOLEAN" and _has_other_than_true_false(connection, literal, options, name):
+            texts.append(name)
+    return texts
+
+
+def _has_other_than_true_false(connection: duckdb.DuckDBPyConnection, literal: str, options: str, name: str) -> bool:
+    quoted = '"' + name.replace('"', '""') + '"'
+    source = f"read_csv({literal}{options}, all_varchar = true)"
+    query = f"SELECT count(*) FROM {source} WHERE {quoted} <> '' AND lower({quoted}) NOT IN ('true', 'false')"  # noqa: S608 - names are quoted
+    row = connection.execute(query).fetchone()
+    return row is not None and row[0] > 0
+
+
+def _sql_text(name: str) -> str:
+    return name.replace("'", "''")
 
 
 def _columns(connection: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:

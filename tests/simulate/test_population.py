@@ -53,6 +53,19 @@ def test_every_format_gives_the_same_visitors(kind: str, tmp_path: Path) -> None
     assert [c for b in batches for c in b.consent] == [True, False, True]
 
 
+@pytest.mark.parametrize(
+    ("cells", "read"), [(["no", "yes"], ["no", "yes"]), (["f", "t"], ["f", "t"]), (["false", "True"], [False, True])]
+)
+def test_a_csv_column_is_true_false_only_when_it_says_true_or_false(
+    cells: list[str], read: list[object], tmp_path: Path
+) -> None:
+    """DuckDB reads yes/no as booleans; a rule file (YAML 1.2) and a JSON body have them as text."""
+    path = tmp_path / "p.csv"
+    path.write_text("id,opt_in,x\n" + "".join(f"v{i},{cell},1\n" for i, cell in enumerate(cells)) + "v9,,1\n")
+    [batch] = list(read_population(path))
+    assert [row.get("opt_in") for row in batch.attributes] == [*read, None]
+
+
 def test_nested_json_objects_stay_nested(tmp_path: Path) -> None:
     path = tmp_path / "nested.jsonl"
     path.write_text('{"id": "a", "views": {"electronics_7d": 4}}\n{"id": "b", "views": {"electronics_7d": 1}}\n')
@@ -125,3 +138,11 @@ def test_any_json_lines_population_reads_back_as_its_visitors(rows: list[dict[st
     batches = list(read_population(path, rows=5))
     assert [i for b in batches for i in b.ids] == [r["id"] or None for r in rows]
     assert [a for b in batches for a in b.attributes] == [_expected(r) for r in rows]
+
+
+def test_a_csv_column_is_numbers_only_when_every_cell_is_one(tmp_path: Path) -> None:
+    """What the README says of CSV types: `4.10` in a column of numbers is 4.1; one text cell makes all text."""
+    path = tmp_path / "p.csv"
+    path.write_text("id,version,n\nv1,4.10,5\nv2,4.2,x\n")
+    [batch] = list(read_population(path))
+    assert batch.attributes == [{"version": 4.1, "n": "5"}, {"version": 4.2, "n": "x"}]
