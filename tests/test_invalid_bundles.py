@@ -18,6 +18,7 @@ import pytest
 
 from service.bundle.loader import load_bundle
 from service.bundle.store import BundleStore
+from service.core.decide import DecisionRequest, decide
 from service.core.errors import BundleError
 
 TESTS = Path(__file__).parent
@@ -165,3 +166,27 @@ def test_an_experiment_time_without_a_zone_is_utc_next_to_one_with_a_zone(end: s
     placements.write_text(text.replace("end: 2027-01-31T00:00:00Z", f"end: {end}"), encoding="utf-8")
     ends = {name: e.end for name, e in load_bundle(tmp_path).experiments.items() if e.end is not None}
     assert list(ends.values()) == [datetime(2027, 1, 31, tzinfo=UTC).timestamp()]
+
+
+@pytest.mark.parametrize(
+    ("test", "warned"),
+    [
+        ('{ attr: spend, gte: "500" }', True),
+        ('{ attr: spend, lt: "-1.5e3" }', True),
+        ("{ attr: spend, gte: 500 }", False),
+        ('{ attr: seen, gte: "2026-01-01" }', False),  # dates in text order as times do
+        ('{ attr: zip, eq: "01234" }', False),  # equality with text is meant
+    ],
+)
+def test_a_number_in_quotes_in_an_ordering_test_gets_a_warning(test: str, warned: bool, tmp_path: Path) -> None:
+    """`gte: "500"` validated without a word and never held for a visitor with 800."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "rules" / "extra.yaml").write_text(f"version: 1\nsegments:\n  quoted:\n    when: {test}\n")
+    bundle = load_bundle(tmp_path)
+    warnings = [p.render() for p in bundle.warnings if "is text in quotes" in p.message]
+    assert len(warnings) == warned
+    if warned:
+        assert warnings[0].startswith("rules/extra.yaml:4: segments.quoted.when.")
+        request = DecisionRequest("v", {"spend": 800}, datetime(2026, 12, 1, tzinfo=UTC), personalization=True)
+        assert ("quoted" in decide(bundle, request).segments) is False  # what the warning says

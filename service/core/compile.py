@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -335,7 +336,25 @@ def _condition_refs(c: _Compiler, file: str, path: Path, cond: Condition, segmen
             refs.append(sub.segment)
         if sub.model is not None and c.check_name(file, (*sub_path, "model"), sub.model, c.models, "model"):
             _check_model_test(c, file, sub_path, sub, c.models[sub.model].card)
+        _warn_quoted_number(c, file, sub_path, sub)
     return refs
+
+
+_NUMBER_TEXT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _warn_quoted_number(c: _Compiler, file: str, path: Path, cond: Condition) -> None:
+    """``gte: "500"`` orders text, so it never holds for 800: almost always a number in quotes by mistake."""
+    ops = cond.operators()
+    if cond.model is not None or len(ops) != 1 or ops[0] not in ("gt", "gte", "lt", "lte"):
+        return  # a model's number is checked with the model's card
+    operand = cond.operand()
+    if isinstance(operand, str) and _NUMBER_TEXT.fullmatch(operand.strip()):
+        c.warn(
+            file, (*path, ops[0]),
+            f"'{operand}' is text in quotes: {ops[0]} with it compares text only, never a number such as 800;"
+            f" write {operand.strip()} without quotes to compare numbers",
+        )  # fmt: skip
 
 
 def _check_model_test(c: _Compiler, file: str, path: Path, cond: Condition, card: ModelCard) -> None:
