@@ -307,10 +307,12 @@ def fixed_decisions(bundle: Bundle) -> dict[int, tuple[str, PlacementDecision]]:
 
 def _compile_blocks(c: _Compiler, blocks: BlockCompiler, revision: str) -> Blocks | None:
     try:
-        return blocks(revision)
+        compiled = blocks(revision)
     except BundleError as exc:
         c.problems.extend(exc.problems)
         return None
+    c.warnings.extend(compiled.warnings)
+    return compiled
 
 
 def _holdout(c: _Compiler) -> CompiledHoldout | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from service.core.errors import Problem
+
 RenderStatus = Literal["rendered", "fallback"]
 
 
@@ -46,6 +48,10 @@ class RenderCache(Protocol):
 
 class Blocks(Protocol):
     """The compiled templates of a bundle."""
+
+    @property
+    def warnings(self) -> Sequence[Problem]:
+        """What compiling them found that does not stop the bundle."""
 
     def has_block(self, variant: str) -> bool: ...
 

@@ -31,6 +31,7 @@ from service.core.spec import ContentFile, LocaleFile, Localization, Product
 from service.render.catalog import Catalog
 from service.render.locales import LocaleChoice, Locales, next_weekday, placeholders
 from service.render.mjml import MjmlProblem, compile_mjml, source_lines
+from service.render.names import unknown_names
 from service.render.params import Need, needs_of, problems_of
 from service.render.reads import Path, reads_of, simplify, value_at
 from service.render.sandbox import BUDGET, DEFAULT_LOOP_BUDGET, Budget, RenderLimitError, TailorSandbox
@@ -142,9 +143,13 @@ class _Compiling:
     trees: dict[str, nodes.Template] = field(default_factory=dict)
     written: dict[str, nodes.Template] = field(default_factory=dict)  # as the file has them: its lines
     lines: dict[str, tuple[int, ...]] = field(default_factory=dict)  # by file name: MJML's written lines
+    warnings: list[Problem] = field(default_factory=list)
 
     def error(self, file: str, message: str, line: int | None = None, path: tuple[str | int, ...] = ()) -> None:
         self.problems.append(Problem(file, path, message, line=line))
+
+    def warn(self, file: str, message: str, line: int | None) -> None:
+        self.warnings.append(Problem(file, (), message, line=line, severity="warning"))
 
     def written_line(self, file: str, line: int | None) -> int | None:
         """The line of the file as written for a line of what Jinja runs (they differ for MJML)."""
@@ -173,8 +178,10 @@ class CompiledBlocks:
         loop_budget: int = DEFAULT_LOOP_BUDGET,
         rebuilt: frozenset[str] = frozenset(),
         lines: Mapping[str, tuple[int, ...]] = MappingProxyType({}),
+        warnings: tuple[Problem, ...] = (),
     ) -> None:
         self.revision = revision
+        self.warnings = warnings  # the compiler's, for the bundle's list
         self._lines = lines  # by file name, for MJML: the line written for each line Jinja runs
         self.rebuilt = rebuilt  # the templates parsed or compiled for these blocks, not taken from the last load
         self.blocks = MappingProxyType(dict(blocks))
@@ -323,6 +330,7 @@ def compile_blocks(
     _check_include_cycles(c)
     for name in sorted(c.written):
         _check_imported_names(c, name)
+    _warn_unknown_names(c, env)
     compiled = _compile_templates(c, env)
     # What this load took from the last one is in ``used`` now. The environment keeps ``c.reuse``
     # (its loader and bytecode cache), and kept trees point at the environments that parsed them:
@@ -344,6 +352,7 @@ def compile_blocks(
         loop_budget=loop_budget,
         rebuilt=frozenset(c.reuse.rebuilt),
         lines=MappingProxyType(dict(c.lines)),
+        warnings=tuple(c.warnings),
     )
 
 
@@ -615,6 +624,26 @@ def _missing_message(locales: Locales, key: str) -> str | None:
     if key in default:
         return None
     return f"no translation '{key}' in the default language '{locales.default}'{suggest(key, default)}"
+
+
+# What every block's template sees (CompiledBlocks.render), besides the environment's globals.
+TEMPLATE_NAMES = frozenset(
+    {"visitor", "context", "segments", "today", "content", "params", "variant", "locale", "language"}
+)
+
+
+def _warn_unknown_names(c: _Compiling, env: TailorSandbox) -> None:
+    """A name no template knows, in a template no other includes (an include sees its includer's names)."""
+    included = {ref.value for tree in c.written.values() for ref in _references(tree) if isinstance(ref, nodes.Const)}
+    known = TEMPLATE_NAMES | set(env.globals)
+    for name in sorted(set(c.written) - included):
+        for unknown, line in unknown_names(c.written[name], known):
+            c.warn(
+                c.files[name].filename,
+                f"'{unknown}' is no name a template knows{suggest(unknown, known)}: it is undefined when the block"
+                " renders, so it prints nothing, and a call of it serves the fallback",
+                line,
+            )
 
 
 def _check_imported_names(c: _Compiling, name: str) -> None:
