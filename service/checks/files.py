@@ -151,10 +151,24 @@ def _wire(
         match = _AT.search(message)
         path = match.group("path") if match else ""
         text = _AT.sub("", message)
-        hint = unknown_field_hint(kind, "$" + path, text)
+        hint = unknown_field_hint(kind, "$" + path, text) or _hint(text)
         inner = path_steps(path)
+        field = _UNKNOWN_FIELD.search(text)
+        if field is not None:  # the key's own line, not its object's
+            inner = (*inner, field.group(1))
         problems.append(Problem(shown, (*where, *inner), text + hint))
         return None
+
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_HINTS = {
+    "Invalid RFC3339 encoded datetime": "; write a time with its zone, e.g. 2026-12-01T12:00:00Z",
+    "Expected `bool`, got `str`": "; write true or false (yes, no, on and off are text in YAML 1.2)",
+}
+
+
+def _hint(text: str) -> str:
+    return next((hint for start, hint in _HINTS.items() if text.startswith(start)), "")
 
 
 def _name_problems(shown: str, where: YamlPath, test: CheckTest, bundle: Bundle) -> list[Problem]:
