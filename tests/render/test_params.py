@@ -98,3 +98,13 @@ def test_a_param_passed_on_is_not_followed_and_falls_back_when_it_renders(source
     """What docs/TEMPLATES.md says of the check's reach: only params.name read where it is used."""
     blocks = _compile(source, "24 Dec")
     assert blocks.render("v", RenderInputs({}, {}, [], NOW, True)).status == "fallback"
+
+
+def test_a_block_without_a_fallback_that_fails_serves_empty_html() -> None:
+    """What docs/TEMPLATES.md says of a variant without `fallback`."""
+    content = ContentFile.model_validate({"version": 1, "variants": {"v": {"render": {"template": "t.html"}}}})
+    locale = LocaleFile.model_validate({"version": 1, "messages": {"hi": "Hi"}})
+    template = TemplateFile("t.html", "content/templates/t.html", "{{ 1 // (visitor | length) }}")
+    blocks = compile_blocks("r", [("content/x.yaml", content)], [("content/locales/en.yaml", locale)], [template])
+    rendered = blocks.render("v", RenderInputs({}, {}, [], NOW, True))
+    assert (rendered.status, rendered.html) == ("fallback", "")
