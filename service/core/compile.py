@@ -177,6 +177,7 @@ class _Compiler:
     content_files: Sequence[tuple[str, ContentFile]]
     models: dict[str, LoadedModel] = field(default_factory=dict)
     unresolved: Unresolved = NOTHING_UNRESOLVED
+    locate: Locate = lambda file, path: None
     incomplete: bool = False  # a reference was left unresolved: the bundle cannot be built
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -193,7 +194,10 @@ class _Compiler:
         for file, items in pairs:
             for name, spec in items.items():
                 if name in merged:
-                    self.error(file, (section, name), f"{kind} '{name}' is already defined in {merged[name].file}")
+                    first = merged[name]
+                    line = self.locate(first.file, first.path)
+                    where = first.file if line is None else f"{first.file}:{line}"
+                    self.error(file, (section, name), f"{kind} '{name}' is already defined in {where}")
                     continue
                 merged[name] = _Defined(file, (section, name), spec)
         return merged
@@ -233,7 +237,7 @@ def compile_bundle(
     problems are reported with the rules' own, in one pass. ``locate`` gives the line of a path in a
     rule file, for the why-not of explanations.
     """
-    c = _Compiler(rule_files, content_files, unresolved=unresolved)
+    c = _Compiler(rule_files, content_files, unresolved=unresolved, locate=locate)
     for loaded in models:
         if loaded.card.name in c.models:
             c.error(
