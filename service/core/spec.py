@@ -32,7 +32,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -394,6 +396,15 @@ class Experiment(_Model):
     )
     analysis: AnalysisPlan | None = Field(None, description="The analysis plan; default: a fixed-horizon test.")
 
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        """At the line of 'end', which is the one to change more often than not."""
+        start = info.data.get("start")
+        if end is not None and start is not None and start >= end:
+            raise ValueError(f"'end' ({end.isoformat()}) must be after 'start' ({start.isoformat()})")
+        return end
+
     @model_validator(mode="after")
     def _layer_shape(self) -> Self:
         if self.layer is None and self.layer_slice is not None:
@@ -405,8 +416,6 @@ class Experiment(_Model):
                 raise ValueError("an experiment in a layer needs 'layer_slice: [from, to]'")
             if self.layer_slice[0] >= self.layer_slice[1]:
                 raise ValueError("'layer_slice' must go from a lower to a higher percent")
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValueError("'start' must be before 'end'")
         if sum(arm.weight for arm in self.arms) == 0:
             raise ValueError("at least one arm needs a weight above 0")
         return self
