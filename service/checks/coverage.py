@@ -69,7 +69,13 @@ def _placement_items(bundle: Bundle, reach: Reach) -> Iterator[Item]:
                         ("experiments", experiment.key, "arms", j),
                         (experiment.key, arm.key) in reach.arms,
                     )
-        yield Item("default", f"default of {name}", name, ("placements", name, "default"), name in reach.defaults)
+        yield Item(
+            "default",
+            f"default of {name} (no rule matching)",
+            name,
+            ("placements", name, "default"),
+            name in reach.defaults,
+        )
     yield from _idle_arms(bundle)
 
 
