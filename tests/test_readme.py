@@ -125,3 +125,18 @@ def test_the_schema_line_works_in_a_bundle_of_one_s_own(tmp_path: Path) -> None:
     assert header is not None
     assert (tmp_path / "rules" / header.group(1)).resolve().is_file()
     assert load_bundle(tmp_path).placements  # the .yml files are the bundle's rules
+
+
+def test_a_rule_without_a_name_is_called_by_its_place(tmp_path: Path) -> None:
+    """What the README says of a rule's optional `name`."""
+    assert "call it `rules[i]` by its place" in _paragraph_after("A rule targets")
+    for part in ("content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "rules").mkdir()
+    rules = {"version": 1, "placements": {"home_hero": {"default": "hero_default", "rules": [
+        {"name": "named", "when": {"attr": "x", "eq": 1}, "serve": "hero_vip"}, {"serve": "hero_bold"}]}}}  # fmt: skip
+    (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump(rules))
+    body = wire.DecideRequest(wire.Visitor("v", consent=wire.Consent(True)))
+    request = to_core(body, Settings(), lambda: datetime.now(UTC), client_time=False)
+    placed = decide(load_bundle(tmp_path), request).placements["home_hero"]
+    assert (placed.variant, placed.rule) == ("hero_bold", "rules[1]")
