@@ -20,6 +20,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--population", type=Path, required=True, metavar="FILE", help="CSV, JSON lines or Parquet: one visitor a row"
     )
     sim.add_argument("--now", help="decide as of this ISO 8601 time (default: now)")
+    sim.add_argument("--locale", help="decide everyone with this context.locale, e.g. de-DE (default: none)")
+    sim.add_argument("--page", help="decide everyone with this context.page, e.g. /cart (default: none)")
     sim.add_argument("--consent", metavar="COLUMN", help="a true/false column for consent (default: everyone consents)")
     sim.add_argument("--format", choices=("text", "json", "html"), default="text", help="report format (default: text)")
     sim.add_argument("--out", type=Path, metavar="FILE", help="write the report here (default: standard output)")

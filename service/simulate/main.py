@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     now = _now(args.now)
     try:
-        tally = simulate(bundle, models, read_population(args.population, args.consent), now)
+        context = {key: value for key, value in (("locale", args.locale), ("page", args.page)) if value}
+        tally = simulate(bundle, models, read_population(args.population, args.consent), now, context)
         report = build_report(
             bundle,
             tally,

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +59,14 @@ class Tally:
         self.overlap = np.zeros((n, n), dtype=np.int64)
 
 
-def simulate(bundle: Bundle, models: Models, batches: Iterable[Batch], now: datetime) -> Tally:
+def simulate(
+    bundle: Bundle,
+    models: Models,
+    batches: Iterable[Batch],
+    now: datetime,
+    context: Mapping[str, Any] = MappingProxyType({}),
+) -> Tally:
+    """Decide every visitor of ``batches`` at ``now``, in ``context`` (a request's locale and page), and count."""
     tally = Tally(list(bundle.segments))
     tally.placements = {name: PlacementTally() for name in bundle.placements}
     tally.clusters = {name: Counter() for name, m in bundle.models.items() if m.card.output.kind == "label"}
@@ -66,12 +75,14 @@ def simulate(bundle: Bundle, models: Models, batches: Iterable[Batch], now: date
     epoch = now.timestamp()
     for batch in batches:
         scores.score(batch.attributes, epoch)
-        _count_batch(tally, scored, scores, batch, now)
+        _count_batch(tally, scored, scores, batch, now=now, context=context)
         _count_clusters(tally, scores, batch)
     return tally
 
 
-def _count_batch(tally: Tally, bundle: Bundle, scores: BatchScores, batch: Batch, now: datetime) -> None:
+def _count_batch(
+    tally: Tally, bundle: Bundle, scores: BatchScores, batch: Batch, *, now: datetime, context: Mapping[str, Any]
+) -> None:
     membership = np.zeros((len(batch.ids), len(tally.segments)), dtype=bool)
     held = np.zeros(len(batch.ids), dtype=bool)
     epoch = now.timestamp()
@@ -79,11 +90,11 @@ def _count_batch(tally: Tally, bundle: Bundle, scores: BatchScores, batch: Batch
         zip(batch.ids, batch.attributes, batch.consent, strict=True)
     ):
         scores.row = row
-        decision = decide(bundle, DecisionRequest(visitor_id, attributes, now, personalization=consent))
+        decision = decide(bundle, DecisionRequest(visitor_id, attributes, now, context, personalization=consent))
         held[row] = _count_decision(tally, decision.placements)
         tally.without_id += visitor_id is None
         if consent:
-            facts = Facts(attributes, {}, epoch, bundle.segments, bundle.model_runners)
+            facts = Facts(attributes, context, epoch, bundle.segments, bundle.model_runners)
             membership[row] = [facts.segment(name) for name in tally.segments]
             if not held[row]:  # a held-out visitor's placements say nothing about the rules
                 _count_targets(tally, bundle, facts, decision.placements)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -275,3 +276,25 @@ def test_days_to_reach_are_set_by_the_smallest_arm() -> None:
     assert days_to_reach(1000, 100, [0.5, 0.0]) is None
     with pytest.raises(ValueError, match="not a rate"):
         sample_size(0.9, 0.2)
+
+
+def test_locale_and_page_decide_everyone_in_that_context(tmp_path: Path) -> None:
+    """Segments on context.locale or context.page counted 0: a population has no request context."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "rules" / "context.yaml").write_text(
+        "version: 1\nsegments:\n  german:\n    when: { context: locale, eq: de-DE }\n"
+        "  on_cart:\n    when: { context: page, starts_with: /cart }\n"
+    )
+    population = tmp_path / "people.csv"
+    population.write_text("id,country\nv1,DE\nv2,FR\n")
+
+    def sizes(*options: str) -> dict[str, int]:
+        done = _tailor(str(tmp_path), "--population", str(population), "--format", "json", *options)
+        assert done.returncode == 0, done.stderr
+        return {
+            s["name"]: s["visitors"] for s in json.loads(done.stdout)["segments"] if s["name"] in ("german", "on_cart")
+        }
+
+    assert sizes() == {"german": 0, "on_cart": 0}
+    assert sizes("--locale", "de-DE", "--page", "/cart/items") == {"german": 2, "on_cart": 2}
