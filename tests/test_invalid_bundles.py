@@ -190,3 +190,30 @@ def test_a_number_in_quotes_in_an_ordering_test_gets_a_warning(test: str, warned
         assert warnings[0].startswith("rules/extra.yaml:4: segments.quoted.when.")
         request = DecisionRequest("v", {"spend": 800}, datetime(2026, 12, 1, tzinfo=UTC), personalization=True)
         assert ("quoted" in decide(bundle, request).segments) is False  # what the warning says
+
+
+SECTIONS = [("rules", "segments"), ("rules", "placements"), ("rules", "experiments"), ("content", "variants")]
+
+
+@pytest.mark.parametrize(("folder", "section"), SECTIONS, ids=[s for _, s in SECTIONS])
+def test_a_misspelt_section_key_is_its_file_s_one_error(folder: str, section: str, tmp_path: Path) -> None:
+    """Every section that defines names: its names are left unresolved, not called unknown where they are used."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    [path] = [p for p in (tmp_path / folder).glob("*.yaml") if f"\n{section}:" in p.read_text(encoding="utf-8")]
+    path.write_text(path.read_text(encoding="utf-8").replace(f"\n{section}:", f"\n{section[:-1]}:"), encoding="utf-8")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path)
+    assert [p.message for p in caught.value.problems] == [f"unknown key '{section[:-1]}' (did you mean '{section}'?)"]
+
+
+@pytest.mark.parametrize("name", ["rules/segments.yaml", "content/variants.yaml", "content/locales/de.yaml"])
+def test_every_yaml_file_starts_with_version_1(name: str, tmp_path: Path) -> None:
+    """What docs/TEMPLATES.md says of locale and content files too."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    path = tmp_path / name
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 1\n", "", 1), encoding="utf-8")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path)
+    assert [(p.file, p.message) for p in caught.value.problems] == [(name, "missing required key 'version'")]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.bundle.indentation import misaligned
 from service.bundle.yamlfile import YamlError, parse_yaml
 
 
@@ -99,19 +104,23 @@ def test_unreadable_yaml_says_where(text: str, message: str, line: int) -> None:
 TAB_MESSAGE = "YAML syntax: a tab indents this line; YAML indents with spaces only"
 
 
-def _tabbed_copies() -> list[tuple[str, int, str]]:
-    """Every indented line of the example bundle's and the checks' YAML, its first space made a tab."""
-    from pathlib import Path  # noqa: PLC0415
-
+def _copies(edit: Callable[[str], str | None]) -> list[tuple[str, int, str]]:
+    """The example bundle's and the checks' YAML, once per line ``edit`` changes: (file, line, text)."""
     root = Path(__file__).parents[1]
     globs = ("rules/*.yaml", "content/*.yaml", "tests/checks/bundle/**/*.yaml")
     copies = []
     for path in sorted(p for pattern in globs for p in root.glob(pattern)):
         lines = path.read_text(encoding="utf-8").split("\n")
         for i, line in enumerate(lines):
-            if line.startswith(" "):
-                copies.append((path.name, i + 1, "\n".join([*lines[:i], "\t" + line[1:], *lines[i + 1 :]])))
+            edited = edit(line)
+            if edited is not None:
+                copies.append((path.name, i + 1, "\n".join([*lines[:i], edited, *lines[i + 1 :]])))
     return copies
+
+
+def _tabbed_copies() -> list[tuple[str, int, str]]:
+    """Every indented line, its first space made a tab."""
+    return _copies(lambda line: "\t" + line[1:] if line.startswith(" ") else None)
 
 
 def _refusal(text: str) -> tuple[str, int | None] | None:
@@ -133,15 +142,14 @@ def test_a_tab_in_any_indentation_is_named_at_its_line() -> None:
 
 
 def _shifted_copies(shift: int) -> list[tuple[str, int, str]]:
-    """Every indented line of the example bundle's and the checks' YAML, moved ``shift`` spaces."""
-    copies = []
-    for name, number, tabbed in _tabbed_copies():
-        lines = tabbed.split("\n")
-        line = " " + lines[number - 1][1:]  # the original line back
-        if line.strip() and not line.lstrip().startswith("#"):
-            moved = line[-shift:] if shift < 0 else " " * shift + line
-            copies.append((name, number, "\n".join([*lines[: number - 1], moved, *lines[number:]])))
-    return copies
+    """Every indented line that is not blank or a comment, moved ``shift`` spaces."""
+
+    def moved(line: str) -> str | None:
+        if not line.startswith(" ") or not line.strip() or line.lstrip().startswith("#"):
+            return None
+        return line[-shift:] if shift < 0 else " " * shift + line
+
+    return _copies(moved)
 
 
 @pytest.mark.parametrize("shift", [-1, 1])
@@ -156,10 +164,6 @@ def test_a_line_moved_by_one_space_is_named(shift: int) -> None:
 
 
 def test_well_indented_files_name_no_line() -> None:
-    from pathlib import Path  # noqa: PLC0415
-
-    from service.bundle.indentation import misaligned  # noqa: PLC0415
-
     root = Path(__file__).parents[1]
     globs = ("rules/*.yaml", "content/*.yaml", "tests/checks/bundle/**/*.yaml", "models/*.yaml")
     for path in sorted(p for pattern in globs for p in root.glob(pattern)):
@@ -173,3 +177,25 @@ def test_any_text_is_parsed_or_refused_with_a_line(text: str) -> None:
     """The indentation hint runs on the error path: it must never turn a refusal into a crash."""
     refused = _refusal(text)
     assert refused is None or refused[1] is None or 1 <= refused[1] <= text.count("\n") + 2
+
+
+# Where a plain value starts: after ``key: `` in a block line, or after ``{ key: `` in a flow mapping.
+_VALUE_AT = re.compile(
+    r"""^\s*(?:- )?[A-Za-z_][\w.-]*: (?=[^\s'"\[{|>&*!#])|[{,]\s*[A-Za-z_][\w.-]*: (?=[^\s'"\[{,}])"""
+)
+
+
+def _sale(line: str) -> str | None:
+    """The line with "Sale: " put in front of its first plain value, as a marketer writes a headline."""
+    found = _VALUE_AT.search(line)
+    return None if found is None else line[: found.end()] + "Sale: " + line[found.end() :]
+
+
+def test_unquoted_text_with_a_colon_is_named_at_its_line_with_the_quotes_to_add() -> None:
+    """A corpus: every plain value of the example's YAML given a "Sale: " in front; flow and block alike."""
+    copies = _copies(_sale)
+    refused = [(name, number, _refusal(text)) for name, number, text in copies]
+    hinted = [(n, number, got) for n, number, got in refused if got is not None]
+    wrong = [(n, number, got) for n, number, got in hinted if got[1] != number or "goes in quotes" not in got[0]]
+    assert wrong == []
+    assert len(hinted) >= 0.95 * len(copies) > 200

@@ -127,8 +127,13 @@ _COLON_IN_TEXT = re.compile(
 
 
 def _colon_in_text(text: str, line: int | None) -> bool:
+    return _COLON_IN_TEXT.search(_line_at(text, line)) is not None
+
+
+def _line_at(text: str, line: int | None) -> str:
+    """Line ``line`` (1-based) of ``text``, or "" when there is none."""
     lines = text.splitlines()
-    return line is not None and 0 < line <= len(lines) and _COLON_IN_TEXT.search(lines[line - 1]) is not None
+    return lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
 
 
 _SYMBOLS = {">=": "gte", ">": "gt"}
@@ -137,10 +142,7 @@ _SYMBOL_KEY = re.compile(r"(?:^|[{,]|-\s)\s*(>=?)\s*:")
 
 def _symbol_key(text: str, line: int | None) -> str | None:
     """``>=`` or ``>`` written as a condition's key on ``line``, which YAML cannot read."""
-    lines = text.splitlines()
-    if line is None or not 0 < line <= len(lines):
-        return None
-    found = _SYMBOL_KEY.search(lines[line - 1])
+    found = _SYMBOL_KEY.search(_line_at(text, line))
     return found.group(1) if found else None
 
 

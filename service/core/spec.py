@@ -16,7 +16,7 @@ by the compiler, which sees every file at once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from service.core import patterns
-from service.core.values import MAX_VERSION_CHARS, parse_duration, parse_semver
+from service.core.values import MAX_VERSION_CHARS, aware, parse_duration, parse_semver
 
 SPEC_VERSION = 1
 
@@ -80,12 +80,7 @@ def _check_regex(text: str) -> str:
     return patterns.check(text)
 
 
-def _utc_when_unzoned(moment: datetime) -> datetime:
-    """A time without a zone is UTC, as everywhere in a bundle (and ``2027-03-01``, a date, is its midnight)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-UtcTime = Annotated[datetime, AfterValidator(_utc_when_unzoned)]
+UtcTime = Annotated[datetime, AfterValidator(aware)]  # `2027-03-01`, a date, is its midnight in UTC
 
 
 def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:

@@ -55,11 +55,12 @@ def to_epoch(value: Any) -> float | None:
             moment = datetime.fromisoformat(value)
         except ValueError:
             return None
-        return _aware(moment).timestamp()
+        return aware(moment).timestamp()
     if kind is datetime:
-        return _aware(value).timestamp()
+        return aware(value).timestamp()
     return None
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
+    """A time without a zone is UTC, as everywhere in a bundle and a request."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
