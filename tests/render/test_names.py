@@ -51,3 +51,16 @@ def test_the_warning_names_the_file_the_line_and_the_name_meant(tmp_path: Path) 
             " it is undefined when the block renders, so it prints nothing, and a call of it serves the fallback"
         )
     ]
+
+
+def test_what_the_warning_says_an_unknown_name_does(tmp_path: Path) -> None:
+    """Undefined, it prints nothing; called, it makes the block fall back."""
+    from tests.render.test_sandbox import FALLBACK, _render  # noqa: PLC0415
+
+    _write_bundle(
+        tmp_path, {"read": {"template": "<p>{{ vistor.first_name }}</p>"}, "call": {"template": "{{ recomend(3) }}"}}
+    )
+    bundle = load_bundle(tmp_path)
+    read, call = _render(bundle, "read", {}), _render(bundle, "call", {})
+    assert (read.status, read.html) == ("rendered", "<p></p>")
+    assert (call.status, call.html) == ("fallback", FALLBACK)
