@@ -239,7 +239,7 @@ def test_a_model_condition_names_the_score() -> None:
     decision = decide(b, msgspec.structs.replace(_request(buyer, {}, explain=True), placements=["promo_banner"]))
     (why,) = [s.why_not for s in decision.trace or () if s.rule == "retention"]
     assert why is not None
-    assert (why.source, why.name, why.operator, why.expected) == ("model", "churn", "gte", 0.85)
+    assert (why.source, why.name, why.operator, why.expected) == ("model", "churn", "gte", 0.86)
     assert decision.scores is not None
     assert why.actual == decision.scores["churn"]
 

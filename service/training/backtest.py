@@ -19,6 +19,10 @@ Nothing here reads an outcome on or after the cutoff ``T`` except to measure the
 * **The choice** (``VALUE_RULE``) is made on a tuning backtest that ends at ``T``: every candidate
   rebuilt at the cutoff ``T - q`` with the horizon ``q`` (corrections from ``[T - 2q, T - q)``) and
   scored on the held-out customers over ``[T - q, T)``.
+* **A learned value model, out of time** (``value_backtest``, for the record): the in-period value GLM
+  fitted the churn backtest's way, at ``T - b`` on the spend of ``[T - b, T)``, served at ``T`` and
+  scaled by ``h / b``. The closed forms need no outcome window; a learned model needs one, and the
+  longest the data allow is shorter than the horizon.
 * **Churn backtest.** The churn model (same pipeline, same features) fitted at ``T - b`` on the
   outcomes in ``[T - b, T)``, served unchanged at ``T`` and measured over ``[T, T + b)``, with
   ``b`` = ``min(h, W // 2)`` (the fit needs at least ``b`` days of history before ``T - b``). At
@@ -39,7 +43,7 @@ from service.core.models import FeatureSpec
 from service.training import evaluate
 from service.training.closed_form import pareto_terms
 from service.training.features import CLOSED_FORM, candidate_specs, feature_matrix, pick
-from service.training.fit import churn_pipeline, positive_column, wide
+from service.training.fit import churn_pipeline, positive_column, value_pipeline, wide
 from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
 from service.training.transactions import Population, Transactions, population_at
 
@@ -382,3 +386,19 @@ def churn_backtest(
         evaluate.classification(y, p),
         {name: evaluate.classification(y, guess) for name, guess in refs_p.items()},
     )
+
+
+def value_backtest(tx: Transactions, population: Population, names: list[str], seed: int) -> FloatArray | None:
+    """The value GLM fitted at T - b on the spend of [T - b, T) and scaled by h / b, for every customer at T."""
+    b = min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+    try:
+        earlier = population_at(tx, population.cutoff - timedelta(days=b), b)
+    except ValueError:
+        return None
+    if not earlier.outcome_spend[earlier.training].any():
+        return None
+    specs = pick(candidate_specs(earlier), names)  # its card at T - b, served unchanged
+    fit_rows = earlier.training
+    pipeline = value_pipeline(seed).fit(wide(feature_matrix(specs, earlier)[fit_rows]), earlier.outcome_spend[fit_rows])
+    guess = pipeline.predict(wide(feature_matrix(specs, population))).astype(np.float64)
+    return np.asarray(guess * population.outcome_days / b, dtype=np.float64)

@@ -20,6 +20,7 @@ from service.training.backtest import (
     churn_backtest,
     references,
     shape,
+    value_backtest,
     value_choice,
 )
 from service.training.closed_form import pareto_terms
@@ -149,6 +150,25 @@ def test_the_churn_backtest_fits_before_the_cutoff_and_measures_after_it(
     np.testing.assert_array_equal(again.p, found.p)
     assert again.y.sum() >= found.y.sum()
     assert 0.5 < found.metrics["roc_auc"] <= 1
+
+
+def test_the_learned_value_backtest_reads_nothing_on_or_after_the_cutoff(
+    small: tuple[Transactions, Population],
+) -> None:
+    tx, population = small
+    found = value_backtest(tx, population, list(RFM), seed=0)
+    blind = value_backtest(_before(tx, population.cutoff), population, list(RFM), seed=0)
+    assert found is not None
+    assert blind is not None
+    np.testing.assert_array_equal(found, blind)
+    assert found.shape == (population.size,)
+    assert (found >= 0).all()  # a Poisson GLM forecasts a mean, never below nothing
+
+
+def test_too_short_data_have_no_learned_value_backtest(cdnow: Transactions) -> None:
+    tx = _subset(cdnow)
+    population = population_at(tx, date(1997, 1, 2), 30)  # 1 day of history: b = 0 days
+    assert value_backtest(tx, population, list(RFM), seed=0) is None
 
 
 def test_a_pareto_fit_whose_series_a_graph_cannot_sum_is_never_served() -> None:

@@ -99,7 +99,7 @@ def _one_timestamp_out(text: str) -> str:
 
 def test_retraining_gives_the_committed_files_byte_for_byte(full_run: TrainingRun, tmp_path: Path) -> None:
     """Stale or irreproducible models fail here: `make train` after changing features or training code."""
-    assert kernel_warnings() == [], "the committed models are what OpenBLAS's Haswell kernels give (make sets them)"
+    assert kernel_warnings() == [], "the committed models are what AVX2 kernels and loops give (make sets them)"
     written = write_models(full_run, tmp_path)
     assert sorted(p.name for p in written) == sorted(p.name for p in MODELS.iterdir())  # nothing missing, no extra
     for path in written:
@@ -175,7 +175,7 @@ def test_headline_figures_say_how_they_were_measured(cards: dict[str, ModelCard]
     assert str(churn["in_period"]["evaluation"]).startswith("in period")
     assert churn["baseline"]["model"].startswith("Pareto/NBD P(no purchase in 136 days)")
     baselines: Any = cards["value"].metrics["baselines"]
-    assert set(baselines) == {"bg_nbd", "pareto_nbd", "glm_in_period", "past_spend", "zero"}
+    assert set(baselines) == {"bg_nbd", "pareto_nbd", "glm_in_period", "glm_backtest", "past_spend", "zero"}
 
 
 def test_the_value_card_records_the_choice_it_serves(cards: dict[str, ModelCard]) -> None:
@@ -224,21 +224,46 @@ def test_the_committed_value_graph_is_the_compact_one() -> None:
     assert sum(node.op_type == "Exp" for node in nodes) == 1
 
 
+HASWELL = [{"internal_api": "openblas", "architecture": "Haswell"}]
+AVX2_LOOPS = {"exp": {"dd": {"current": "X86_V3"}}, "log1p": {"dd": {"current": "baseline(X86_V2)"}}}
 KERNELS = [
-    ("x86_64", [{"internal_api": "openblas", "architecture": "Haswell"}], False),
-    ("x86_64", [{"internal_api": "openblas", "architecture": "SkylakeX"}], True),
-    ("x86_64", [{"internal_api": "openblas", "architecture": "Haswell"}, {"internal_api": "openmp"}], False),
-    ("aarch64", [{"internal_api": "openblas", "architecture": "NEOVERSEN1"}], False),  # no Haswell to pin there
+    ("x86_64", HASWELL, AVX2_LOOPS, []),
+    ("x86_64", [{"internal_api": "openblas", "architecture": "SkylakeX"}], AVX2_LOOPS, ["SkylakeX kernels"]),
+    ("x86_64", [*HASWELL, {"internal_api": "openmp"}], AVX2_LOOPS, []),
+    # An AVX-512 host where NPY_DISABLE_CPU_FEATURES is not set: numpy's exp and log run SVML.
+    ("x86_64", HASWELL, {**AVX2_LOOPS, "log": {"dd": {"current": "X86_V4"}}}, ["loops built for X86_V4"]),
+    ("x86_64", HASWELL, {"sort": {"d": {"current": "AVX512_ICL"}}}, ["loops built for AVX512_ICL"]),
+    ("aarch64", [{"internal_api": "openblas", "architecture": "NEOVERSEN1"}], {}, []),  # nothing to pin there
 ]
 
 
-@pytest.mark.parametrize(("machine", "libraries", "warned"), KERNELS)
-def test_training_warns_when_openblas_runs_kernels_the_committed_models_were_not_made_with(
-    machine: str, libraries: list[dict[str, str]], warned: bool, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("machine", "libraries", "loops", "warned"), KERNELS)
+def test_training_warns_when_it_runs_kernels_the_committed_models_were_not_made_with(
+    machine: str,
+    libraries: list[dict[str, str]],
+    loops: dict[str, Any],
+    warned: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A fake threadpool_info (the real one is the byte-for-byte test's first assertion)."""
+    """Fake threadpool_info and opt_func_info (the real ones are the byte-for-byte test's first assertion)."""
     monkeypatch.setattr("platform.machine", lambda: machine)
     monkeypatch.setattr(train_module, "threadpool_info", lambda: libraries)
+    monkeypatch.setattr(train_module, "opt_func_info", lambda: loops)
     found = kernel_warnings()
-    assert bool(found) == warned
-    assert all("SkylakeX kernels" in w and "OPENBLAS_CORETYPE=Haswell" in w for w in found)
+    assert len(found) == len(warned)
+    for warning, words in zip(found, warned, strict=True):
+        assert words in warning
+        assert "make sets it" in warning
+
+
+def test_the_pinned_numpy_targets_are_ones_numpy_dispatches() -> None:
+    """A name numpy does not dispatch would be ignored (an ImportWarning), and AVX-512 loops would run."""
+    simd: Any = np.show_config(mode="dicts")["SIMD Extensions"]
+    dispatched = {*simd["found"], *simd["not found"]}  # what numpy was built to dispatch, found on this CPU or not
+    assert set(train_module.AVX512_TARGETS) <= dispatched
+
+
+def test_make_pins_the_kernels_the_committed_models_were_made_with() -> None:
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    assert f"export OPENBLAS_CORETYPE := {train_module.REPRODUCIBLE_KERNELS}\n" in makefile
+    assert f"export NPY_DISABLE_CPU_FEATURES := {' '.join(train_module.AVX512_TARGETS)}\n" in makefile

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.training.fit import Profile, choose_k, elbow, name_clusters
-from service.training.train import _large_enough, better_clustering, likely_churn_threshold
+from service.training.train import LIKELY_CHURN_SHARE, _large_enough, better_clustering, likely_churn_threshold
 
 WINDOW = 273.0
 
@@ -72,11 +74,29 @@ def test_k_is_lowered_until_no_cluster_is_too_small() -> None:
     assert _large_enough(3, x, x, 100, seed=0)[0] == 3  # nothing to lower
 
 
-def test_likely_churn_threshold_flags_the_target_share() -> None:
-    p = np.linspace(0, 1, 1001)
-    threshold = likely_churn_threshold(p)
-    assert threshold == 0.75  # the 75th percentile, rounded down to 0.01
-    assert 0.25 <= float(np.mean(p >= threshold)) < 0.27
+@pytest.mark.parametrize(
+    ("p", "threshold"),
+    [
+        (np.linspace(0, 1, 1001), 0.75),  # spread evenly: the 75th percentile
+        # Crowded just under a step, as on CDNOW (quantile 0.85999): rounding the quantile down to 0.85 would
+        # flag 40 % here; 0.86 flags 25 %.
+        (np.concatenate([np.full(600, 0.5), np.full(150, 0.855), np.full(250, 0.8601)]), 0.86),
+        (np.full(10, 0.9), 1.0),  # all tied: flagging nobody (0 %) is nearer 25 % than flagging everybody
+        (np.array([]), 1.0),
+    ],
+)
+def test_likely_churn_threshold_is_the_step_that_flags_nearest_the_target_share(p: Any, threshold: float) -> None:
+    assert likely_churn_threshold(p) == threshold
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=300))
+def test_no_other_step_flags_a_share_nearer_the_target(values: list[float]) -> None:
+    p = np.array(values)
+    chosen = likely_churn_threshold(p)
+    distance = abs(float(np.mean(p >= chosen)) - LIKELY_CHURN_SHARE)
+    steps = [i / 100 for i in range(101)]
+    assert chosen in steps
+    assert all(distance <= abs(float(np.mean(p >= t)) - LIKELY_CHURN_SHARE) for t in steps)
 
 
 @pytest.mark.parametrize(
