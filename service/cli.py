@@ -253,6 +253,7 @@ def _run_granian(settings: Settings) -> None:
         log_access=False,
         log_dictconfig=logs.server_config(settings.log_format),
         respawn_failed_workers=True,
+        workers_kill_timeout=settings.stop_timeout_s,
         # HTTP/1 only: in granian's auto mode, which waits for the first bytes to choose between 1 and
         # 2, a connection that sends nothing has no timer and is held for good (1,100 held a worker).
         http=HTTPModes.http1,

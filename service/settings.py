@@ -38,6 +38,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_render_body_bytes": (1, math.inf),
     "header_timeout_s": (0.001, DAY_S),
     "body_timeout_s": (0.001, DAY_S),
+    "stop_timeout_s": (1, DAY_S),
     "reload_interval": (0, DAY_S),
     "bundle_poll_seconds": (0.1, DAY_S),
     "decision_log_queue": (1, math.inf),
@@ -78,6 +79,10 @@ class Settings:
     body_timeout_s: float = 30.0
     """TAILOR_BODY_TIMEOUT_S: a request body not complete within this many seconds gets 408 and
     its connection is closed."""
+    stop_timeout_s: int = 30
+    """TAILOR_STOP_TIMEOUT_S: a worker still running this many whole seconds after it was told to stop
+    (SIGTERM, or SIGHUP's respawn) is killed, with what it still holds. A worker told to stop while it
+    was starting never hears it (granian), and the server waited for it for good."""
     interface: Interface = "rsgi"
     """TAILOR_INTERFACE: how granian hands requests to the app: rsgi (POST /v1/decide answered
     natively, every other route by Litestar through a bridge; ADR 0011) or asgi (all of it ASGI)."""

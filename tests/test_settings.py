@@ -42,6 +42,8 @@ def test_environment_overrides_and_round_trips() -> None:
         ("TAILOR_MAX_BATCH", "0", "is below 1"),
         ("TAILOR_MAX_EVENTS", "0", "is below 1"),
         ("TAILOR_ASSIGNMENT_MAX_AGE_DAYS", "1e300", "is above 36500"),
+        ("TAILOR_STOP_TIMEOUT_S", "0", "is below 1"),
+        ("TAILOR_STOP_TIMEOUT_S", "2.5", "is not a whole number"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_reason(name: str, value: str, reason: str) -> None:
