@@ -13,7 +13,7 @@ PREVIEW ?= 1
 # The browser of the preview page's test: Debian's chromium (apt-get installs it when missing; nothing downloads a browser build).
 CHROMIUM := /usr/bin/chromium
 # OpenBLAS picks its kernels by CPU, and numpy its loops; their AVX-512 ones (numpy's float64 exp and
-# log are SVML there, not the C library) move the reference fits of `make train` in their 5th digit.
+# log are SVML there, not the C library) can move the reference fits of `make train` in their 5th digit.
 # AVX2 kernels and loops run on any x86-64 host and give the committed models byte for byte.
 export OPENBLAS_CORETYPE := Haswell
 export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR

@@ -80,9 +80,9 @@ class Settings:
     """TAILOR_BODY_TIMEOUT_S: a request body not complete within this many seconds gets 408 and
     its connection is closed."""
     stop_timeout_s: int = 30
-    """TAILOR_STOP_TIMEOUT_S: a worker still running this many whole seconds after it was told to stop
-    (SIGTERM, or SIGHUP's respawn) is killed, with what it still holds. A worker told to stop while it
-    was starting never hears it (granian), and the server waited for it for good."""
+    """TAILOR_STOP_TIMEOUT_S: on SIGTERM, a worker still running after this many whole seconds is
+    killed. A worker told to stop while it was starting never hears it (granian), and the server
+    waited for it for good."""
     interface: Interface = "rsgi"
     """TAILOR_INTERFACE: how granian hands requests to the app: rsgi (POST /v1/decide answered
     natively, every other route by Litestar through a bridge; ADR 0011) or asgi (all of it ASGI)."""

@@ -357,11 +357,16 @@ class ChurnBacktest:
     reference_metrics: dict[str, dict[str, float]]
 
 
+def backtest_days(population: Population) -> int:
+    """``b`` of the churn and learned value backtests: the horizon, or half the feature window if shorter."""
+    return min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+
+
 def churn_backtest(
     tx: Transactions, population: Population, refs: References, names: list[str], seed: int
 ) -> ChurnBacktest | None:
     """The churn pipeline fitted at T - b on [T - b, T), served unchanged at T, measured over [T, T + b)."""
-    b = min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+    b = backtest_days(population)
     fit_cutoff = population.cutoff - timedelta(days=b)
     try:
         earlier = population_at(tx, fit_cutoff, b)
@@ -390,7 +395,7 @@ def churn_backtest(
 
 def value_backtest(tx: Transactions, population: Population, names: list[str], seed: int) -> FloatArray | None:
     """The value GLM fitted at T - b on the spend of [T - b, T) and scaled by h / b, for every customer at T."""
-    b = min(population.outcome_days, population.feature_days // CHURN_WINDOWS)
+    b = backtest_days(population)
     try:
         earlier = population_at(tx, population.cutoff - timedelta(days=b), b)
     except ValueError:

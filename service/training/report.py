@@ -20,7 +20,7 @@ from sklearn.metrics import roc_curve
 
 from service.core.models import FeatureSpec
 from service.training import evaluate
-from service.training.backtest import CHURN_WINDOWS
+from service.training.backtest import backtest_days
 from service.training.fit import K_RULE, NAME_RULE
 from service.training.train import HIGH_VALUE, LIKELY_CHURN_RULE, REPEAT_PURCHASES, TrainingRun
 from service.training.transactions import Population
@@ -448,7 +448,7 @@ def _metric(run: TrainingRun, model: str, key: str) -> float:
 
 
 def _learned_label(pop: Population) -> str:
-    b = min(pop.outcome_days, pop.feature_days // CHURN_WINDOWS)
+    b = backtest_days(pop)
     return (
         f"the same GLM learned out of time: fitted at {pop.cutoff - timedelta(days=b)} on the spend of the {b} days "
         f"to the cutoff, x {pop.outcome_days}/{b}"
@@ -616,7 +616,7 @@ def _learned_line(run: TrainingRun) -> list[str]:
     if learned is None:
         return []
     pop = run.population
-    b = min(pop.outcome_days, pop.feature_days // CHURN_WINDOWS)
+    b = backtest_days(pop)
     return [
         (
             f"A model learned from outcomes has to learn them out of time too, on a window before the cutoff; these "

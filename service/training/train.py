@@ -257,7 +257,7 @@ def _openblas_warning(libraries: list[dict[str, Any]]) -> list[str]:
 
 def _numpy_warning(loops: dict[str, dict[str, dict[str, str]]]) -> list[str]:
     """numpy's float64 exp and log run SVML on AVX-512 CPUs, which differs from the C library in the last
-    bit of some values and moves the fits in their 5th digit; without AVX-512 both are the C library's."""
+    bit of some values; without AVX-512 both are the C library's. The fits can move in their 5th digit."""
     targets = {loop["current"] for signatures in loops.values() for loop in signatures.values()}
     wide = sorted(t for t in targets if t.startswith(AVX512_TARGETS))
     if not wide:

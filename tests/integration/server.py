@@ -25,6 +25,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_command(bundle: Path, port: int, workers: int) -> list[str]:
+    """``tailor serve`` of ``bundle`` on 127.0.0.1:``port``."""
+    return [
+        sys.executable, "-m", "service.cli", "serve",
+        "--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+
+
 class Server(str):
     """The base URL of a running server, which also knows the server's process (for signals)."""
 
@@ -46,10 +54,7 @@ def running_server(
     str values could also fill ``workers`` or ``log_file``, so mypy rejects it).
     """
     port = free_port()
-    command = [
-        sys.executable, "-m", "service.cli", "serve",
-        "--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
+    command = serve_command(bundle, port, workers)
     log = None if log_file is None else log_file.open("ab")
     process = subprocess.Popen(
         command,

@@ -6,14 +6,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.server import ROOT, free_port
+from tests.integration.server import ROOT, free_port, serve_command
 
 STOP_TIMEOUT_S = 1  # TAILOR_STOP_TIMEOUT_S of these servers
 # Without TAILOR_STOP_TIMEOUT_S, a SIGTERM within about half a second of a worker's spawn left the
@@ -23,10 +22,7 @@ EXIT_WITHIN_S = 15.0  # the kill after STOP_TIMEOUT_S, and a slow machine's star
 
 
 def _serve(tmp_path: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "service.cli", "serve", "--bundle", str(ROOT),
-        "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2",
-    ]  # fmt: skip
+    command = serve_command(ROOT, free_port(), workers=2)
     env = {**os.environ, "TAILOR_STOP_TIMEOUT_S": str(STOP_TIMEOUT_S), "TAILOR_STATE_DIR": str(tmp_path / "state")}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
