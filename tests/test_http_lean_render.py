@@ -366,9 +366,22 @@ def _starts(per_chunk: list[int]) -> list[tuple[int, int]]:
     return list(zip(starts, per_chunk, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("tick", "sent"),
+    [
+        pytest.param(0.0, range(1, 250), id="cut-by-bytes"),  # the clock stands: chunks of 128 KiB
+        pytest.param(1.0, range(250, 251), id="cut-by-time"),  # every result outlasts its slice
+    ],
+)
 def test_an_error_mid_stream_is_logged_and_ends_the_stream_short(
-    door: rsgi_fake.Worker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    door: rsgi_fake.Worker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tick: float,
+    sent: range,
 ) -> None:
+    now = itertools.count(step=tick)
+    monkeypatch.setattr(decisions, "perf_counter", lambda: next(now))
     recipient = Decisions.recipient
 
     def failing(self: Decisions, bundle: Any, data: Any, index: int, tally: Any) -> Any:
@@ -381,7 +394,9 @@ def test_an_error_mid_stream_is_logged_and_ends_the_stream_short(
         protocol = door.answer(*rsgi_fake.request("POST", "/v1/render", _batch(300), NDJSON))
     lines = protocol.body.splitlines()
     assert protocol.status == 200  # sent before the error
-    assert 0 < len(lines) < 250
+    # The chunks sent before the error went out whole and in order; nothing after, no summary.
+    assert len(lines) in sent
+    assert [msgspec.json.decode(line)["index"] for line in lines] == list(range(len(lines)))
     assert b'"summary"' not in protocol.body
     assert any(record.message == "unhandled error" for record in caplog.records)
     exposition = door.answer(*rsgi_fake.request("GET", "/metrics")).body.decode()

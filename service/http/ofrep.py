@@ -301,6 +301,9 @@ class ChangeNotifier:
         """The SSE stream of one provider: a ``refetchEvaluation`` message for each new revision."""
         self.open += 1
         try:
+            # The signal handler is in place before the client hears a byte: a SIGTERM sent as soon
+            # as the first line arrived went to granian alone, which then waited for this stream.
+            self._future()
             yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
             while not self.closed and (event := await self.wait()) != _Event.CLOSED:
                 if event == _Event.KEEPALIVE:

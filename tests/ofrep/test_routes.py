@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,31 @@ def test_one_notifier_wakes_thousands_of_idle_streams() -> None:
 
     got = asyncio.run(run())
     assert set(got) == {b'id: r2\nevent: message\ndata: {"type":"refetchEvaluation","etag":"r2"}\n\n'}
+
+
+@pytest.fixture
+def signal_handlers() -> Iterator[None]:
+    """A no-op SIGTERM handler, as the worker has one, and every handler as it was afterwards."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+@pytest.mark.usefixtures("signal_handlers")
+def test_a_sigterm_as_soon_as_the_first_line_is_out_ends_the_stream() -> None:
+    """A supervisor may stop the server the moment a provider has connected: nothing may wait for the stream."""
+    notifier = ofrep.ChangeNotifier(lambda: "r1", cap=1)
+
+    async def run() -> list[bytes]:
+        chunks = notifier.stream()
+        assert (await anext(chunks)).startswith(b"retry:")
+        signal.raise_signal(signal.SIGTERM)
+        return [chunk async for chunk in chunks]
+
+    assert asyncio.run(asyncio.wait_for(run(), timeout=10)) == []
+    assert notifier.open == 0
 
 
 def test_the_openapi_document_describes_the_ofrep_routes(shared: TestClient[Any]) -> None:
