@@ -192,6 +192,34 @@ def test_a_number_in_quotes_in_an_ordering_test_gets_a_warning(test: str, warned
         assert ("quoted" in decide(bundle, request).segments) is False  # what the warning says
 
 
+ONE_ARMED = {  # status and arms of an experiment → its warning (None: no warning)
+    ("running", "[{ key: only, variant: hero_bold }]"): (
+        "rules/extra.yaml:6: experiments.solo.arms: warning: experiment 'solo' has one arm, so it compares nothing: "
+        "add a control arm, or serve 'hero_bold' from a rule"
+    ),
+    ("draft", "[{ key: a, variant: hero_bold, weight: 0 }, { key: b, variant: hero_default, weight: 10 }]"): (
+        "rules/extra.yaml:6: experiments.solo.arms: warning: experiment 'solo' gives every visitor arm 'b' "
+        "(the others weigh 0), so it compares nothing: add a control arm, or serve 'hero_default' from a rule"
+    ),
+    ("stopped", "[{ key: only, variant: hero_bold }]"): None,  # a stopped experiment serves nothing
+    ("running", "[{ key: a, variant: hero_bold }, { key: b, variant: hero_default }]"): None,
+}
+
+
+@pytest.mark.parametrize(("status", "arms"), list(ONE_ARMED), ids=["one-arm", "one-weighted", "stopped", "two"])
+def test_an_experiment_with_one_arm_to_draw_gets_a_warning_at_its_arms(status: str, arms: str, tmp_path: Path) -> None:
+    """An A/B test of one arm validated without a word, and its results could never compare anything."""
+    for part in ("rules", "content", "models"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    text = (
+        f"version: 1\nexperiments:\n  solo:\n    status: {status}\n    start: 2026-11-01T00:00:00Z\n    arms: {arms}\n"
+    )
+    (tmp_path / "rules" / "extra.yaml").write_text(text)
+    warnings = [p.render() for p in load_bundle(tmp_path).warnings if "compares nothing" in p.message]
+    expected = ONE_ARMED[status, arms]
+    assert warnings == ([] if expected is None else [expected])
+
+
 SECTIONS = [("rules", "segments"), ("rules", "placements"), ("rules", "experiments"), ("content", "variants")]
 
 

@@ -273,6 +273,7 @@ def compile_bundle(
         for name, d in placements.items()
     }
     _warn_unused(c, placements, experiments, variants)
+    _warn_one_armed(c, experiments)
     _warn_null_content(c, variants)
     return Bundle(
         revision=revision,
@@ -584,6 +585,26 @@ def _warn_unused(
     for name, v in variants.items():
         if name not in used_variants:
             c.warn(v.file, v.path, f"variant '{name}' is not served by any placement or experiment")
+
+
+def _warn_one_armed(c: _Compiler, experiments: Mapping[str, _Defined[Experiment]]) -> None:
+    """An experiment that gives all its visitors one arm compares nothing, and its results say nothing.
+
+    A stopped one serves nothing, so it is left alone.
+    """
+    for name, d in experiments.items():
+        weighted = [arm for arm in d.spec.arms if arm.weight > 0]
+        if d.spec.status != "stopped" and len(weighted) == 1:
+            (arm,) = weighted
+            alone = (
+                "has one arm" if len(d.spec.arms) == 1 else f"gives every visitor arm '{arm.key}' (the others weigh 0)"
+            )
+            c.warn(
+                d.file,
+                (*d.path, "arms"),
+                f"experiment '{name}' {alone}, so it compares nothing: add a control arm, "
+                f"or serve '{arm.variant}' from a rule",
+            )
 
 
 def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
