@@ -10,6 +10,8 @@ PORT ?= 8080
 ALLOW_CLIENT_TIME ?= 1
 # make run serves the preview page (/preview) to anyone who reaches it. make run PREVIEW=0 turns it off.
 PREVIEW ?= 1
+# make test runs the tests on this many processes (pytest-xdist); TEST_WORKERS=0 runs them in make's own.
+TEST_WORKERS ?= 2
 # The browser of the preview page's test: Debian's chromium (apt-get installs it when missing; nothing downloads a browser build).
 CHROMIUM := /usr/bin/chromium
 # OpenBLAS picks its kernels by CPU, and numpy its loops; their AVX-512 ones (numpy's float64 exp and
@@ -43,7 +45,7 @@ types: $(VENV)/.dev
 	$(BIN)/mypy service tests
 
 unit: $(VENV)/.dev browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 browser:  ## Debian's chromium for the preview page's browser test, installed with apt-get when missing
 	@test -x $(CHROMIUM) || { echo "chromium is missing: installing it with apt-get install -y chromium" >&2; \

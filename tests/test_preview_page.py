@@ -263,7 +263,7 @@ def test_make_run_serves_the_preview_and_make_test_installs_chromium() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "PREVIEW ?= 1" in makefile
     assert "TAILOR_PREVIEW=$(PREVIEW) $(BIN)/tailor serve" in makefile
-    assert "unit: $(VENV)/.dev browser\n\t$(BIN)/pytest\n" in makefile
+    assert "unit: $(VENV)/.dev browser\n\t$(BIN)/pytest -n $(TEST_WORKERS)\n" in makefile
     assert f"CHROMIUM := {CHROMIUM}\n" in makefile
     assert "apt-get install -y -q chromium" in makefile
     assert Settings.from_env({"TAILOR_PREVIEW": "1"}).preview

@@ -14,6 +14,7 @@ ROOT = Path(__file__).parents[2]
 DATA = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
 MODELS = ROOT / "models"
 FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+FULL_RUN = "full_run"
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,13 @@ def cdnow() -> Transactions:
 def full_run(cdnow: Transactions) -> TrainingRun:
     """The training `tailor train` runs with its defaults (nothing written)."""
     return train(cdnow, default_cutoff(cdnow), seed=0, trained_at=FIXED_TIME)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use full_run first, so that on two test processes one of them trains CDNOW.
+
+    Each process builds its own session fixtures, and pytest-xdist hands each process a run of
+    consecutive tests to start with: spread through the suite, CDNOW was trained on both.
+    (``xdist_group`` would say so directly, but pytest-xdist 3.8 cannot group under pytest 9.)
+    """
+    items.sort(key=lambda item: FULL_RUN not in getattr(item, "fixturenames", ()))  # a stable sort

@@ -21,7 +21,7 @@ from service.training.export import Runner
 from service.training.report import FIGURES
 from service.training.train import TrainingRun, kernel_warnings, write_models
 
-from .conftest import DATA, MODELS, ROOT
+from .conftest import DATA, FULL_RUN, MODELS, ROOT
 
 NAMES = ("rfm", "churn", "value", "purchases")
 ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
@@ -267,3 +267,8 @@ def test_make_pins_the_kernels_the_committed_models_were_made_with() -> None:
     makefile = (Path(__file__).parents[2] / "Makefile").read_text()
     assert f"export OPENBLAS_CORETYPE := {train_module.REPRODUCIBLE_KERNELS}\n" in makefile
     assert f"export NPY_DISABLE_CPU_FEATURES := {' '.join(train_module.AVX512_TARGETS)}\n" in makefile
+
+
+def test_the_tests_of_the_full_training_run_first(request: pytest.FixtureRequest) -> None:
+    uses = [FULL_RUN in getattr(item, "fixturenames", ()) for item in request.session.items]
+    assert uses == sorted(uses, reverse=True)  # every one that trains before every one that does not
