@@ -36,6 +36,9 @@ def _bundle_copy(tmp_path: Path) -> Path:
 def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     bundle = _bundle_copy(tmp_path)
     env = {"TAILOR_RELOAD_INTERVAL": "0.2", "TAILOR_ADMIN_TOKEN": TOKEN, "TAILOR_STATE_DIR": str(tmp_path / "state")}
+    # A test done within half a second of the first worker's start stops the server while the second
+    # starts: granian's worker misses that SIGTERM (tests/integration/test_stop.py), and is killed after this.
+    env["TAILOR_STOP_TIMEOUT_S"] = "2"
     with running_server(bundle, workers=2, env=env) as base:
         yield base, bundle
 
