@@ -17,7 +17,8 @@ from tests.integration.server import ROOT, free_port, serve_command
 STOP_TIMEOUT_S = 1  # TAILOR_STOP_TIMEOUT_S of these servers
 # Without TAILOR_STOP_TIMEOUT_S, a SIGTERM within about half a second of a worker's spawn left the
 # server waiting for that worker for good (5 of 5 delays from 0.05 to 0.45 s; at 0.6 s it stopped).
-DELAYS_S = sorted(random.Random(15).uniform(0.0, 0.5) for _ in range(4))
+_DRAW = random.Random(15)  # one generator for the four: a new one per delay drew the same delay four times
+DELAYS_S = sorted(_DRAW.uniform(0.0, 0.5) for _ in range(4))
 EXIT_WITHIN_S = 15.0  # the kill after STOP_TIMEOUT_S, and a slow machine's start of the others
 
 
