@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from service.bundle.loader import ScorerFactory, load_bundle, load_snapshot, revision_of
 from service.bundle.snapshot import Snapshot, read_snapshot, write_snapshot
-from service.bundle.store import BundleStore, LoadReport
+from service.bundle.store import BundleStore, LoadReport, NotReadyError
 from service.bundle.watcher import KEPT_COPIES, LEFTOVER_SECONDS, BundleWatcher, LastGood, fingerprint
 from service.core.compile import Bundle
-from service.core.errors import BundleError
+from service.core.errors import BundleError, Problem
 from service.core.models import ModelCard, Scorer
 from service.segments.onnx import OnnxScorer
 
@@ -356,3 +356,34 @@ def test_workers_saving_and_pruning_at_once_keep_a_whole_current_copy(tmp_path: 
     assert len(_copies(folder)) <= KEPT_COPIES + 1
     for name in _copies(folder):
         assert read_snapshot(folder / name).revision == name  # every copy left is whole
+
+
+NOT_LOADED = [  # the problems kept while nothing loaded → what every 503 says
+    ((), "no bundle is loaded yet"),
+    (
+        (Problem("https://***@origin.example/b.tar.gz", (), "origin: gave up after 5 attempts: HTTP 503"),),
+        (
+            "no bundle is loaded yet; the last load failed: "
+            "https://***@origin.example/b.tar.gz: origin: gave up after 5 attempts: HTTP 503"
+        ),
+    ),
+    (
+        (
+            Problem("rules/a.yaml", ("segments", "vip"), "unknown segment 'vipp'", line=3),
+            Problem("rules/b.yaml", (), "x"),
+        ),
+        (
+            "no bundle is loaded yet; the last load failed: "
+            "rules/a.yaml:3: segments.vip: unknown segment 'vipp' (and 1 more)"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("problems", "detail"), NOT_LOADED, ids=["nothing-kept", "origin", "two-problems"])
+def test_a_store_with_nothing_loaded_says_why(problems: tuple[Problem, ...], detail: str) -> None:
+    store = BundleStore()
+    store.keep_problems(problems)
+    with pytest.raises(NotReadyError) as caught:
+        store.current  # noqa: B018 - the property raises
+    assert str(caught.value) == detail

@@ -84,8 +84,7 @@ class OriginSource:
 
         result = self.origin.poll_once()
         if result.outcome is Outcome.FAILED:
-            problem = Problem(self.origin.shown_url, (), f"origin: {result.detail}")
-            return LoadReport(False, self.store.revision, (problem,))
+            return LoadReport(False, self.store.revision, (origin_problem(self.origin.shown_url, result),))
         problems = result.problems or self.store.last_problems
         return LoadReport(result.outcome is not Outcome.REJECTED, self.store.revision, problems)
 
@@ -94,6 +93,11 @@ class OriginSource:
         if self.thread is not None:
             self.thread.join(timeout=5)
         self.origin.close()
+
+
+def origin_problem(shown_url: str, result: PollResult) -> Problem:
+    """A poll that reached no bundle, as a problem named after the origin (its URL redacted)."""
+    return Problem(shown_url, (), f"origin: {result.detail}")
 
 
 def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> OriginSource:
@@ -113,6 +117,8 @@ def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) 
             on_reload(LoadReport(False, store.revision, result.problems))
         elif result.outcome is Outcome.UNCHANGED:  # the origin is back to the bundle served: nothing is wrong
             store.keep_problems(())
+        elif result.outcome is Outcome.FAILED and not store.ready:  # why every answer is a 503 (store.current)
+            store.keep_problems((origin_problem(origin.shown_url, result),))
 
     cache = settings.bundle_cache or (settings.state_dir or Path(tempfile.gettempdir())) / "origin"
     origin = BundleOrigin(settings.bundle_url, cache, accept, interval_s=settings.bundle_poll_seconds, on_poll=polled)

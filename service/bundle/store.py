@@ -64,6 +64,14 @@ def relative_to(root: Path, problems: Iterable[Problem]) -> tuple[Problem, ...]:
     return tuple(out)
 
 
+def _not_loaded(problems: tuple[Problem, ...]) -> str:
+    """Why nothing is served, in every 503: a replica whose origin keeps failing said only "not yet"."""
+    if not problems:
+        return "no bundle is loaded yet"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"no bundle is loaded yet; the last load failed: {problems[0].render()}{more}"
+
+
 class BundleStore:
     """Holds the current bundle and the problems of the last failed load."""
 
@@ -78,7 +86,7 @@ class BundleStore:
     def current(self) -> Loaded:
         loaded = self._current
         if loaded is None:
-            raise NotReadyError("no bundle is loaded yet")
+            raise NotReadyError(_not_loaded(self._last_problems))
         return loaded
 
     @property
