@@ -45,10 +45,12 @@ def running_server(
     workers: int = 1,
     log_file: Path | None = None,
     env: Mapping[str, str] | None = None,
+    wait_for: str = "/readyz",
     **variables: str,
 ) -> Iterator[Server]:
-    """Start the server, wait until it is ready, yield its base URL, and always stop it.
+    """Start the server, wait until ``wait_for`` answers 200, yield its base URL, and always stop it.
 
+    ``wait_for="/healthz"`` yields a server that listens but may have no bundle (it answers 503).
     With ``log_file``, the server's stderr (its log) goes there, for tests that read what was logged.
     Environment variables come as keyword arguments, or as a mapping in ``env`` (a ``**mapping`` of
     str values could also fill ``workers`` or ``log_file``, so mypy rejects it).
@@ -67,7 +69,7 @@ def running_server(
     base = Server(f"http://127.0.0.1:{port}")
     base.pid = process.pid
     try:
-        _wait_ready(base, process)
+        _wait_ready(base, process, wait_for)
         yield base
     finally:
         _stop(process)
@@ -75,14 +77,14 @@ def running_server(
             log.close()
 
 
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(base: str, process: subprocess.Popen[bytes], path: str = "/readyz") -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             stderr = process.stderr.read().decode() if process.stderr else ""
             raise RuntimeError(f"server exited with {process.returncode}: {stderr}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
