@@ -1,8 +1,10 @@
 """Where a worker's bundle comes from: the folder (watched) or an HTTP origin (polled).
 
-``open_source(settings, store, on_reload)`` picks one from the settings; the app only starts,
-reloads and stops it. Both report every load, good or bad, to ``on_reload`` (the reload metric)
-and leave the problems of the last failed one in the store (``/v1/bundle``).
+``open_source(settings, store, on_reload, on_poll)`` picks one from the settings; the app only
+starts, reloads and stops it. Both report every load, good or bad, to ``on_reload`` (the reload
+metric) and leave the problems of the last failed one in the store (``/v1/bundle``). The origin
+also reports every poll's outcome to ``on_poll`` (the origin metrics): once a bundle is served, a
+poll that fails changes nothing else, and the operator still has to see it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:  # the origin (and httpx under it) loads only in workers that 
 log = logging.getLogger("tailor.http")
 
 OnReload = Callable[[LoadReport], None]
+OnPoll = Callable[[str], None]  # the outcome of a poll: applied, unchanged, rejected or failed
 
 
 class Source(Protocol):
@@ -36,10 +39,12 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
 
-def open_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> Source:
+def open_source(
+    settings: Settings, store: BundleStore, on_reload: OnReload, on_poll: OnPoll = lambda _outcome: None
+) -> Source:
     """The origin when ``TAILOR_BUNDLE_URL`` is set, else the folder."""
     if settings.bundle_url:
-        return _origin_source(settings, store, on_reload)
+        return _origin_source(settings, store, on_reload, on_poll)
     watcher = BundleWatcher(
         store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=on_reload
     )
@@ -100,7 +105,7 @@ def origin_problem(shown_url: str, result: PollResult) -> Problem:
     return Problem(shown_url, (), f"origin: {result.detail}")
 
 
-def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) -> OriginSource:
+def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload, on_poll: OnPoll) -> OriginSource:
     # Imported here: httpx and the archive reader are 5.5 MB and 112 modules that a worker serving a folder never uses.
     from service.bundle.origin import BundleOrigin, Outcome  # noqa: PLC0415
 
@@ -112,6 +117,7 @@ def _origin_source(settings: Settings, store: BundleStore, on_reload: OnReload) 
         return report.ok
 
     def polled(result: PollResult) -> None:
+        on_poll(result.outcome.value)
         if result.problems:  # the archive failed verification: reported like a bundle that does not compile
             store.keep_problems(result.problems)  # the poller has logged them
             on_reload(LoadReport(False, store.revision, result.problems))

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any, TypeVar
 
 import msgspec
@@ -84,7 +84,9 @@ def create_app(  # noqa: PLR0915 - one closure per route over this worker's stor
         if store.ready:
             metrics.serving(store.current.bundle.revision)
 
-    source = open_source(settings, store, reloaded)
+    if settings.bundle_url:
+        metrics.watch_origin()
+    source = open_source(settings, store, reloaded, lambda outcome: metrics.origin_polled(outcome, time()))
     recorder = _recorder(settings)
     if recorder is not None:
         metrics.watch_decision_log(recorder.log)

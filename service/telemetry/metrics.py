@@ -33,6 +33,9 @@ from service.telemetry.log import DecisionLog
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EVENT_OUTCOMES = ("submitted", "written", "dropped", "lost")
+POLL_OUTCOMES = ("applied", "unchanged", "rejected", "failed")  # service.bundle.origin.Outcome
+# A poll that leaves the worker serving the origin's bundle: a new one applied, or the same one still there.
+POLL_SUCCESSES = frozenset({"applied", "unchanged"})
 # A decision takes tens of microseconds and a request under a few milliseconds: buckets start low.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 MODEL_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005)
@@ -207,6 +210,30 @@ class Metrics:
     def _log_changed(self) -> None:
         with self._flushing:  # the log's writer thread and the flusher both fold
             self._fold_decision_log()
+
+    def watch_origin(self) -> None:
+        """Add the origin's series (a server on a folder has none): every outcome at 0, and no success yet."""
+        self.origin_polls = Counter(
+            "tailor_origin_polls",
+            "Polls of TAILOR_BUNDLE_URL by outcome: applied (a new bundle), unchanged, rejected (it failed "
+            "verification or does not compile), failed (no answer, or an error after the retries).",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.origin_success = Gauge(
+            "tailor_origin_last_success_timestamp_seconds",
+            "Unix time of the last poll that found the origin's bundle served (applied or unchanged): the "
+            "stalest worker's, 0 for a worker that has had none.",
+            multiprocess_mode="livemin", registry=self.registry,
+        )  # fmt: skip
+        for outcome in POLL_OUTCOMES:
+            self.origin_polls.labels(outcome)
+        self.origin_success.set(0)
+
+    def origin_polled(self, outcome: str, at: float) -> None:
+        """One poll of the origin, at Unix time ``at`` (after ``watch_origin``). Fits ``bundle.source.OnPoll``."""
+        self.origin_polls.labels(outcome).inc()
+        if outcome in POLL_SUCCESSES:
+            self.origin_success.set(at)
 
     def count_decisions(self, decided: Sequence[tuple[str, str, str]]) -> None:
         with self._lock:

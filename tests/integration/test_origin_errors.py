@@ -22,6 +22,9 @@ pytestmark = pytest.mark.integration
 TOKEN = "test-admin-token-0123456789"
 WAIT_S = 15.0
 ERRORS = 'tailor_bundle_reloads_total{result="error"}'
+UNCHANGED = 'tailor_origin_polls_total{outcome="unchanged"}'
+FAILED = 'tailor_origin_polls_total{outcome="failed"}'
+LAST_SUCCESS = "tailor_origin_last_success_timestamp_seconds"
 VISITOR = {"id": "v-1", "consent": {"personalization": True}}
 NEEDS_A_BUNDLE = [  # (method, path, body): every route that answers from a bundle
     ("GET", "/v1/bundle", None),
@@ -45,9 +48,9 @@ def _until(check: Callable[[], bool]) -> None:
     raise AssertionError(f"not within {WAIT_S}s")
 
 
-def _errors_counted(http: httpx.Client) -> float:
+def _metric(http: httpx.Client, series: str = ERRORS) -> float:
     for line in http.get("/metrics").text.splitlines():
-        if line.startswith(ERRORS):
+        if line.startswith(f"{series} "):
             return float(line.split()[-1])
     return 0.0
 
@@ -71,7 +74,7 @@ def test_a_tampered_archive_shows_in_last_load_errors_and_the_metric(tmp_path: P
         ):
             assert http.get("/v1/bundle").json().get("last_load_errors", []) == []
             for tamper, message in TAMPERED:
-                counted = _errors_counted(http)
+                counted = _metric(http)
                 origin.publish(_repack(packed, tamper))
 
                 def reported(message: str = message) -> bool:
@@ -83,7 +86,7 @@ def test_a_tampered_archive_shows_in_last_load_errors_and_the_metric(tmp_path: P
                 assert info["revision"] == good.revision  # still serving the good one
                 error = info.get("last_load_errors", [{}])[0]
                 assert error["file"].startswith(("rules/", "content/", "models/", "manifest.json"))
-                assert _errors_counted(http) > counted
+                assert _metric(http) > counted
             origin.publish(packed)  # the good archive again: the problems go
             _until(lambda: http.get("/v1/bundle").json().get("last_load_errors", []) == [])
     finally:
@@ -146,3 +149,30 @@ def test_a_replica_that_never_loaded_says_why_in_every_503(tmp_path: Path) -> No
             detail,
         ), (answer.url, detail)
         assert "hush" not in answer.text
+
+
+def test_the_metrics_show_an_origin_that_goes_down_once_a_bundle_is_served(tmp_path: Path) -> None:
+    """Serving goes on and /v1/bundle is unchanged, so /metrics is where a fleet's operator sees it."""
+    copy_bundle(tmp_path / "bundle")
+    build_archive(tmp_path / "bundle", tmp_path / "good.tar.gz")
+    origin = OriginServer()
+    origin.publish((tmp_path / "good.tar.gz").read_bytes())
+    env = {"TAILOR_BUNDLE_URL": origin.url, "TAILOR_BUNDLE_CACHE": str(tmp_path / "cache")}
+    started = time.time()
+    try:
+        with (
+            running_server(tmp_path / "no-such-folder", workers=2, env=env, TAILOR_BUNDLE_POLL_SECONDS="0.3") as base,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):
+            _until(lambda: _metric(http, UNCHANGED) >= 4)  # both workers polled after their first
+            assert started < _metric(http, LAST_SUCCESS) < time.time()
+            went_down, failed = time.time(), _metric(http, FAILED)
+            origin.fail_always = True
+            _until(lambda: _metric(http, FAILED) >= failed + 4)
+            assert 0 < _metric(http, LAST_SUCCESS) <= went_down + 1  # a poll under way may end well
+            assert http.get("/v1/bundle").json().get("last_load_errors", []) == []
+            came_back = time.time()
+            origin.fail_always = False
+            _until(lambda: _metric(http, LAST_SUCCESS) > came_back)  # every worker polled well since
+    finally:
+        origin.stop()

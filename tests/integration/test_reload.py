@@ -91,6 +91,7 @@ def test_a_broken_edit_changes_nothing_but_the_reported_errors(server: tuple[Ser
             assert http.get("/readyz").json() == {"status": "ready", "revision": revision}
         metrics = http.get("/metrics").text
         assert 'tailor_bundle_reloads_total{result="error"}' in metrics
+        assert "tailor_origin_" not in metrics  # a server on a folder polls no origin
 
 
 def test_admin_reload_needs_the_token(server: tuple[Server, Path]) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from service.telemetry.metrics import REQUEST_BUCKETS, Metrics
+from service.telemetry.metrics import POLL_OUTCOMES, REQUEST_BUCKETS, Metrics
 
 DECIDED = ("home_hero", "hero_vip", "targeting_match")
 PROPERTY = settings(max_examples=60, deadline=None, database=None)
@@ -122,3 +123,33 @@ def test_a_scrape_reports_what_was_counted_before_it() -> None:
     text = metrics.exposition().decode()
     assert 'tailor_decisions_total{placement="home_hero",reason="targeting_match",variant="hero_vip"} 5.0' in text
     assert 'tailor_render_seconds_count{cache="hit"} 0.0' in text  # both cache series show from the start
+
+
+# (outcomes of the polls in order, then the success time and each outcome's count after them)
+POLLS = [
+    ([], 0.0, {}),
+    (["unchanged"], 1.0, {"unchanged": 1}),
+    (["applied", "failed", "failed"], 1.0, {"applied": 1, "failed": 2}),
+    (["applied", "rejected"], 1.0, {"applied": 1, "rejected": 1}),
+    (["failed", "unchanged", "failed", "unchanged", "failed"], 4.0, {"failed": 3, "unchanged": 2}),
+]
+
+
+@pytest.mark.parametrize(("outcomes", "success", "counts"), POLLS)
+def test_the_origin_series_count_every_poll_and_keep_the_last_success(
+    outcomes: list[str], success: float, counts: dict[str, int]
+) -> None:
+    metrics = Metrics()
+    metrics.watch_origin()
+    for at, outcome in enumerate(outcomes, start=1):
+        metrics.origin_polled(outcome, float(at))
+    value = metrics.registry.get_sample_value
+    assert value("tailor_origin_last_success_timestamp_seconds") == success
+    seen = {o: value("tailor_origin_polls_total", {"outcome": o}) for o in POLL_OUTCOMES}
+    assert seen == {o: float(counts.get(o, 0)) for o in POLL_OUTCOMES}
+
+
+def test_a_server_without_an_origin_has_no_origin_series() -> None:
+    text = Metrics().exposition().decode()
+    assert "tailor_origin_polls_total{" not in text
+    assert "tailor_origin_last_success_timestamp_seconds " not in text
