@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -20,6 +21,9 @@ from service.bundle.loader import load_bundle
 from service.bundle.personas import card_personas
 from service.core.errors import BundleError
 from service.core.models import ModelCard
+from service.core.personas import Persona
+from service.http import wire
+from service.simulate.report import PersonaRow
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -161,3 +165,29 @@ def test_the_adrs_example_message_is_the_loaders(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as caught:
         load_bundle(bundle)
     assert [p.render() for p in caught.value.problems] == [example.group(1).replace("<line>", str(at + 1))]
+
+
+def _wire_bounds() -> dict[str, tuple[object, object]]:
+    info = msgspec.inspect.type_info(wire.PersonaInfo)
+    assert isinstance(info, msgspec.inspect.StructType)
+    bounds = {}
+    for f in info.fields:
+        kind = f.type.type if isinstance(f.type, msgspec.inspect.Metadata) else f.type  # a description wraps it
+        bounds[f.name] = (getattr(kind, "ge", None), getattr(kind, "le", None))
+    del bounds["name"]
+    return bounds
+
+
+def _core_bounds() -> dict[str, tuple[object, object]]:
+    bounds = {}
+    for name, field in Persona.model_fields.items():
+        found = {key: getattr(m, key) for m in field.metadata for key in ("ge", "le") if hasattr(m, key)}
+        bounds[name] = (found.get("ge"), found.get("le"))
+    return bounds
+
+
+def test_the_wire_and_the_simulate_report_carry_the_cards_figures_with_its_bounds() -> None:
+    """Three declarations of one persona (the card's, the API's and simulate's): a drift shows here."""
+    assert _wire_bounds() == _core_bounds()
+    assert set(PersonaRow.__struct_fields__) == set(Persona.model_fields)
+    assert set(wire.PersonaInfo.__struct_fields__) == {"name", *Persona.model_fields}
