@@ -570,7 +570,8 @@ def likely_churn_threshold(p: FloatArray) -> float:
         return 1.0
     steps = round(1 / LIKELY_CHURN_STEP)
     thresholds = np.arange(steps, -1, -1) / steps  # high to low: argmin keeps the higher one on a tie
-    shares = (p[None, :] >= thresholds[:, None]).mean(axis=1)
+    # The share at or above t is what lies left of t's place in sorted p: no steps-by-customers matrix.
+    shares = (p.size - np.searchsorted(np.sort(p), thresholds, side="left")) / p.size
     return float(thresholds[int(np.argmin(np.abs(shares - LIKELY_CHURN_SHARE)))])
 
 
