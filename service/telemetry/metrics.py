@@ -21,11 +21,12 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from service.core.models import ModelCard, Scorer
 from service.telemetry.log import DecisionLog
@@ -306,9 +307,35 @@ class Metrics:
         folder = os.environ.get(MULTIPROCESS_ENV)
         if not folder:
             return generate_latest(self.registry)
+        forget_dead_workers(folder)
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
+
+
+def forget_dead_workers(folder: str) -> None:
+    """Drop the live gauges of workers that are gone (killed, or ended by a restart).
+
+    A worker's ``livemin``/``livemax`` gauges stay in its file after it dies, so a dead worker's
+    last value would count for good: its revision in ``tailor_bundle_info``, its last good poll in
+    ``tailor_origin_last_success_timestamp_seconds``. prometheus_client leaves the clean-up to the
+    server, and granian runs none of ours when it respawns a worker, so each scrape does it.
+    Counters and histograms keep a dead worker's counts: they happened.
+    """
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            mark_process_dead(int(pid), folder)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal is sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and none of ours
+        return True
+    return True
 
 
 class _TimedScorer:

@@ -3,7 +3,9 @@ does not hide the revision being served."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,5 +176,39 @@ def test_the_metrics_show_an_origin_that_goes_down_once_a_bundle_is_served(tmp_p
             came_back = time.time()
             origin.fail_always = False
             _until(lambda: _metric(http, LAST_SUCCESS) > came_back)  # every worker polled well since
+    finally:
+        origin.stop()
+
+
+def _workers(pid: int) -> set[int]:
+    """The server's worker processes: its children (granian forks or spawns them)."""
+    children = Path(f"/proc/{pid}/task").glob("*/children")
+    return {int(child) for path in children for child in path.read_text().split()}
+
+
+def _revisions_at_one(http: httpx.Client) -> list[str]:
+    lines = http.get("/metrics").text.splitlines()
+    return [line for line in lines if line.startswith("tailor_bundle_info{") and line.endswith(" 1.0")]
+
+
+def test_a_killed_worker_leaves_no_live_gauge_behind(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL never ends its gauges; the next scrape must forget them."""
+    copy_bundle(tmp_path / "bundle")
+    good = build_archive(tmp_path / "bundle", tmp_path / "good.tar.gz")
+    origin = OriginServer()
+    origin.publish((tmp_path / "good.tar.gz").read_bytes())
+    env = {"TAILOR_BUNDLE_URL": origin.url, "TAILOR_BUNDLE_CACHE": str(tmp_path / "cache")}
+    try:
+        with (
+            running_server(tmp_path / "no-such-folder", workers=2, env=env, TAILOR_BUNDLE_POLL_SECONDS="0.3") as base,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):
+            _until(lambda: len(_workers(base.pid)) == 2 and _metric(http, UNCHANGED) >= 4)
+            killed = min(_workers(base.pid))
+            os.kill(killed, signal.SIGKILL)
+            _until(lambda: len(_workers(base.pid) - {killed}) == 2)  # granian started another
+            time.sleep(2.0)  # the dead worker's last good poll is now 2 s old; the live ones poll every 0.3 s
+            _until(lambda: time.time() - _metric(http, LAST_SUCCESS) < 1.5)
+            assert _revisions_at_one(http) == [f'tailor_bundle_info{{revision="{good.revision}"}} 1.0']
     finally:
         origin.stop()
