@@ -96,7 +96,8 @@ class Settings:
     """TAILOR_STATE_DIR: shared by the workers of one server: last good bundle, reload trigger,
     metrics. ``tailor serve`` makes a temporary one when unset."""
     reload_interval: float = 0.5
-    """TAILOR_RELOAD_INTERVAL: seconds between checks of the bundle folder; 0 turns watching off."""
+    """TAILOR_RELOAD_INTERVAL: seconds between checks of the bundle folder; 0 turns watching off
+    (POST /admin/reload still reloads every worker)."""
     admin_token: str | None = field(default=None, repr=False)
     """TAILOR_ADMIN_TOKEN: bearer token of the admin endpoints; unset turns them off."""
     bundle_url: str = ""

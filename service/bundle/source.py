@@ -48,19 +48,15 @@ def open_source(
     watcher = BundleWatcher(
         store, settings.bundle, state_dir=settings.state_dir, interval=settings.reload_interval, on_reload=on_reload
     )
-    return FolderSource(watcher, watch=settings.reload_interval > 0)
+    return FolderSource(watcher)
 
 
 @dataclass
 class FolderSource:
     watcher: BundleWatcher
-    watch: bool
 
     def start(self) -> None:
-        if self.watch:
-            self.watcher.start()
-        elif not self.watcher.store.ready:
-            self.watcher.reload()
+        self.watcher.start()
 
     def reload(self) -> LoadReport:
         return self.watcher.request_reload()

@@ -38,14 +38,17 @@ LAST_GOOD_DIR = "last-good"
 SAVE_ATTEMPTS = 3
 LEFTOVER_SECONDS = 3600.0  # a save takes milliseconds: a leftover this old belongs to a worker that died
 _LEFTOVER = re.compile(r"^\.(.+\.(staging|pruned)-.+|current-\d+)$")
+# With TAILOR_RELOAD_INTERVAL=0 the folder is not watched, but the trigger is: POST /admin/reload
+# reaches one worker, and the others follow the trigger file it touches.
+TRIGGER_INTERVAL_S = 0.5
 KEPT_COPIES = 5  # last-good copies kept besides the one ``current`` names: an edit storm must not fill the disk
 Fingerprint = tuple[tuple[str, int, int, int, int], ...]  # path, size, mtime, inode, ctime of every file
 
 
-def fingerprint(source: Path, trigger: Path | None = None) -> Fingerprint:
-    """What changes when any bundle file (or the trigger) is written, added or removed."""
+def fingerprint(source: Path | None, trigger: Path | None = None) -> Fingerprint:
+    """What changes when any bundle file (or the trigger) is written, added or removed; no source: the trigger's."""
     entries = []
-    paths = bundle_files(source)
+    paths = [] if source is None else bundle_files(source)
     if trigger is not None and trigger.exists():
         paths.append(trigger)
     for path in paths:
@@ -144,9 +147,11 @@ class BundleWatcher:
         interval: float = 0.5,
         on_reload: Callable[[LoadReport], None] | None = None,
     ) -> None:
+        """``interval`` 0: the folder is not watched; only the trigger is, every TRIGGER_INTERVAL_S."""
         self.store = store
         self.source = source
-        self.interval = interval
+        self.watch_folder = interval > 0
+        self.interval = interval if self.watch_folder else TRIGGER_INTERVAL_S
         self.trigger = None if state_dir is None else state_dir / TRIGGER_FILE
         self.last_good = None if state_dir is None else LastGood.in_state_dir(state_dir)
         self._on_reload = on_reload or (lambda _report: None)
@@ -162,8 +167,9 @@ class BundleWatcher:
             if fallback.ok:
                 log.warning("started from the last good bundle %s: %s is broken", fallback.revision, self.source)
                 self.store.keep_problems(report.problems)
-        self._thread = threading.Thread(target=self._run, name="tailor-bundle-watcher", daemon=True)
-        self._thread.start()
+        if self.watch_folder or self.trigger is not None:  # else nothing can change what this worker serves
+            self._thread = threading.Thread(target=self._run, name="tailor-bundle-watcher", daemon=True)
+            self._thread.start()
         return report
 
     def stop(self) -> None:
@@ -180,7 +186,7 @@ class BundleWatcher:
         return report
 
     def reload(self) -> LoadReport:
-        self._seen = fingerprint(self.source, self.trigger)
+        self._seen = self._fingerprint()
         report = self.store.load(self.source)
         if report.ok:
             log.info(
@@ -198,7 +204,10 @@ class BundleWatcher:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if fingerprint(self.source, self.trigger) != self._seen:
+                if self._fingerprint() != self._seen:
                     self.reload()
             except Exception:
                 log.exception("bundle watcher error")
+
+    def _fingerprint(self) -> Fingerprint:
+        return fingerprint(self.source if self.watch_folder else None, self.trigger)

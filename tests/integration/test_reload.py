@@ -64,11 +64,11 @@ def _until(check: object, timeout: float = WAIT_S) -> float:
 
 def test_an_edit_changes_decisions_in_every_worker(server: tuple[Server, Path]) -> None:
     base, bundle = server
-    with httpx.Client(base_url=base, timeout=5) as http:
+    with httpx.Client(base_url=base, timeout=5, headers={"connection": "close"}) as http:  # both workers answer
         assert _hero(http) == "hero_vip"
         before = http.get("/v1/bundle").json()["revision"]
         _edit(bundle / "rules" / "placements.yaml", "serve: hero_vip }", "serve: hero_bold }")
-        took = _until(lambda: all(_hero(http) == "hero_bold" for _ in range(20)))  # 20 calls reach both workers
+        took = _until(lambda: all(_hero(http) == "hero_bold" for _ in range(40)))
         print(f"edit applied in {took:.2f}s")
         assert http.get("/v1/bundle").json()["revision"] != before
 
@@ -153,3 +153,23 @@ def test_admin_reload_of_a_broken_folder_names_the_revision_still_served(server:
         done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"}).json()
         assert (done["ok"], done["revision"]) == (False, revision)
         assert done["problems"][0]["message"].startswith("unknown segment 'vipp'")
+
+
+def test_with_watching_off_an_admin_reload_reaches_every_worker(tmp_path: Path) -> None:
+    """TAILOR_RELOAD_INTERVAL=0, as DEPLOYMENT.md advises for in-place edits: one POST, both workers follow."""
+    bundle = _bundle_copy(tmp_path)
+    env = {"TAILOR_RELOAD_INTERVAL": "0", "TAILOR_ADMIN_TOKEN": TOKEN, "TAILOR_STATE_DIR": str(tmp_path / "state")}
+    with (
+        running_server(bundle, workers=2, env=env, TAILOR_STOP_TIMEOUT_S="2") as base,
+        httpx.Client(base_url=base, timeout=10, headers={"connection": "close"}) as http,  # both workers answer
+    ):
+        assert _hero(http) == "hero_vip"
+        _edit(bundle / "rules" / "placements.yaml", "serve: hero_vip }", "serve: hero_bold }")
+        time.sleep(1.5)  # three trigger checks: an edit alone is not seen
+        assert all(_hero(http) == "hero_vip" for _ in range(40))
+        done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"}).json()
+        assert done["ok"] is True
+        revisions = {done["revision"]}
+        _until(lambda: all(_hero(http) == "hero_bold" for _ in range(40)))
+        revisions |= {http.get("/v1/bundle").json()["revision"] for _ in range(40)}
+        assert len(revisions) == 1
