@@ -120,6 +120,41 @@ def test_a_load_that_raises_is_a_failed_reload_reported_as_broken_edits_are(tmp_
     assert "RecursionError: maximum recursion depth exceeded" in failed.problems[0].message
 
 
+def _a_file_in_the_way(state: Path, _monkeypatch: pytest.MonkeyPatch) -> None:
+    state.mkdir()
+    (state / "last-good").write_text("not a folder")
+    (state / "reload-trigger").mkdir()  # touch() cannot make it a file either
+
+
+def _a_full_disk(_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("service.bundle.watcher.write_snapshot", no_space)
+
+
+@pytest.mark.parametrize("fault", [_a_file_in_the_way, _a_full_disk])
+def test_a_last_good_copy_the_disk_cannot_take_costs_only_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: object
+) -> None:
+    """The bundle that compiled is served and counted as loaded, at start and on an admin reload; the log says
+    what was not kept. A raise here crashed every worker at start, and made /admin/reload a 500."""
+    bundle = _copy(tmp_path / "bundle")
+    fault(tmp_path / "state", monkeypatch)  # type: ignore[operator]
+    reports: list[LoadReport] = []
+    store = BundleStore(load_snapshot)
+    watcher = BundleWatcher(store, bundle, state_dir=tmp_path / "state", interval=0, on_reload=reports.append)
+    first = watcher.start()
+    try:
+        _edit(bundle / "rules" / "placements.yaml", *GOOD_EDIT)
+        second = watcher.request_reload()
+    finally:
+        watcher.stop()
+    assert [(r.ok, r.revision) for r in reports] == [(True, first.revision), (True, second.revision)]
+    assert store.revision == second.revision != first.revision
+    assert f"bundle {second.revision} is served, but its last good copy was not kept in " in caplog.text
+
+
 def test_a_file_replaced_by_one_of_the_same_size_and_mtime_is_seen(tmp_path: Path) -> None:
     """``cp -p``, ``rsync -t`` and reproducible builds keep the mtime: the inode and ctime still change."""
     bundle = _copy(tmp_path / "bundle")

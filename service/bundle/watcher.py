@@ -122,7 +122,7 @@ class LastGood:
     def path(self) -> Path | None:
         try:
             revision = (self.folder / "current").read_text().strip()
-        except FileNotFoundError:
+        except (OSError, UnicodeDecodeError):  # none kept, or the folder is not one: no copy to start from
             return None
         folder = self.folder / revision
         return folder if folder.is_dir() else None
@@ -181,8 +181,11 @@ class BundleWatcher:
         """Reload now in this worker, and touch the trigger so that every other worker reloads too."""
         report = self.reload()
         if self.trigger is not None:
-            self.trigger.parent.mkdir(parents=True, exist_ok=True)
-            self.trigger.touch()
+            try:
+                self.trigger.parent.mkdir(parents=True, exist_ok=True)
+                self.trigger.touch()
+            except OSError as exc:  # this worker has reloaded; the others follow their folder checks, if any
+                log.error("the other workers were not told to reload: %s: %s", self.trigger, exc.strerror or exc)
         return report
 
     def reload(self) -> LoadReport:
@@ -194,12 +197,27 @@ class BundleWatcher:
                 report.revision, self.source, report.seconds * 1000, report.cpu_seconds * 1000, os.getpid(),
             )  # fmt: skip
             if self.last_good is not None and report.snapshot is not None:
-                self.last_good.save(report.snapshot)
+                self._keep(report.snapshot)
         else:
             for problem in report.problems:
                 log.error("bundle not reloaded: %s", problem.render())
         self._on_reload(report)
         return report
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        """Save the last good copy; a disk that cannot take it (full, read-only) costs only the copy.
+
+        The bundle is served either way, and the copy is only needed by a worker that starts while
+        the folder is broken: the failure is logged, not raised, so the load still counts as one.
+        """
+        assert self.last_good is not None
+        try:
+            self.last_good.save(snapshot)
+        except OSError as exc:
+            log.error(
+                "bundle %s is served, but its last good copy was not kept in %s: %s",
+                snapshot.revision, self.last_good.folder, exc.strerror or exc,
+            )  # fmt: skip
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

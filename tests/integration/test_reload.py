@@ -173,3 +173,19 @@ def test_with_watching_off_an_admin_reload_reaches_every_worker(tmp_path: Path) 
         _until(lambda: all(_hero(http) == "hero_bold" for _ in range(40)))
         revisions |= {http.get("/v1/bundle").json()["revision"] for _ in range(40)}
         assert len(revisions) == 1
+
+
+def test_a_state_dir_that_cannot_keep_a_copy_still_serves_and_reloads(tmp_path: Path) -> None:
+    """A last-good copy that cannot be written (a file in its place) crashed every worker at start."""
+    bundle = _bundle_copy(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "last-good").write_text("not a folder")
+    env = {"TAILOR_ADMIN_TOKEN": TOKEN, "TAILOR_STATE_DIR": str(state), "TAILOR_STOP_TIMEOUT_S": "2"}
+    log = tmp_path / "server.log"
+    with running_server(bundle, workers=2, env=env, log_file=log) as base, httpx.Client(base_url=base) as http:
+        assert _hero(http) == "hero_vip"
+        done = http.post("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"})
+        assert (done.status_code, done.json()["ok"]) == (200, True)
+    assert "its last good copy was not kept in" in log.read_text()
+    assert "Traceback" not in log.read_text()
