@@ -13,6 +13,7 @@ appears at ``dest`` only when all of it checked out.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
@@ -45,6 +46,11 @@ CHUNK_BYTES = 1024 * 1024
 
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 Size = Annotated[int, msgspec.Meta(ge=0)]
+
+
+# Errors of the disk an archive is extracted to, whatever the archive holds: full, over quota,
+# read-only, failing, or not ours to write. The same archive may extract once the disk is mended.
+LOCAL_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 class ArchiveError(TailorError):
@@ -278,7 +284,10 @@ def _copy_out(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> st
             while chunk := source.read(CHUNK_BYTES):
                 digest.update(chunk)
                 out.write(chunk)
-    except OSError as exc:  # e.g. 'rules/a.yaml/b.yaml' where 'rules/a.yaml' is a file
+    except OSError as exc:
+        if exc.errno in LOCAL_FAULTS:  # this machine's disk, not the archive: raised as it is, to retry later
+            raise
+        # the archive's own shape, e.g. 'rules/a.yaml/b.yaml' where 'rules/a.yaml' is a file
         raise ArchiveError(f"cannot be written ({exc.strerror})", member.name) from None
     return digest.hexdigest()
 

@@ -269,8 +269,11 @@ class BundleOrigin:
 
     def _save(self, response: httpx.Response) -> _Download:
         """Stream the body to a temporary file in the cache (same disk, so accepting it is a rename)."""
-        self._cache.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=".download-", suffix=".tar.gz", dir=self._cache)
+        try:
+            self._cache.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=".download-", suffix=".tar.gz", dir=self._cache)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         path = Path(name)
         digest = hashlib.sha256()
         size = 0
@@ -284,10 +287,17 @@ class BundleOrigin:
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise self._unwritable(exc) from None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return _Download(path, digest.hexdigest(), response.headers.get("ETag"))
+
+    def _unwritable(self, exc: OSError) -> _FetchError:
+        log.error("bundle origin %s: cannot write the cache in %s: %s", self.shown_url, self._cache, exc)
+        return _FetchError(_cache_fault(exc))
 
     # --- applying ----------------------------------------------------------------------------------------------
 
@@ -302,9 +312,9 @@ class BundleOrigin:
         try:
             with self._locked():
                 return self._apply_locked(download, attempts)
-        except OSError as exc:
+        except OSError as exc:  # the cache's disk (full, read-only ...): failed, not rejected, so the next poll retries
             log.error("bundle origin %s: cannot write the cache in %s: %s", self.shown_url, self._cache, exc)
-            return PollResult(Outcome.FAILED, attempts, detail=str(exc))
+            return PollResult(Outcome.FAILED, attempts, detail=_cache_fault(exc))
 
     def _apply_locked(self, download: _Download, attempts: int) -> PollResult:
         assert download.path is not None
@@ -404,3 +414,8 @@ def _sha256_of(path: Path) -> str:
         while chunk := stream.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _cache_fault(exc: OSError) -> str:
+    """What clients may read of a cache that cannot be written: the error, not the server's path (logged)."""
+    return f"cannot write the bundle cache: {exc.strerror or type(exc).__name__}"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from service.bundle import archive as archive_module
 from service.bundle import origin as origin_module
 from service.bundle.archive import build_archive
 from service.bundle.loader import load_bundle, revision_of
@@ -300,3 +304,43 @@ def test_an_oversized_download_is_abandoned(
     assert (result.outcome, result.attempts) == (Outcome.FAILED, 1)
     assert "larger than" in result.detail
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # the partial download is gone
+
+
+def _no_space(real: Callable[..., object], spares: list[int]) -> Callable[..., object]:
+    """``real``, but failing with ENOSPC until the disk has been 'mended' (``spares`` emptied by the test)."""
+
+    def full(*args: object, **kwargs: object) -> object:
+        if spares:
+            raise OSError(errno.ENOSPC, "No space left on device", "/var/lib/tailor/origin/x")
+        return real(*args, **kwargs)
+
+    return full
+
+
+# Where the cache's disk can fill up: while the archive downloads, or while it is extracted.
+DISK_FULL_AT: dict[str, tuple[str, Callable[..., object]]] = {
+    "download": ("os.fdopen", os.fdopen),  # the poller writes the download through it
+    "extract": ("service.bundle.archive._copy_out", archive_module._copy_out),
+}
+
+
+@pytest.mark.parametrize("where", sorted(DISK_FULL_AT))
+def test_a_full_cache_disk_fails_the_poll_and_the_next_one_applies_once_mended(
+    origin: OriginServer, archive: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The disk, not the archive: 'failed' (retried at the next poll), never 'rejected' (not tried again)."""
+    target, real = DISK_FULL_AT[where]
+    full = [1]
+    monkeypatch.setattr(target, _no_space(real, full))
+    origin.publish(archive)
+    replica, sleeps = Replica(), list[float]()
+    with _poller(origin, tmp_path / "cache", replica, sleeps) as poller:
+        failed = poller.poll_once()
+        full.clear()
+        mended = poller.poll_once()
+    assert (failed.outcome, failed.detail, failed.problems) == (
+        Outcome.FAILED, "cannot write the bundle cache: No space left on device", ()
+    )  # fmt: skip
+    assert mended.outcome is Outcome.APPLIED
+    assert replica.revisions == [mended.revision]
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".download-")] == []
