@@ -14,6 +14,7 @@ import msgspec
 from service.analysis import report, stats
 from service.analysis.results import DEFAULT_TARGET_MDE, Design, Mode, Options, Results, analyze
 from service.analysis.source import DEFAULT_WINDOW_DAYS, SourceError, open_events
+from service.core.spec import MAX_PLANNED_DAYS, MAX_PLANNED_VISITORS
 
 if TYPE_CHECKING:  # the bundle is loaded only when asked (see _designs)
     from service.core.compile import CompiledExperiment
@@ -83,17 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _options(args: argparse.Namespace) -> Options:
     planned_days = stats.PLANNED_DAYS if args.planned_days is None else args.planned_days
-    numbers = (args.alpha, args.window_days, args.target_mde, planned_days)
-    if not all(map(math.isfinite, numbers)):  # nan passes every comparison below, inf a plan with no end
-        raise ValueError("--alpha, --window-days, --target-mde and --planned-days must be finite numbers")
-    if not 0 < args.alpha < 1 or args.window_days <= 0 or args.target_mde <= 0 or planned_days < 1:
-        raise ValueError(
-            "--alpha must lie in (0, 1), --window-days and --target-mde must be positive, --planned-days at least 1"
-        )
+    flags = _flags(args, planned_days)
+    wrong = [f"{flag} {rule}, not {_shown(value)}" for flag, value, fits, rule in flags if not fits]
+    if wrong:
+        raise ValueError("; ".join(wrong))
     if args.fixed + args.sequential + args.always_valid > 1:
         raise ValueError("choose one of --fixed, --sequential and --always-valid")
-    if args.planned_visitors is not None and args.planned_visitors < 2:
-        raise ValueError("--planned-visitors must be at least 2")
     if args.planned_visitors is not None and (args.fixed or args.sequential):  # it would be ignored
         raise ValueError("--planned-visitors tunes an always-valid test, not a fixed or sequential one")
     mode: Mode = "sequential" if args.sequential else "always-valid" if args.always_valid else "fixed"
@@ -101,6 +97,31 @@ def _options(args: argparse.Namespace) -> Options:
         window_days=args.window_days, mode=mode, cuped=not args.no_cuped, alpha=args.alpha,
         target_mde=args.target_mde, planned_days=planned_days, planned_visitors=args.planned_visitors,
     )  # fmt: skip
+
+
+def _shown(value: float) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 20 else f"a number of {len(text)} digits"
+
+
+def _flags(args: argparse.Namespace, planned_days: float) -> list[tuple[str, float, bool, str]]:
+    """Each numeric flag: its value, whether it fits, and the rule it must follow (a plan's, as in a rule file).
+
+    Finite first: nan passes no comparison but fails none either, inf is a plan with no end, and
+    a 400-digit --planned-visitors is no float at all.
+    """
+    visitors = args.planned_visitors
+    return [
+        ("--alpha", args.alpha, math.isfinite(args.alpha) and 0 < args.alpha < 1, "must lie in (0, 1)"),
+        ("--window-days", args.window_days, math.isfinite(args.window_days) and args.window_days > 0,
+         "must be a positive number"),
+        ("--target-mde", args.target_mde, math.isfinite(args.target_mde) and args.target_mde > 0,
+         "must be a positive number"),
+        ("--planned-days", planned_days, math.isfinite(planned_days) and 1 <= planned_days <= MAX_PLANNED_DAYS,
+         f"must lie in [1, {MAX_PLANNED_DAYS}]"),
+        ("--planned-visitors", visitors or 0, visitors is None or 2 <= visitors <= MAX_PLANNED_VISITORS,
+         f"must lie in [2, {MAX_PLANNED_VISITORS}]"),
+    ]  # fmt: skip
 
 
 def _designs(bundle: Path) -> dict[str, Design]:

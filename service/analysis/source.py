@@ -207,19 +207,30 @@ def _first_malformed(path: Path) -> tuple[int, str] | None:
     """The first line of a JSON-lines file that is not one JSON object, and why (on the way to an error)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line.rstrip("\r\n"))
-                except json.JSONDecodeError as exc:
-                    return number, f"{exc.msg} at column {exc.colno}"
-                if not isinstance(data, dict):
-                    return number, f"a JSON {type(data).__name__}, not an object"
+        with opener(path, "rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                reason = _not_an_object(raw)
+                if reason is not None:
+                    return number, reason
     except OSError:
         return None
     return None
+
+
+def _not_an_object(raw: bytes) -> str | None:
+    """Why one line is not a JSON object, or None; bytes that are not UTF-8 count (DuckDB refuses them too)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"bytes that are not UTF-8 at byte {exc.start + 1}"
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at" names its column
+        return f"{exc.msg}{at} column {exc.colno}"
+    return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
 
 
 def _where(event: dict[str, Any]) -> str:

@@ -42,6 +42,8 @@ from service.core import patterns
 from service.core.values import MAX_VERSION_CHARS, aware, parse_duration, parse_semver
 
 SPEC_VERSION = 1
+MAX_PLANNED_DAYS = 3650  # an analysis plan of ten years is no plan
+MAX_PLANNED_VISITORS = 10**12
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -341,9 +343,12 @@ class AnalysisPlan(_Model):
         "up to planned_days; always-valid: a confidence sequence, look at any time."
     )
     planned_days: float | None = Field(
-        None, ge=1, le=3650, description="Days the test is planned to run (default 14); not with mode fixed."
+        None,
+        ge=1,
+        le=MAX_PLANNED_DAYS,
+        description="Days the test is planned to run (default 14); not with mode fixed.",
     )
-    planned_visitors: Annotated[int, Field(ge=2, le=10**12, strict=True)] | None = Field(
+    planned_visitors: Annotated[int, Field(ge=2, le=MAX_PLANNED_VISITORS, strict=True)] | None = Field(
         None,
         description="Visitors an always-valid test is planned to reach, the size its confidence sequence is "
         "tightest at, fixed before the first look (default: the visitors so far at the pace so far times "

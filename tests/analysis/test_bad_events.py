@@ -47,11 +47,8 @@ BAD: dict[str, tuple[Event, str]] = {
 def write(path: Path, events: list[Event], bare: str | None = None) -> Path:
     """The events a line each; ``bare`` is a last line written as it is (JSON has no NaN to dump)."""
     lines = [json.dumps(e) for e in events] + ([bare] if bare else [])
-    text = "".join(f"{line}\n" for line in lines)
-    if path.name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
+    data = "".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape")  # "\udcff" is the byte 0xff
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path
 
 
@@ -79,6 +76,11 @@ NOT_JSON = {
     "a line cut short": ('{"schema": "tailor.decision/1", "time":', "Expecting value at column 40"),
     "a word": ("nope", "Expecting value at column 1"),
     "an array": ("[1, 2]", "a JSON list, not an object"),
+    "a text cut short": ('{"schema": "tailor.decision/1", "time": "2026', "Unterminated string starting at column 41"),
+    "a byte that is not UTF-8": (
+        '{"schema": "tailor.outcome/1", "visitor": "ab\udcff"}',
+        "bytes that are not UTF-8 at byte 46",
+    ),
 }
 
 
@@ -137,4 +139,29 @@ def test_a_number_that_is_not_finite_is_a_usage_error(
 ) -> None:
     path = write(tmp_path / "decisions.jsonl", GOOD)
     assert main(["analyze", str(path), flag, value]) == 2
-    assert "must be finite numbers" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"tailor analyze: {flag} must " in err
+    assert err.endswith(f", not {value}\n")
+
+
+# (flags, the whole message): each wrong flag named with its rule and its value, as a rule file's plan is checked
+VISITORS = "--planned-visitors must lie in [2, 1000000000000], not"
+WRONG_FLAGS = [
+    (["--alpha", "0"], "--alpha must lie in (0, 1), not 0"),
+    (["--alpha", "1", "--window-days", "-1"],
+     "--alpha must lie in (0, 1), not 1; --window-days must be a positive number, not -1"),
+    (["--target-mde", "0"], "--target-mde must be a positive number, not 0"),
+    (["--planned-days", "3651"], "--planned-days must lie in [1, 3650], not 3651"),
+    (["--always-valid", "--planned-visitors", "1000000000001"], f"{VISITORS} 1000000000001"),
+    (["--always-valid", "--planned-visitors", "1" + "0" * 400], f"{VISITORS} a number of 401 digits"),
+    (["--always-valid", "--planned-visitors", "-5"], f"{VISITORS} -5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flags", "message"), WRONG_FLAGS)
+def test_each_wrong_flag_is_named_with_its_rule(
+    tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "decisions.jsonl", GOOD)
+    assert main(["analyze", str(path), *flags]) == 2
+    assert capsys.readouterr().err == f"tailor analyze: {message}\n"
