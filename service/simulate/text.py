@@ -78,7 +78,7 @@ def _experiment_title(report: Report) -> str:
 
 def _placement(placement: PlacementRow) -> list[str]:
     groups = (("rule", placement.rules), ("variant", placement.variants), ("reason", placement.reasons))
-    width = max(len(s.name) for _, shares in groups for s in shares)
+    width = max((len(s.name) for _, shares in groups for s in shares), default=0)  # no visitors: no rows
     return [
         f"  {kind:<8} {s.name:<{width}}  {s.visitors:>9}  {_pct(s.share)}" for kind, shares in groups for s in shares
     ]

@@ -298,3 +298,12 @@ def test_locale_and_page_decide_everyone_in_that_context(tmp_path: Path) -> None
 
     assert sizes() == {"german": 0, "on_cart": 0}
     assert sizes("--locale", "de-DE", "--page", "/cart/items") == {"german": 2, "on_cart": 2}
+
+
+def test_a_population_of_nobody_is_reported_in_every_format(tmp_path: Path) -> None:
+    """A CSV of a header alone: counts of 0 everywhere, and the text report failed on its empty placements."""
+    (tmp_path / "nobody.csv").write_text("id,country\n")
+    for form in ("text", "json"):
+        done = _tailor("--population", str(tmp_path / "nobody.csv"), "--now", NOW, "--format", form)
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert "0 visitors" in done.stdout if form == "text" else json.loads(done.stdout)["visitors"] == 0
