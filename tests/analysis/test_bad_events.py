@@ -40,6 +40,8 @@ BAD: dict[str, tuple[Event, str]] = {
     "a value in a string": (PURCHASE | {"value": "7"}, "a value that is not a finite number"),
     "a value that is true": (PURCHASE | {"value": True}, "a value that is not a finite number"),
     "a value beyond a double": (PURCHASE | {"value": 1e400}, "a value that is not a finite number"),
+    "a value whose square overflows": (PURCHASE | {"value": 1e200}, "a value of 1e\\+15 or more in size"),
+    "a value of a quadrillion": (PURCHASE | {"value": -1e15}, "a value of 1e\\+15 or more in size"),
     "the year 9999": (EXPOSURE | {"time": "9999-01-01T00:00:00Z"}, "dated after now"),
 }  # fmt: skip
 
