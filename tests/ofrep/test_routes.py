@@ -94,7 +94,9 @@ def test_bad_requests_are_the_protocols_400s(shared: TestClient[Any], body: byte
 
 def test_the_api_key_is_asked_as_bearer_or_header(bundle: Path) -> None:
     with _client(bundle, ofrep_api_key="k-123") as client:
-        assert client.post(BULK, json=VIP_CONTEXT).status_code == 401
+        refused = client.post(BULK, json=VIP_CONTEXT)
+        assert (refused.status_code, refused.headers["content-type"]) == (401, "application/json")
+        assert list(refused.json()) == ["errorDetails"]  # OFREP's error shape, as README's table says
         assert client.post(BULK, json=VIP_CONTEXT, headers={"x-api-key": "wrong"}).status_code == 401
         assert client.post(BULK, json=VIP_CONTEXT, headers={"x-api-key": "k-123"}).status_code == 200
         bearer = client.post(BULK, json=VIP_CONTEXT, headers={"authorization": "Bearer k-123"})
