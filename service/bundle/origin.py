@@ -147,6 +147,7 @@ class BundleOrigin:
         self._rejected_sha: str | None = None
         self._current: Path | None = None
         self._polling = threading.Lock()  # in this process; _locked() is the one between processes
+        self._last: PollResult | None = None  # of the poll that ended last, for a caller that waited for it
 
     @property
     def current(self) -> Path | None:
@@ -211,9 +212,24 @@ class BundleOrigin:
         return self._interval_s * self._rng.uniform(1 - INTERVAL_JITTER, 1 + INTERVAL_JITTER)
 
     def poll_once(self) -> PollResult:
-        """Ask the origin once (with bounded retries) and apply a new archive if there is one."""
-        with self._polling:
-            result = self._poll()
+        """Ask the origin once (with bounded retries) and apply a new archive if there is one.
+
+        A poll already under way (the timer's, when an admin reload comes) is this call's: its result
+        is returned when it ends. Polling again after it would double the wait on an origin that
+        does not answer (4 timeouts each), for an answer just as new.
+        """
+        if self._polling.acquire(blocking=False):
+            return self._poll_holding_the_lock()
+        with self._polling:  # wait for the poll under way to end
+            ended = self._last
+        return ended if ended is not None else self.poll_once()  # it raised: poll after all
+
+    def _poll_holding_the_lock(self) -> PollResult:
+        try:
+            self._last = None
+            result = self._last = self._poll()
+        finally:
+            self._polling.release()
         self._on_poll(result)
         return result
 

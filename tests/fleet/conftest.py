@@ -39,6 +39,8 @@ class OriginServer(ThreadingHTTPServer):
         self.fail_next = 0  # this many requests get fail_status first
         self.fail_always = False
         self.fail_status = 503
+        self.answering = threading.Event()  # cleared: every request waits until it is set again
+        self.answering.set()
         self.requests: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -73,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             failing = origin.fail_always or origin.fail_next > 0
             origin.fail_next = max(0, origin.fail_next - 1)
             archive, etag = origin.archive, origin.etag if origin.send_etag else None
+        origin.answering.wait(timeout=30)
         if failing:
             self._reply(origin.fail_status, b"unavailable")
         elif etag is not None and self.headers.get("If-None-Match") == etag:

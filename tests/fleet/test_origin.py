@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -344,3 +345,26 @@ def test_a_full_cache_disk_fails_the_poll_and_the_next_one_applies_once_mended(
     assert mended.outcome is Outcome.APPLIED
     assert replica.revisions == [mended.revision]
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".download-")] == []
+
+
+def test_a_poll_asked_for_while_one_is_under_way_gets_that_ones_result(
+    origin: OriginServer, archive: bytes, tmp_path: Path
+) -> None:
+    """An admin reload during the timer's poll: one request to the origin, not two (twice the timeouts)."""
+    origin.publish(archive)
+    origin.answering.clear()
+    results: list[object] = []
+    with _poller(origin, tmp_path / "cache", Replica(), []) as poller:
+        timer = threading.Thread(target=lambda: results.append(poller.poll_once()))
+        timer.start()
+        while not origin.requests:  # the timer's poll is at the origin, waiting for its answer
+            time.sleep(0.01)
+        admin = threading.Thread(target=lambda: results.append(poller.poll_once()))
+        admin.start()
+        time.sleep(0.2)  # the admin's call is waiting for the lock
+        origin.answering.set()
+        timer.join(timeout=10)
+        admin.join(timeout=10)
+    assert len(results) == 2
+    assert results[0] is results[1]
+    assert len(origin.requests) == 1
