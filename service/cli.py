@@ -46,6 +46,9 @@ EXIT_OK = 0
 OFFLINE_ID = "offline"  # the decision id of `tailor decide`: nothing is logged under it
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+# The state folder holds the metrics files (a few pages per worker) and the last good bundles (six
+# copies of the bundle): 16 MiB is room for both with a margin, and a few seconds of a filling disk.
+MIN_STATE_ROOM_BYTES = 16 << 20
 SCHEMAS: dict[str, type[BaseModel]] = {
     "rules.v1.schema.json": RulesFile,
     "content.v1.schema.json": ContentFile,
@@ -202,6 +205,25 @@ def _check_folders(settings: Settings) -> None:
             _writable_folder(folder, PREFIX + name.upper())
     if settings.decision_log != "off":
         _check_decision_log(Path(settings.decision_log), PREFIX + "DECISION_LOG")
+    shown = (
+        f"{PREFIX}STATE_DIR={settings.state_dir}"
+        if settings.state_dir
+        else f"{tempfile.gettempdir()} (the temporary folder; TAILOR_STATE_DIR is unset)"
+    )
+    _check_room(settings.state_dir or Path(tempfile.gettempdir()), shown)
+
+
+def _check_room(folder: Path, shown: str) -> None:
+    """The metrics files live in the state folder, memory-mapped: a worker that writes a sample to a page the
+    full disk cannot give is killed by SIGBUS, before any handler of ours runs, and granian then stops the
+    server. So a folder with too little room is refused here, by name; a disk that fills later still kills."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    if free < MIN_STATE_ROOM_BYTES:
+        raise ValueError(
+            f"{shown} has {free / 2**20:.1f} MiB free; a server needs {MIN_STATE_ROOM_BYTES >> 20} MiB there "
+            "(its metrics files are memory-mapped: a worker that writes to a full disk is killed)"
+        )
 
 
 def _check_decision_log(path: Path, variable: str) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from service import cli
 from service.settings import PREFIX, Settings
 
 ROOT = Path(__file__).parents[1]
@@ -250,3 +252,30 @@ def test_commands_take_the_bundle_by_position_or_by_flag(command: tuple[str, ...
     twice = _tailor(*args, "--bundle", str(bundle), str(tmp_path))
     assert twice.returncode == 2
     assert f"the bundle is named twice: --bundle {bundle} and {tmp_path}" in twice.stderr
+
+
+# (bytes free in the state folder, what serve says): its metrics files are memory-mapped (SIGBUS on a full disk)
+ROOM = [
+    (0, "TAILOR_STATE_DIR={state} has 0.0 MiB free; a server needs 16 MiB there (its metrics files are memory-mapped"),
+    ((16 << 20) - 4096, "TAILOR_STATE_DIR={state} has 16.0 MiB free; a server needs 16 MiB there"),
+    (16 << 20, None),
+]
+
+
+@pytest.mark.parametrize(("free", "message"), ROOM)
+def test_a_state_folder_without_room_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free: int, message: str | None
+) -> None:
+    real = os.statvfs
+
+    def statvfs(path: object) -> object:
+        found = real(path)  # type: ignore[arg-type]
+        return found if Path(str(path)) != tmp_path else type("Room", (), {"f_bavail": free // 4096, "f_frsize": 4096})
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    settings = replace(Settings(), state_dir=tmp_path)
+    if message is None:
+        cli._check_folders(settings)
+        return
+    with pytest.raises(ValueError, match=re.escape(message.format(state=tmp_path))):
+        cli._check_folders(settings)
