@@ -162,6 +162,25 @@ def test_save_as_check_gives_a_check_that_tailor_test_passes(tab: tuple[Page, li
         page.screenshot(path=str(ROOT / SCREENSHOT))
 
 
+def test_a_decide_that_fails_leaves_no_results_of_the_visitor_before(tab: tuple[Page, list[str]]) -> None:
+    """Else the VIP's decision would read as the broken visitor's, and "save as check" would save it so."""
+    page, _ = tab
+    _use_token(page)
+    _pick(page, VIP)
+    _decide(page)
+    expect(_placement(page, "home_hero")).to_be_visible()
+    for broken in ('{"id": 7}', "{not json"):  # the API refuses it (400); the page cannot parse it
+        _pick(page, VIP)
+        _decide(page, page.inner_text("#decision-id"))
+        page.fill("#visitor", broken)
+        page.click("#decide")
+        expect(page.locator("#error")).to_be_visible()
+        expect(page.locator("article.placement")).to_have_count(0)
+        expect(page.locator("#save")).to_be_hidden()
+        expect(page.locator("#summary")).to_be_hidden()
+        expect(page.locator("#empty")).to_be_visible()
+
+
 def test_any_other_field_of_a_trace_entry_is_shown_as_text(tab: tuple[Page, list[str]]) -> None:
     """Fields a trace entry gains (why a rule did not match, …) show as they come, never as markup."""
     page, _ = tab

@@ -137,6 +137,7 @@
     try {
       visitor = JSON.parse($("visitor").value);
     } catch (error) {
+      clearDecision();
       showError(`The visitor is not JSON: ${error.message}`);
       return;
     }
@@ -147,8 +148,21 @@
       shown = {request, response, sentAt};
       showDecision(response);
     } catch (error) {
+      clearDecision();
       showError(error);
     }
+  }
+
+  // A decide that failed leaves no results: those of the visitor before would read as this one's,
+  // and "save as check" would save them under the new name.
+  function clearDecision() {
+    shown = null;
+    $("empty").hidden = false;
+    $("summary").hidden = true;
+    $("save").hidden = true;
+    $("placements").replaceChildren();
+    $("check-yaml").hidden = true;
+    $("copy-check").hidden = true;
   }
 
   function showDecision(response) {
