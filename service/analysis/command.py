@@ -48,6 +48,8 @@ def main(argv: Sequence[str]) -> int:
             _complain(f"tailor analyze: {unknown}")
             return EXIT_USAGE
         results = _only(results, args.experiment)
+    elif not results.experiments:  # a report of its header alone, with exit 0, read as "all is well"
+        _complain(f"tailor analyze: no exposure of any experiment in {_named(args.events)}; nothing to report")
     _write(results, args.format, args.out)
     flagged = [e.key for e in results.experiments if e.srm]
     if flagged:
@@ -169,6 +171,10 @@ def _unknown_experiments(keys: Sequence[str], results: Results, designs: dict[st
         where = "in the events or the bundle" if designs else "in the events (--bundle DIR also knows the bundle's)"
         return f"--experiment {key}: no experiment of that key {where}{suggest(key, seen | set(designs))}"
     return ""
+
+
+def _named(paths: Sequence[Path]) -> str:
+    return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _only(results: Results, keys: Sequence[str]) -> Results:

@@ -412,3 +412,15 @@ def test_a_plan_declares_its_planned_visitors(
     assert {e["key"]: e["planned_visitors"] for e in flagged["experiments"]} == {EXPERIMENT: 9000, "fixed_twin": None}
     main(["analyze", str(log), "--bundle", str(tuned), "--experiment", EXPERIMENT])
     assert "always-valid test, 14-day plan, tuned to 40,000 planned visitors" in capsys.readouterr().out
+
+
+def test_events_with_no_exposure_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty log printed a report of its header alone and exit 0, which reads as "all is well"."""
+    (tmp_path / "decisions.jsonl").write_text("")
+    assert main(["analyze", str(tmp_path / "decisions.jsonl")]) == 0
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == f"tailor analyze: no exposure of any experiment in {tmp_path}/decisions.jsonl; nothing to report\n"
+    )
+    assert captured.out.startswith("mode: fixed")
