@@ -422,3 +422,19 @@ def test_a_store_with_nothing_loaded_says_why(problems: tuple[Problem, ...], det
     with pytest.raises(NotReadyError) as caught:
         store.current  # noqa: B018 - the property raises
     assert str(caught.value) == detail
+
+
+def test_with_watching_off_the_worker_that_touched_the_trigger_does_not_load_again(tmp_path: Path) -> None:
+    """Its own touch is no news to it: a second load of the folder could catch the next in-place edit half written."""
+    bundle = _copy(tmp_path / "bundle")
+    reports: list[LoadReport] = []
+    watcher = BundleWatcher(
+        BundleStore(load_snapshot), bundle, state_dir=tmp_path / "state", interval=0, on_reload=reports.append
+    )
+    watcher.start()
+    try:
+        watcher.request_reload()
+        time.sleep(3 * 0.5)  # three of the trigger's checks (TRIGGER_INTERVAL_S)
+    finally:
+        watcher.stop()
+    assert len(reports) == 2  # the start, and the request

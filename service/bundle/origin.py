@@ -214,23 +214,27 @@ class BundleOrigin:
     def poll_once(self) -> PollResult:
         """Ask the origin once (with bounded retries) and apply a new archive if there is one.
 
-        A poll already under way (the timer's, when an admin reload comes) is this call's: its result
-        is returned when it ends. Polling again after it would double the wait on an origin that
-        does not answer (4 timeouts each), for an answer just as new.
+        A poll already under way (the timer's, when an admin reload comes) that fails is this call's
+        too: its result is returned when it ends. Polling again after it would double the wait on an
+        origin that does not answer (4 timeouts each) for the same failure.
         """
         if self._polling.acquire(blocking=False):
             return self._poll_holding_the_lock()
         with self._polling:  # wait for the poll under way to end
             ended = self._last
-        return ended if ended is not None else self.poll_once()  # it raised: poll after all
+        if ended is not None and ended.outcome is Outcome.FAILED:
+            return ended
+        # It reached the origin (or raised): its answer may predate what the caller just published, and a
+        # second ask of an origin that answers is quick (a 304 when nothing is new).
+        return self.poll_once()
 
     def _poll_holding_the_lock(self) -> PollResult:
         try:
             self._last = None
             result = self._last = self._poll()
+            self._on_poll(result)  # under the lock: a caller that waited sees the store as this poll left it
         finally:
             self._polling.release()
-        self._on_poll(result)
         return result
 
     def _poll(self) -> PollResult:
@@ -343,10 +347,14 @@ class BundleOrigin:
         if not self._offer(dest):
             shutil.rmtree(dest, ignore_errors=True)
             return self._reject(download, attempts, f"bundle {manifest.revision} was not accepted")
-        os.replace(download.path, self._cache / ARCHIVE_NAME)
-        self._write_state(_State(download.sha256, manifest.revision, download.etag))
-        self._adopt(download.sha256, download.etag, dest)
+        self._adopt(download.sha256, download.etag, dest)  # served from here on, whatever the disk does next
         log.info("bundle %s from %s applied (%s)", manifest.revision, self.shown_url, dest)
+        try:
+            os.replace(download.path, self._cache / ARCHIVE_NAME)
+            self._write_state(_State(download.sha256, manifest.revision, download.etag))
+        except OSError as exc:  # a restart starts from the archive kept before; this poll still applied
+            log.error("bundle origin %s: bundle %s is served, but the cache did not keep it: %s",
+                      self.shown_url, manifest.revision, exc)  # fmt: skip
         return PollResult(Outcome.APPLIED, attempts, manifest.revision, dest)
 
     def _reject(self, download: _Download, attempts: int, detail: str) -> PollResult:

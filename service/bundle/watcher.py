@@ -62,6 +62,11 @@ def fingerprint(source: Path | None, trigger: Path | None = None) -> Fingerprint
     return tuple(entries)
 
 
+def _without(seen: Fingerprint, trigger: Path | None) -> Fingerprint:
+    shown = None if trigger is None else trigger.as_posix()
+    return tuple(entry for entry in seen if entry[0] != shown)
+
+
 @dataclass(frozen=True, slots=True)
 class LastGood:
     """Copies of bundles that compiled, in ``folder``; one pointer file, ``current``, names the newest.
@@ -186,7 +191,16 @@ class BundleWatcher:
                 self.trigger.touch()
             except OSError as exc:  # this worker has reloaded; the others follow their folder checks, if any
                 log.error("the other workers were not told to reload: %s: %s", self.trigger, exc.strerror or exc)
+            else:
+                self._seen_own_touch()
         return report
+
+    def _seen_own_touch(self) -> None:
+        """This worker's touch of the trigger is no news to its own watcher (a second load of the same folder,
+        which with in-place edits might catch the next one half written); a change to the folder still is."""
+        now = self._fingerprint()
+        if _without(now, self.trigger) == _without(self._seen, self.trigger):
+            self._seen = now
 
     def reload(self) -> LoadReport:
         self._seen = self._fingerprint()

@@ -347,24 +347,80 @@ def test_a_full_cache_disk_fails_the_poll_and_the_next_one_applies_once_mended(
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".download-")] == []
 
 
-def test_a_poll_asked_for_while_one_is_under_way_gets_that_ones_result(
-    origin: OriginServer, archive: bytes, tmp_path: Path
-) -> None:
-    """An admin reload during the timer's poll: one request to the origin, not two (twice the timeouts)."""
-    origin.publish(archive)
+class _WatchedLock:
+    """The poller's lock, telling the test when a caller found it taken (so that no sleep guesses when)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.found_taken = threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        got = self.lock.acquire(blocking)
+        if not got:
+            self.found_taken.set()
+        return got
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def _two_polls_at_once(origin: OriginServer, poller: BundleOrigin) -> list[object]:
+    """The timer's poll held at the origin, then a second caller's, once it has found the lock taken."""
+    lock = _WatchedLock()
+    poller._polling = lock  # type: ignore[assignment]
     origin.answering.clear()
     results: list[object] = []
+    timer = threading.Thread(target=lambda: results.append(poller.poll_once()))
+    timer.start()
+    while not origin.requests:  # the timer's poll is at the origin, waiting for its answer
+        time.sleep(0.01)
+    admin = threading.Thread(target=lambda: results.append(poller.poll_once()))
+    admin.start()
+    assert lock.found_taken.wait(timeout=10)
+    origin.answering.set()
+    timer.join(timeout=30)
+    admin.join(timeout=30)
+    return results
+
+
+def test_a_poll_asked_for_while_one_fails_gets_that_failure(
+    origin: OriginServer, archive: bytes, tmp_path: Path
+) -> None:
+    """An admin reload during the timer's poll of a silent origin: one poll's attempts, not two polls' (76.8 s)."""
+    origin.publish(archive)
+    origin.fail_always = True
+    with _poller(origin, tmp_path / "cache", Replica(), [], retries=2) as poller:
+        timer, admin = _two_polls_at_once(origin, poller)
+    assert timer is admin
+    assert (timer.outcome, len(origin.requests)) == (Outcome.FAILED, 3)  # type: ignore[attr-defined]
+
+
+def test_a_poll_asked_for_while_one_reaches_the_origin_asks_again(
+    origin: OriginServer, archive: bytes, tmp_path: Path
+) -> None:
+    """What the poll under way fetched may predate what the caller just published: it asks again (a 304)."""
+    origin.publish(archive)
     with _poller(origin, tmp_path / "cache", Replica(), []) as poller:
-        timer = threading.Thread(target=lambda: results.append(poller.poll_once()))
-        timer.start()
-        while not origin.requests:  # the timer's poll is at the origin, waiting for its answer
-            time.sleep(0.01)
-        admin = threading.Thread(target=lambda: results.append(poller.poll_once()))
-        admin.start()
-        time.sleep(0.2)  # the admin's call is waiting for the lock
-        origin.answering.set()
-        timer.join(timeout=10)
-        admin.join(timeout=10)
-    assert len(results) == 2
-    assert results[0] is results[1]
-    assert len(origin.requests) == 1
+        timer, admin = _two_polls_at_once(origin, poller)
+    assert [timer.outcome, admin.outcome] == [Outcome.APPLIED, Outcome.UNCHANGED]  # type: ignore[attr-defined]
+    assert len(origin.requests) == 2
+
+
+def test_a_bundle_applied_but_not_kept_in_a_full_cache_still_counts_as_applied(
+    origin: OriginServer, archive: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store serves it already: 'failed' would make every poll fetch and compile it again."""
+    origin.publish(archive)
+    replica = Replica()
+    with _poller(origin, tmp_path / "cache", replica, []) as poller:
+        monkeypatch.setattr(poller, "_write_state", _no_space(lambda *_: None, [1]))
+        applied = poller.poll_once()
+        again = poller.poll_once()
+    assert (applied.outcome, again.outcome) == (Outcome.APPLIED, Outcome.UNCHANGED)
+    assert replica.revisions == [applied.revision]
