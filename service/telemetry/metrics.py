@@ -16,6 +16,7 @@ a FLUSH_INTERVAL_S in every worker from one daemon thread (so the others are at 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import weakref
@@ -325,7 +326,8 @@ def forget_dead_workers(folder: str) -> None:
     for path in Path(folder).glob("gauge_live*_*.db"):
         pid = path.stem.rpartition("_")[2]
         if pid.isdigit() and not _alive(int(pid)):
-            mark_process_dead(int(pid), folder)  # type: ignore[no-untyped-call]
+            with contextlib.suppress(FileNotFoundError):  # a scrape on another worker removed it first
+                mark_process_dead(int(pid), folder)  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
