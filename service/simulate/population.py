@@ -51,6 +51,8 @@ def read_population(path: Path, consent_column: str | None = None, rows: int = B
         columns = _columns(connection, source)
         if consent_column is not None and consent_column not in columns:
             raise PopulationError(f"{path}: no column '{consent_column}' for consent (columns: {', '.join(columns)})")
+        if consent_column is not None and columns[consent_column] != "BOOLEAN":
+            _check_consent(connection, source, path, consent_column)
         query = connection.execute(f"SELECT {', '.join(_select(n, t) for n, t in columns.items())} FROM {source}")  # noqa: S608 - names are quoted
         names = list(columns)
         while chunk := query.fetchmany(rows):
@@ -59,6 +61,20 @@ def read_population(path: Path, consent_column: str | None = None, rows: int = B
         raise PopulationError(f"{path}: {str(exc).splitlines()[0]}") from None
     finally:
         connection.close()
+
+
+def _check_consent(connection: duckdb.DuckDBPyConnection, source: str, path: Path, column: str) -> None:
+    """A consent column that is not true/false is refused, naming a value, unless every cell is empty (no one).
+
+    'yes' or 1 is not consent a decision takes (a body's consent is true or false); counting it as no
+    reported a population in which nobody consents, without a word.
+    """
+    quoted = '"' + column.replace('"', '""') + '"'
+    row = connection.execute(f"SELECT {quoted} FROM {source} WHERE {quoted} IS NOT NULL LIMIT 1").fetchone()  # noqa: S608 - quoted
+    if row is not None:
+        raise PopulationError(
+            f"{path}: the consent column '{column}' holds {row[0]!r}: it must be true or false (empty means no)"
+        )
 
 
 def _source(connection: duckdb.DuckDBPyConnection, path: Path) -> str:

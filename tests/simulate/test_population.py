@@ -88,6 +88,10 @@ def test_times_with_a_zone_are_read_in_utc(tmp_path: Path) -> None:
         ("missing.csv", None, None, "missing.csv: no such file"),
         ("p.csv", "id,ok\na,true\n", "consent", "p.csv: no column 'consent' for consent (columns: id, ok)"),
         ("broken.jsonl", "{not json\n", None, "broken.jsonl: "),
+        # consent is true or false, as in a request body: anything else was silently no
+        ("yes.csv", "id,c\na,yes\nb,no\n", "c", "yes.csv: the consent column 'c' holds 'yes': it must be true or"),
+        ("ones.jsonl", '{"id": "a", "c": 1}\n', "c", "ones.jsonl: the consent column 'c' holds 1: it must be true"),
+        ("text.jsonl", '{"id": "a", "c": "true"}\n', "c", "text.jsonl: the consent column 'c' holds 'true': it must"),
     ],
 )
 def test_unreadable_populations_say_why(
@@ -146,3 +150,16 @@ def test_a_csv_column_is_numbers_only_when_every_cell_is_one(tmp_path: Path) -> 
     path.write_text("id,version,n\nv1,4.10,5\nv2,4.2,x\n")
     [batch] = list(read_population(path))
     assert batch.attributes == [{"version": 4.1, "n": "5"}, {"version": 4.2, "n": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "consent"),
+    [
+        ("id,c\na,true\nb,\nc,false\n", [True, False, False]),  # an empty cell is no
+        ("id,c\na,\nb,\n", [False, False]),  # a column of empty cells (DuckDB reads it as text): no one
+    ],
+)
+def test_consent_is_read_from_a_true_false_column(text: str, consent: list[bool], tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text(text)
+    (batch,) = read_population(tmp_path / "p.csv", "c")
+    assert batch.consent == consent
