@@ -92,12 +92,31 @@ def test_a_bad_batch_is_refused_whole_naming_the_path(tmp_path: Path, body: dict
     assert not (tmp_path / "events.jsonl").exists() or not (tmp_path / "events.jsonl").read_text()
 
 
-def test_an_infinite_value_is_refused(tmp_path: Path) -> None:
-    body = b'{"events": [{"visitor_id": "a", "metric": "m", "value": 1e400, "consent": {"analytics": true}}]}'
+BOUND = "Expected `float` < 1000000000000000.0"  # the wire's bound (ADR 0017), in the decoder's words
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "message"),
+    [
+        ("1e400", 400, "Number out of range"),  # the decoder's own word for a number beyond a double
+        ("1e308", 400, BOUND),  # its square overflows the analysis's sums
+        ("1e15", 400, BOUND),
+        ("-1e15", 400, "Expected `float` > -1000000000000000.0"),
+        ("999999999999999.9", 202, None),  # below 10^15: a very large order, still one
+        ("-0.5", 202, None),  # a refund
+    ],
+)
+def test_a_value_is_refused_unless_finite_and_below_a_quadrillion(
+    tmp_path: Path, value: str, status: int, message: str | None
+) -> None:
+    """ADR 0017: the analysis refuses an outcome of 10^15 or more; the endpoint refuses it where it can be fixed."""
+    body = f'{{"events": [{{"visitor_id": "a", "metric": "m", "value": {value}, "consent": {{"analytics": true}}}}]}}'
     with TestClient(app=_app(tmp_path)) as client:
-        answer = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
-    assert answer.status_code == 400
-    assert answer.json()["errors"][0]["loc"] == "$.events[0].value"
+        answer = client.post("/v1/events", content=body.encode(), headers={"content-type": "application/json"})
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        error = answer.json()["errors"][0]
+        assert error == {"loc": "$.events[0].value", "message": message}
 
 
 @pytest.mark.parametrize("who", ["admin", "allowed"])

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from service.core.errors import TailorError
-from service.telemetry.events import OUTCOME_SCHEMA, SCHEMA
+from service.telemetry.events import MAX_OUTCOME_VALUE, OUTCOME_SCHEMA, SCHEMA
 
 QUERIES_FILE = Path(__file__).with_name("events.sql")
 DAY_SECONDS = 86_400.0
@@ -43,7 +43,6 @@ EVENT_COLUMNS = {
 }
 FUTURE_SLACK_SECONDS = DAY_SECONDS  # a writer's clock may run ahead a little; a day ahead is a wrong clock
 # What makes an event unusable, and how the error says it: SQL over the events table, first rows first.
-MAX_VALUE = 1e15
 ROW_PROBLEMS = {
     "has no time": "time IS NULL",
     "has a time that is not an ISO 8601 time": "ts IS NULL AND time IS NOT NULL",
@@ -55,9 +54,8 @@ ROW_PROBLEMS = {
         "value_type NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'NULL') OR NOT isfinite(value)"
     ),
     "is dated after now (the clock of the machine that wrote it is wrong)": "ts > getvariable('latest')",
-    # No outcome is worth 10^15 in any currency: a unit or a typo. Values near 1e154 overflow the sums of squares,
-    # and the results showed a lift of +2.94e+198% with no interval and no word.
-    f"has a value of {MAX_VALUE:.0e} or more in size": f"abs(value) >= {MAX_VALUE}",
+    # Values near 1e154 overflow the sums of squares: the results showed a lift of +2.94e+198%, and no word.
+    f"has a value of {MAX_OUTCOME_VALUE:.0e} or more in size": f"abs(value) >= {MAX_OUTCOME_VALUE}",
 }
 
 

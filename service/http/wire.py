@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from service.assignments import MAX_TOKEN_CHARS, TokenStatus
+from service.telemetry.events import MAX_OUTCOME_VALUE
 
 VisitorId = Annotated[str, Meta(max_length=256, description="A stable id (cookie or account); buckets depend on it.")]
 Name = Annotated[str, Meta(max_length=64)]
@@ -323,8 +324,8 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     visitor_id: Annotated[str, Meta(min_length=1, max_length=256)]
     """The same id the visitor's decisions were made for."""
     metric: MetricName
-    value: float | None = None
-    """Default 1: one conversion."""
+    value: Annotated[float, Meta(gt=-MAX_OUTCOME_VALUE, lt=MAX_OUTCOME_VALUE)] | None = None
+    """Default 1: one conversion. Below 10^15 in size (ADR 0017)."""
     time: datetime | None = None
     """When it happened; default: the server's clock. No zone means UTC."""
     consent: AnalyticsConsent = AnalyticsConsent()

@@ -133,6 +133,9 @@ OUTCOME_SCHEMA = "tailor.outcome/1"
 """The outcome event format's name and version, versioned apart from decision events."""
 
 DEFAULT_OUTCOME_VALUE = 1.0  # an outcome without a value counts once: a conversion
+# No outcome is worth 10^15 in any currency (a unit or a typo), and near 1e154 the analysis's sums of
+# squares overflow: the endpoint refuses such a value, and `tailor analyze` refuses a logged one (ADR 0017).
+MAX_OUTCOME_VALUE = 1e15
 MAX_METRIC_CHARS = 64
 
 
