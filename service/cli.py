@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -169,22 +170,39 @@ def _serve(args: argparse.Namespace) -> int:
     settings.check()  # --host is held to what TAILOR_HOST is
     _check_folders(settings)
     if settings.bundle_url:
-        print(
-            f"tailor: serving the bundle of {redact_url(settings.bundle_url)} on {settings.host}:{settings.port}",
-            file=sys.stderr,
-        )
+        source = f"the bundle of {redact_url(settings.bundle_url)}"
     else:
         kept = None if settings.state_dir is None else LastGood.in_state_dir(settings.state_dir).path()
         bundle = _load_or_report(settings.bundle, kept)
         if bundle is None:
             return EXIT_PROBLEMS
-        print(f"tailor: serving bundle {bundle.revision} on http://{settings.host}:{settings.port}", file=sys.stderr)
+        source = f"bundle {bundle.revision}"
+    _check_port(settings.host, settings.port)  # after the bundle: its errors come first
+    print(f"tailor: serving {source} on http://{settings.host}:{settings.port}", file=sys.stderr)
     with _state_dir(settings.state_dir) as state_dir:
         settings = replace(settings, state_dir=state_dir)
         os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
         os.environ[MULTIPROCESS_ENV] = str(_fresh(state_dir / "metrics"))
         _run_granian(settings)
     return EXIT_OK
+
+
+def _check_port(host: str, port: int) -> None:
+    """granian's workers each bind the port with SO_REUSEPORT, so a second server on a port in use
+    starts without an error, and the kernel then splits new connections between the two (an old
+    server, or an old bundle, answering some of the visitors). A bind without SO_REUSEPORT fails on
+    a port that anyone listens on; SO_REUSEADDR lets a port left in TIME_WAIT by a restart pass."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ValueError(
+            f"cannot listen on {host}:{port}: {reason} (is another server running there? stop it, "
+            "or choose another port with --port or TAILOR_PORT)"
+        ) from None
 
 
 @contextmanager

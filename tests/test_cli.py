@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import fields, replace
@@ -141,6 +142,18 @@ def test_serve_refuses_unusable_settings_by_name_before_starting(
     assert done.returncode == 2
     assert _placed(message, places) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_port_something_listens_on() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = _tailor("serve", "--bundle", "tests/bench/flags20", "--host", "127.0.0.1", "--port", port)
+    assert done.returncode == 2
+    assert f"tailor: cannot listen on 127.0.0.1:{port}: Address already in use (is another server" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "tailor: serving" not in done.stderr
 
 
 def _placed(text: str, places: dict[str, str]) -> str:

@@ -19,10 +19,43 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
+FIRST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A port for a server to listen on, that no other test process hands out.
+
+    A port from ``bind(0)`` is free only until the socket closes: the other pytest-xdist process
+    could be handed it too, or a client's connect could take it as its own, before the server binds
+    it. Two servers then shared it (granian binds with SO_REUSEPORT), and the kernel sent one test's
+    requests to the other's server. So ports come from below the kernel's ephemeral range, where
+    neither bind(0) nor connect looks, in a slice of their own per xdist process.
+    """
+    process = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for port in range(FIRST_PORT + process, _ephemeral_start(), processes):
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port from {FIRST_PORT} to the ephemeral range for test process {process}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:  # not Linux: the range most kernels start at
+        return 32_768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def serve_command(bundle: Path, port: int, workers: int) -> list[str]:

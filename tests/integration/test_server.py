@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import Server, running_server
+from tests.integration.server import ROOT, Server, running_server, serve_command
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +136,27 @@ def test_every_worker_runs_on_uvloop(tmp_path: Path, interface: str) -> None:
         assert httpx.get(f"{base}/healthz", timeout=10.0).status_code == 200
     said = re.findall(r"worker \d+ serving on the (\S+) event loop", log.read_text())
     assert said == ["uvloop.Loop", "uvloop.Loop"]
+
+
+def test_a_second_server_on_the_port_of_a_running_one_is_refused(server: Server) -> None:
+    """granian's workers bind with SO_REUSEPORT: a second server on a port in use started without an
+    error, and the kernel then split new connections between the two servers."""
+    second = subprocess.Popen(
+        serve_command(ROOT, int(server.rsplit(":", 1)[1]), 1),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
+    assert second.returncode == 2
+    assert "Address already in use (is another server running there?" in stderr
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
