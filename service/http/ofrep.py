@@ -16,11 +16,12 @@ import hmac
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Stream
 
 from service.bundle.store import BundleStore
@@ -33,7 +34,9 @@ T = TypeVar("T")
 
 PREFIX = "/ofrep/v1"
 BULK_PATH = f"{PREFIX}/evaluate/flags"
-FLAG_PATH = f"{BULK_PATH}/{{key:str}}"
+FLAG_PATH = f"{BULK_PATH}/{{key:path}}"  # every segment after it: a decoded key may hold a "/"
+FLAG_PREFIX = f"{BULK_PATH}/"
+RAW_BULK_PATH = BULK_PATH.encode()
 EVENTS_PATH = f"{PREFIX}/events"
 ENDPOINTS = frozenset({BULK_PATH, EVENTS_PATH})  # one flag's path names the flag: "other" in the metrics
 TARGETING_KEY = "targetingKey"
@@ -173,8 +176,22 @@ def _context_path(message: str) -> str:
 
 def _request_error(exc: RequestError) -> OfrepError:
     where = exc.where.replace("$.visitor.attributes", "$.context")
-    code: ErrorCode = "INVALID_CONTEXT" if where.startswith("$.context") else "PARSE_ERROR"
+    code: ErrorCode = "INVALID_CONTEXT" if _in_context(where, exc.message) else "PARSE_ERROR"
     return OfrepError(code, f"{where}: {exc.message}")
+
+
+DUPLICATE = "duplicate key '{key}'"  # body.py's message; its path is the repeated key's
+
+
+def _in_context(where: str, message: str) -> bool:
+    """Is the error the context's (INVALID_CONTEXT) or the body's (PARSE_ERROR, README's table)?
+
+    A repeated key is an error of the object that holds it: a second ``context`` is the body's.
+    """
+    key = message.removeprefix("duplicate key '").removesuffix("'")
+    if message == DUPLICATE.format(key=key):
+        where = where.removesuffix(f".{key}")
+    return where == "$.context" or where.startswith(("$.context.", "$.context["))
 
 
 # Decision → flags
@@ -210,6 +227,22 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return "*" in tags or etag in tags
+
+
+# Path → flag key
+
+
+def flag_key(raw_path: bytes) -> str | None:
+    """The decoded flag key of an evaluation path, every slash kept; None for the bulk route.
+
+    Litestar routes on the decoded path with its trailing slashes stripped and repeated ones
+    merged, so it read ``flags/home_hero%2F`` as ``home_hero`` and ``flags/%2F`` as the bulk route.
+    ``raw_path`` is the path as sent (granian's ASGI) or the decoded one quoted again (the RSGI
+    bridge): decoding it gives the key the client encoded, in both.
+    """
+    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    _, prefix, key = path.partition(FLAG_PREFIX)
+    return key if prefix else None
 
 
 # Change events
@@ -297,22 +330,43 @@ class ChangeNotifier:
             self._task.cancel()
             self._resolve(_Event.CLOSED)
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """The SSE stream of one provider: a ``refetchEvaluation`` message for each new revision."""
+    async def stream(self, last_seen: str | None = None) -> AsyncIterator[bytes]:
+        """The SSE stream of one provider: a ``refetchEvaluation`` message for each new revision.
+
+        ``last_seen`` is the client's ``Last-Event-ID``: the revision it last heard of, sent when
+        it reconnects. One that is not the current revision (a restart or reload while it was
+        away) gets a ``refetchEvaluation`` at once; no header means it has just fetched.
+        """
         self.open += 1
         try:
             # The signal handler is in place before the client hears a byte: a SIGTERM sent as soon
             # as the first line arrived went to granian alone, which then waited for this stream.
             self._future()
-            yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
+            current = self.revision()
+            yield _connected(current)
+            if last_seen and current is not None and last_seen != current:
+                yield _refetch(current)
             while not self.closed and (event := await self.wait()) != _Event.CLOSED:
-                if event == _Event.KEEPALIVE:
-                    yield b": keepalive\n\n"
-                else:
-                    data = msgspec.json.encode(RefetchEvent("refetchEvaluation", event)).decode()
-                    yield f"id: {event}\nevent: message\ndata: {data}\n\n".encode()
+                yield b": keepalive\n\n" if event == _Event.KEEPALIVE else _refetch(event)
         finally:
             self.open -= 1
+
+
+def _connected(revision: str | None) -> bytes:
+    """The first message: the retry delay, and the revision as the id the client sends back.
+
+    It is an event of its own type, with data, because an SSE client keeps the id only of an
+    event it dispatches (the ``eventsource`` package drops a data-less one's); the providers
+    listen to ``message`` events only, so they do not see it.
+    """
+    if revision is None:  # no bundle yet: nothing to catch up to
+        return f"retry: {RETRY_MS}\n: connected\n\n".encode()
+    return f"retry: {RETRY_MS}\nid: {revision}\nevent: connected\ndata: {revision}\n\n".encode()
+
+
+def _refetch(revision: str) -> bytes:
+    data = msgspec.json.encode(RefetchEvent("refetchEvaluation", revision)).decode()
+    return f"id: {revision}\nevent: message\ndata: {data}\n\n".encode()
 
 
 # Auth
@@ -332,6 +386,14 @@ def stream_token(key: str) -> str:
     return hmac.new(key.encode(), b"ofrep-events", hashlib.sha256).hexdigest()[:32]
 
 
+def stream_authorized(request: Request[Any, Any, Any], key: str | None, token: str | None) -> bool:
+    """The stream's URL token (a browser's EventSource sends no headers), or the key in a header,
+    as a server-side SSE client sends it to every route."""
+    if key and token is not None:
+        return hmac.compare_digest(token.encode(), stream_token(key).encode())
+    return authorized(request, key)
+
+
 def _events_uri(key: str | None) -> str:
     return EVENTS_PATH if not key else f"{EVENTS_PATH}?token={stream_token(key)}"
 
@@ -345,8 +407,12 @@ def _json(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | Non
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
+KEY_REQUIRED = "a valid API key is required (Authorization: Bearer or X-API-Key)"
+STREAM_KEY_REQUIRED = "a valid API key is required (Authorization: Bearer or X-API-Key, or the event stream's token=)"
+
+
 def _unauthorized() -> Response[bytes]:
-    return _json(GeneralError("a valid API key is required (Authorization: Bearer or X-API-Key)"), 401)
+    return _json(GeneralError(KEY_REQUIRED), 401)
 
 
 def routes(
@@ -373,8 +439,7 @@ def routes(
             raise _request_error(exc) from None
         return result, result.decision_id
 
-    @post(FLAG_PATH, status_code=200, include_in_schema=False)
-    async def evaluate_flag(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
+    async def one_flag(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
         if not authorized(request, settings.ofrep_api_key):
             return _unauthorized()
         try:
@@ -388,8 +453,18 @@ def routes(
         status = 200 if isinstance(flag, FlagOut) else STATUS[flag.errorCode]
         return _json(flag, status, {DECISION_ID_HEADER: decision_id})
 
+    @post(FLAG_PATH, status_code=200, include_in_schema=False)
+    async def evaluate_flag(request: Request[Any, Any, Any]) -> Response[bytes]:
+        key = flag_key(request.scope["raw_path"])
+        if key is None:  # a prefix Litestar merged (/ofrep//v1/…): its normalized path is all there is
+            key = request.scope["path"].removeprefix(FLAG_PREFIX)
+        return await one_flag(request, key)
+
     @post(BULK_PATH, status_code=200, include_in_schema=False)
     async def evaluate_flags(request: Request[Any, Any, Any]) -> Response[bytes]:
+        raw = request.scope["raw_path"]
+        if raw != RAW_BULK_PATH and (key := flag_key(raw)) is not None:  # flags/%2F, flags/: slashes Litestar stripped
+            return await one_flag(request, key)
         if not authorized(request, settings.ofrep_api_key):
             return _unauthorized()
         try:
@@ -405,14 +480,15 @@ def routes(
         return _json(BulkOut(flags, metadata, streams), headers=headers)
 
     @get(EVENTS_PATH, include_in_schema=False)
-    async def change_events(token: FromQuery[str | None] = None) -> Response[Any]:
-        if key and not hmac.compare_digest((token or "").encode(), stream_token(key).encode()):
-            return _unauthorized()
+    async def change_events(request: Request[Any, Any, Any], token: FromQuery[str | None] = None) -> Response[Any]:
+        if not stream_authorized(request, key, token):
+            return _json(GeneralError(STREAM_KEY_REQUIRED), 401)
         if notifier.open >= notifier.cap:
             message = f"at most {notifier.cap} event streams per worker (TAILOR_OFREP_MAX_STREAMS); poll instead"
             return _json(GeneralError(message), 503, {"retry-after": "30"})
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return Stream(notifier.stream(), media_type="text/event-stream", headers=headers)
+        stream = notifier.stream(request.headers.get("last-event-id"))
+        return Stream(stream, media_type="text/event-stream", headers=headers)
 
     return [evaluate_flag, evaluate_flags, change_events], notifier
 
@@ -461,7 +537,11 @@ def document_part() -> tuple[dict[str, Any], dict[str, Any]]:
     events = {
         "operationId": "ofrepEvents",
         "summary": "OpenFeature change events (SSE): a refetchEvaluation message when the bundle revision changes",
-        "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "description": "With an API key set: the key as on every route (Authorization: Bearer, X-API-Key), or "
+        "the token= of the bulk response's URL. Each message's id is the revision; a Last-Event-ID that "
+        "is not the current one gets a refetchEvaluation at once.",
+        "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                       {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
                       "401": _out("GeneralError"), "503": _out("GeneralError")},
     }  # fmt: skip

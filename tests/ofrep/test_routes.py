@@ -73,6 +73,9 @@ def test_the_bulk_response_lists_every_placement_and_the_event_stream(bundle: Pa
         (b"{", "PARSE_ERROR", "$"),
         (b'{"context": 1}', "INVALID_CONTEXT", "$.context"),
         (b'{"context": {}, "extra": 1}', "PARSE_ERROR", "extra"),
+        (b'{"context": {"targetingKey": "v"}, "context": {"targetingKey": "w"}}', "PARSE_ERROR",
+         "duplicate key 'context'"),  # the body's keys, as README's table has it
+        (b'{"context": {"targetingKey": "v", "a": 1, "a": 2}}', "INVALID_CONTEXT", "$.context.a: duplicate key 'a'"),
         (b'{"context": {}}', "TARGETING_KEY_MISSING", "$.context.targetingKey"),
         (b"{}", "TARGETING_KEY_MISSING", "$.context.targetingKey"),  # what the Python provider sends without a context
         (b'{"context": {"targetingKey": ""}}', "TARGETING_KEY_MISSING", "$.context.targetingKey"),
@@ -115,6 +118,23 @@ def test_cors_lets_browsers_send_the_etag_and_read_it(bundle: Path) -> None:
     assert preflight.status_code in (200, 204)
     assert "if-none-match" in preflight.headers["access-control-allow-headers"].lower()
     assert "etag" in answer.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "key"),
+    [
+        (b"/ofrep/v1/evaluate/flags", None),
+        (b"/ofrep/v1/evaluate/flags/home_hero", "home_hero"),
+        (b"/ofrep/v1/evaluate/flags/home_hero%2F", "home_hero/"),  # granian's ASGI: the path as sent
+        (b"/ofrep/v1/evaluate/flags/home_hero/", "home_hero/"),  # the RSGI bridge: decoded, quoted again
+        (b"/ofrep/v1/evaluate/flags/%2F", "/"),
+        (b"/ofrep/v1/evaluate/flags/", ""),
+        (b"/ofrep/v1/evaluate/flags/h%C3%A9ro", "h\u00e9ro"),
+        (b"//ofrep/v1/evaluate/flags/home_hero", "home_hero"),  # a base URL that ends in a slash
+    ],
+)  # fmt: skip
+def test_the_flag_key_is_the_decoded_path_after_flags(raw_path: bytes, key: str | None) -> None:
+    assert ofrep.flag_key(raw_path) == key
 
 
 def test_a_placement_without_a_variant_is_a_per_flag_failure() -> None:
