@@ -10,10 +10,12 @@ Paths are relative to the current directory. ``trained_at`` is the current time,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
+# --horizon: a day to a century. A larger number is a typo, and overflowed the date arithmetic (10^8 days)
+# or the C int of the fits (10^12) with a traceback; 0 or less failed only after the data had loaded.
+HORIZON_RANGE = (1, 36_500)
+SEED_RANGE = (0, 2**32 - 1)  # what scikit-learn's random_state takes
 DEFAULT_DATA = Path("data/cdnow/CDNOW_master.txt")
 # The optional `training` dependencies (pyproject.toml); `make run` installs only the serving ones.
 TRAINING_MODULES = frozenset({"sklearn", "skl2onnx", "onnx", "matplotlib", "threadpoolctl", "scipy", "numpy"})
@@ -48,15 +54,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("models"), help="folder for <name>.onnx and <name>.yaml")
     p.add_argument("--report", type=Path, default=Path("docs/models"), help="folder for REPORT.md and its figures")
     p.add_argument(
-        "--horizon", type=int, default=DEFAULT_HORIZON_DAYS,
-        help=f"days the models forecast: churn = no purchase in them (default: {DEFAULT_HORIZON_DAYS})",
+        "--horizon", type=_integer(*HORIZON_RANGE), default=DEFAULT_HORIZON_DAYS,
+        help=f"days the models forecast, {HORIZON_RANGE[0]} to {HORIZON_RANGE[1]:,}: churn = no purchase in them "
+        f"(default: {DEFAULT_HORIZON_DAYS})",
     )  # fmt: skip
     p.add_argument(
         "--cutoff", type=date.fromisoformat,
         help="first day of the outcome window (default: the last day of the data + 1 - the horizon)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--seed", type=_integer(*SEED_RANGE), default=0,
+        help=f"random seed, {SEED_RANGE[0]} to {SEED_RANGE[1]} (default: 0)",
+    )  # fmt: skip
     return p
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (argparse names the flag and exits 2 on anything else)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high:,}")
+        return value
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,17 +98,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(MISSING_TRAINING.format(module=module))
         return EXIT_PROBLEMS
     fmt: Format | None = args.format
+    created: list[Path] = []
     try:
         tx = load(args.data, fmt, source=_display(args.data))
         cutoff = args.cutoff or default_cutoff(tx, args.horizon)
+        # Before the training: a folder that cannot be written failed after it, with --out already written.
+        for folder in (args.out, args.report):
+            created += writable(folder)
         run = train(tx, cutoff, horizon_days=args.horizon, seed=args.seed, trained_at=_trained_at())
+        written = write_models(run, args.out)
+        written += write_report(run, args.report, command=_command(argv))
     except (OSError, ValueError) as exc:
+        _remove_empty(created)
         sys.stderr.write(f"tailor train: {exc}\n")
         return EXIT_PROBLEMS
-    written = write_models(run, args.out)
-    written += write_report(run, args.report, command=_command(argv))
     sys.stdout.write(summary(run, written, time.perf_counter() - started))
     return EXIT_OK
+
+
+def writable(folder: Path) -> list[Path]:
+    """Create ``folder`` and write a file in it, or raise OSError with "cannot write <folder>: <reason>".
+    Returns the folders it created, for ``_remove_empty``."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot write {folder.as_posix()}: {_reason(folder, exc)}") from None
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, if still empty: a failed run leaves nothing."""
+    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (a write failed part way) or already gone
+            folder.rmdir()
+
+
+def _reason(folder: Path, exc: OSError) -> str:
+    """Why: a file where a folder should be is named (the system says "Not a directory" or "File exists")."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{blocker.as_posix()} is a file, not a folder"
+    return (exc.strerror or str(exc)).lower()
 
 
 def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:

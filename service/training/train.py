@@ -69,9 +69,19 @@ from service.training.fit import (
     wide,
 )
 from service.training.reference import DAYS_PER_WEEK, from_days
-from service.training.transactions import DEFAULT_HORIZON_DAYS, Population, Transactions, population_at
+from service.training.transactions import (
+    DEFAULT_HORIZON_DAYS,
+    HOLDOUT_PERCENT,
+    Population,
+    Transactions,
+    population_at,
+)
 
 DEFAULT_SEED = 0
+# The reference fits have 3 and 4 parameters: on 5 training customers (6 in all) BG/NBD went degenerate
+# (r = 434,240) and forecast nan, which scikit-learn's metrics then refused without a word about the data;
+# shops of 20 to 30 customers train. A degenerate fit on more customers is still refused (``_servable``).
+MIN_CUSTOMERS = 20
 REPRODUCIBLE_KERNELS = "Haswell"  # the Makefile exports OPENBLAS_CORETYPE with this value
 AVX512_TARGETS = ("X86_V4", "AVX512_ICL", "AVX512_SPR")  # and NPY_DISABLE_CPU_FEATURES with these
 # likely_churn flags the customers a win-back budget can reach: about the LIKELY_CHURN_SHARE with the
@@ -191,8 +201,7 @@ def train(
 ) -> TrainingRun:
     """Fit, export and evaluate the models (nothing is written)."""
     population = population_at(tx, cutoff, horizon_days)
-    if population.training.sum() < 2 or population.held_out.sum() < 1:
-        raise ValueError(f"too few customers before {cutoff} ({population.size}) to train and evaluate")
+    check_population(population)
     stamp = trained_at or datetime.now(UTC).replace(microsecond=0)
     info = TrainingInfo(
         data=tx.source,
@@ -231,6 +240,24 @@ def train(
             f"{population.customers_after_only} customers first bought on or after the cutoff: not in the population"
         )
     return run
+
+
+def check_population(population: Population) -> None:
+    """Refuse, saying why, a population the models cannot learn from (rather than fail deep in a fit)."""
+    cutoff = population.cutoff
+    if population.size < MIN_CUSTOMERS:
+        raise ValueError(
+            f"too few customers: {population.size} before the cutoff {cutoff}, need at least {MIN_CUSTOMERS}"
+        )
+    if not population.held_out.any():
+        raise ValueError(
+            f"no held-out customer among the {population.size} before the cutoff {cutoff}: the models cannot be "
+            f"evaluated (about {HOLDOUT_PERCENT}% are held out, by a hash of the customer id)"
+        )
+    if not population.column("spend_total").any():
+        raise ValueError(
+            f"every amount before the cutoff {cutoff} is 0: there is no spend to learn the value model from"
+        )
 
 
 def kernel_warnings() -> list[str]:
@@ -492,7 +519,7 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
         description=(
             f"Probability that a customer makes no purchase in the next {horizon} days "
             f"(standard scaler + logistic regression on {', '.join(names)}). Segment likely_churn: probability >= "
-            f"{threshold} (the {LIKELY_CHURN_SHARE:.0%} of training customers most likely to churn), counted on all "
+            f"{threshold} ({likely_churn_text(flagged[train_rows])}), counted on all "
             f"{population.size} customers with a purchase before the cutoff."
         ),
         specs=specs,
@@ -515,6 +542,15 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
             backtest.reference_metrics["pareto_nbd"], backtest,
         )  # fmt: skip
     return trained, detail
+
+
+def likely_churn_text(flagged: npt.NDArray[np.bool_]) -> str:
+    """What the likely_churn threshold flags among the training customers, as it is: when probabilities crowd
+    together no step of 0.01 flags near the target share, and "the 25%" over a segment of 0 was false."""
+    share = float(flagged.mean()) if flagged.size else 0.0
+    if not flagged.any():
+        return f"no training customer: no step of {LIKELY_CHURN_STEP} flags a share nearer {LIKELY_CHURN_SHARE:.0%}"
+    return f"the {share:.0%} of training customers most likely to churn"
 
 
 def _churn_headline(population: Population, backtest: ChurnBacktest | None) -> dict[str, Any]:
@@ -668,6 +704,9 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
     out = runner.run(x_all)
     predicted_all = out["value"].reshape(-1).astype(np.float64)
     purchases_all = out["purchases"].reshape(-1).astype(np.float64)
+    blank_row = no_history_row(specs, population.now)
+    blank = runner.run(blank_row)
+    _servable(out, blank, population.size)
 
     target = population.outcome_spend
     train_rows, held = population.training, population.held_out
@@ -747,14 +786,26 @@ def _value(  # noqa: PLR0917 - one step of train(), called once
         **common,
     )
     purchases_card = _purchases_card(population, refs, counts, purchases_all, common)
-    blank_row = no_history_row(specs, population.now)
-    blank = runner.run(blank_row)
     value = Trained("value", None, specs, data, value_card, x_all, predicted_all, float(blank["value"][0, 0]))
     purchases = Trained(
         "purchases", None, specs, data, purchases_card, x_all, purchases_all, float(blank["purchases"][0, 0])
     )
     detail = ValueDetail(check, actual, predicted, baselines, model_metrics, base_metrics, intervals, choice)
     return value, purchases, detail
+
+
+def _servable(out: dict[str, npt.NDArray[Any]], blank: dict[str, npt.NDArray[Any]], customers: int) -> None:
+    """Refuse a value graph that forecasts nan, inf or a negative number for a customer (``out``) or a visitor
+    without orders (``blank``): serving would hand it to rules as a value (exit 0 was worse than no model)."""
+    for name in ("purchases", "value"):
+        found = np.concatenate([out[name].reshape(-1), blank[name].reshape(-1)])
+        bad = found[~(np.isfinite(found) & (found >= 0))]
+        if bad.size:
+            raise ValueError(
+                f"the fitted {name} model forecasts {bad[0]:g} for {bad.size} of {found.size} rows (the customers "
+                f"and a visitor without orders): its fit on {customers} customers is degenerate or beyond what the "
+                "ONNX graph computes; more customers or a longer history may help"
+            )
 
 
 def _learned_backtest(tx: Transactions, population: Population, names: list[str], seed: int) -> dict[str, FloatArray]:

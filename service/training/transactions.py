@@ -5,7 +5,9 @@ Two input forms:
 * ``cdnow``: the CDNOW master file (``data/cdnow/CDNOW_master.txt``): whitespace separated,
   one header line, then ``customer_id date(YYYYMMDD) number_of_cds dollar_value``;
 * ``csv``: a header ``customer_id,date,amount`` (other columns are ignored), ``date`` as
-  ``YYYY-MM-DD``, ``amount`` in the shop's currency (zero allowed, negative refused).
+  ``YYYY-MM-DD``, ``amount`` in the shop's currency (zero allowed, negative or 10^15 and more refused).
+
+Both are UTF-8 text; dates before 1970 are fine (their day numbers are negative).
 
 Conventions, the same for both:
 
@@ -37,6 +39,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from service.telemetry.events import MAX_OUTCOME_VALUE
+
 Format = Literal["cdnow", "csv"]
 FORMATS: tuple[Format, ...] = ("cdnow", "csv")
 
@@ -46,6 +50,18 @@ HOLDOUT_PERCENT = 25
 VALIDATION_PERCENT = 20  # of all customers, taken from the training customers, to choose features
 _HOLDOUT_SALT = b"tailor-holdout-v1:"
 _CDNOW_FIELDS = 4
+# An amount is refused from 10^15 up, the bound outcome events have (ADR 0017): no purchase is worth that in
+# any currency, and 1e308 passed a finite check to overflow the fits' sums, which then named no line.
+MAX_AMOUNT = MAX_OUTCOME_VALUE
+# Compressed files are refused by name: decoded as text they failed on a byte with no word of what the file is.
+_COMPRESSED = (
+    (b"\x1f\x8b", "a gzip"),
+    (b"PK\x03\x04", "a zip"),
+    (b"BZh", "a bzip2"),
+    (b"\xfd7zXZ\x00", "an xz"),
+    (b"\x28\xb5\x2f\xfd", "a zstd"),
+)
+_HEAD_BYTES = 64  # what is read for text after a magic number: "BZh" can also start a text file
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -112,7 +128,7 @@ def detect_format(path: Path) -> Format:
 def load(path: Path, fmt: Format | None = None, source: str | None = None) -> Transactions:
     """Read a transaction file; ``fmt`` defaults to ``csv`` for ``*.csv`` and ``cdnow`` otherwise."""
     raw = path.read_bytes()
-    text = raw.decode("utf-8-sig")
+    text = _text(raw, path)
     kind = fmt or detect_format(path)
     rows = _parse_cdnow(text, path) if kind == "cdnow" else _parse_csv(text, path)
     if not rows:
@@ -127,6 +143,28 @@ def load(path: Path, fmt: Format | None = None, source: str | None = None) -> Tr
         day=np.array([day for _, day, _ in rows], dtype=np.int64),
         amount=np.array([amount for _, _, amount in rows], dtype=np.float64),
     )
+
+
+def _text(raw: bytes, path: Path) -> str:
+    """The file as UTF-8 text (a byte order mark allowed); a compressed file or another encoding named at its line."""
+    for magic, kind in _COMPRESSED:
+        if raw.startswith(magic) and not _decodes(raw[:_HEAD_BYTES]):
+            raise ValueError(f"{path}: {kind} file, not a text file: decompress it first")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = raw.count(b"\n", 0, exc.start) + 1
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise ValueError(f"{path}:{line_no}: byte 0x{byte} is not UTF-8: save the file as UTF-8 text") from None
+
+
+def _decodes(head: bytes) -> bool:
+    """Whether the first bytes are UTF-8 text (a character cut at the end allowed)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+    return True
 
 
 def _parse_cdnow(text: str, path: Path) -> list[tuple[str, int, float]]:
@@ -177,12 +215,30 @@ def _amount(text: str, path: Path, line_no: int) -> float:
         raise ValueError(f"{path}:{line_no}: amount '{text}' is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{path}:{line_no}: amount {text} must be a finite number >= 0 (net refunds out first)")
+    if value >= MAX_AMOUNT:
+        raise ValueError(f"{path}:{line_no}: amount {text} must be below 10^15 (a unit or a typo?)")
     return value
 
 
 def default_cutoff(tx: Transactions, horizon_days: int = DEFAULT_HORIZON_DAYS) -> date:
     """The latest cutoff whose whole outcome window is in the data (CDNOW: 1998-06-30 + 1 - 273 days = 1997-10-01)."""
-    return tx.last_day + timedelta(days=1 - horizon_days)
+    try:
+        return tx.last_day + timedelta(days=1 - horizon_days)
+    except OverflowError:  # before 0001-01-01: no data can come before it
+        raise ValueError(
+            f"a horizon of {horizon_days} days back from the last day of the data, {tx.last_day}, is before year 1"
+        ) from None
+
+
+def first_and_last(tx: Transactions, rows: BoolArray) -> tuple[IntArray, IntArray]:
+    """Each customer's first and last day among ``rows``; customers without a row keep the int64 extremes
+    (read them only for customers with a row: a day of any year fits far inside the sentinels)."""
+    n = len(tx.customers)
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, tx.customer[rows], tx.day[rows])
+    np.maximum.at(last, tx.customer[rows], tx.day[rows])
+    return first, last
 
 
 def bucket(customer_id: str) -> int:
@@ -237,7 +293,10 @@ def population_at(tx: Transactions, cutoff: date, horizon_days: int = DEFAULT_HO
     """Attributes at ``cutoff`` and outcomes in the ``horizon_days`` from it, for every earlier buyer."""
     if horizon_days < 1:
         raise ValueError(f"the horizon must be at least one day, not {horizon_days}")
-    end = cutoff + timedelta(days=horizon_days - 1)
+    try:
+        end = cutoff + timedelta(days=horizon_days - 1)
+    except OverflowError:  # after 9999-12-31: no data can reach it
+        raise ValueError(f"cutoff {cutoff} with a horizon of {horizon_days} days ends after the year 9999") from None
     if not tx.first_day < cutoff <= tx.last_day or end > tx.last_day:
         raise ValueError(
             f"cutoff {cutoff} with a horizon of {horizon_days} days needs data from before {cutoff} until {end}; "
@@ -247,11 +306,7 @@ def population_at(tx: Transactions, cutoff: date, horizon_days: int = DEFAULT_HO
     n = len(tx.customers)
     before = tx.day < cut
     after = (tx.day >= cut) & (tx.day < cut + horizon_days)
-    big = np.iinfo(np.int64).max
-    first = np.full(n, big, dtype=np.int64)
-    last = np.full(n, -1, dtype=np.int64)
-    np.minimum.at(first, tx.customer[before], tx.day[before])
-    np.maximum.at(last, tx.customer[before], tx.day[before])
+    first, last = first_and_last(tx, before)
     spend = np.bincount(tx.customer[before], weights=tx.amount[before], minlength=n)
     purchase_days = np.unique(np.stack([tx.customer[before], tx.day[before]], axis=1), axis=0)
     orders = np.bincount(purchase_days[:, 0], minlength=n)
@@ -260,7 +315,9 @@ def population_at(tx: Transactions, cutoff: date, horizon_days: int = DEFAULT_HO
     later_days = np.unique(np.stack([tx.customer[after], tx.day[after]], axis=1), axis=0)
     later_orders = np.bincount(later_days[:, 0], minlength=n)
 
-    members = np.flatnonzero(last >= 0)
+    # Membership is "has a row before the cutoff", not a day >= 0: days before 1970 are negative, and a
+    # sentinel of -1 for "never" dropped every customer whose last purchase was before 1970 (52 of 400 kept).
+    members = np.flatnonzero(np.bincount(tx.customer[before], minlength=n) > 0)
     ids = tuple(tx.customers[i] for i in members)
     attributes = tuple(
         {

@@ -1,10 +1,13 @@
-"""One full training on the committed data, shared by the tests that need fitted pipelines."""
+"""One full training on the committed data, shared by the tests that need fitted pipelines; a generated shop."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import csv
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.training.train import TrainingRun, train
@@ -15,6 +18,31 @@ DATA = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
 MODELS = ROOT / "models"
 FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 FULL_RUN = "full_run"
+
+
+Amount = Callable[[np.random.Generator, float], float]
+
+
+def _around(rng: np.random.Generator, spend: float) -> float:
+    return spend * float(rng.uniform(0.5, 1.5))
+
+
+def shop(path: Path, customers: int = 240, start: date = date(2024, 1, 1), amount: Amount = _around) -> Path:
+    """Customers who join over 13 weeks and buy at their own rate for 78 weeks (seeded: always the same file);
+    each order's amount is ``amount(rng, the customer's typical spend)``."""
+    rng = np.random.default_rng(7)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["customer_id", "date", "amount"])
+        for i in range(customers):
+            day = int(rng.integers(0, 91))
+            rate = float(rng.choice([0.005, 0.02, 0.06]))
+            life = int(rng.integers(30, 546))
+            spend = float(rng.uniform(8, 120))
+            while day < min(life, 546):
+                out.writerow([f"c{i:04d}", (start + timedelta(days=day)).isoformat(), f"{amount(rng, spend):.2f}"])
+                day += 1 + int(rng.geometric(rate))
+    return path
 
 
 @pytest.fixture(scope="session")

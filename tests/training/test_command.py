@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from service.training.cards import read_card
@@ -16,31 +14,11 @@ from service.training.command import main
 from service.training.report import FIGURES
 from service.training.transactions import default_cutoff, load
 
-from .conftest import ROOT
-
-
-def _shop(path: Path, customers: int = 240) -> Path:
-    """Customers who join over 13 weeks and buy at their own rate for 78 weeks (seeded: always the same file)."""
-    rng = np.random.default_rng(7)
-    start = date(2024, 1, 1)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["customer_id", "date", "amount"])
-        for i in range(customers):
-            day = int(rng.integers(0, 91))
-            rate = float(rng.choice([0.005, 0.02, 0.06]))
-            life = int(rng.integers(30, 546))
-            spend = float(rng.uniform(8, 120))
-            while day < min(life, 546):
-                out.writerow(
-                    [f"c{i:04d}", (start + timedelta(days=day)).isoformat(), f"{spend * rng.uniform(0.5, 1.5):.2f}"]
-                )
-                day += 1 + int(rng.geometric(rate))
-    return path
+from .conftest import ROOT, shop
 
 
 def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = _shop(tmp_path / "shop.csv")
+    data = shop(tmp_path / "shop.csv")
     out, report = tmp_path / "models", tmp_path / "report"
     code = main(["--data", str(data), "--out", str(out), "--report", str(report), "--seed", "1"])
     printed = capsys.readouterr().out
@@ -63,7 +41,7 @@ def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: p
 
 
 def test_format_flag_and_cutoff_flag(tmp_path: Path) -> None:
-    data = _shop(tmp_path / "shop.txt")  # not *.csv: --format says what it is
+    data = shop(tmp_path / "shop.txt")  # not *.csv: --format says what it is
     out = tmp_path / "models"
     args = ["--data", str(data), "--format", "csv", "--cutoff", "2024-06-01", "--out", str(out)]
     assert main([*args, "--report", str(tmp_path / "report")]) == 0
@@ -71,7 +49,7 @@ def test_format_flag_and_cutoff_flag(tmp_path: Path) -> None:
 
 
 def test_horizon_flag_sets_the_outcome_window(tmp_path: Path) -> None:
-    data = _shop(tmp_path / "shop.csv")
+    data = shop(tmp_path / "shop.csv")
     out = tmp_path / "models"
     assert main(["--data", str(data), "--horizon", "91", "--out", str(out), "--report", str(tmp_path / "r")]) == 0
     card = read_card(out / "churn.yaml")
