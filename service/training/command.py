@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.training.transactions import DEFAULT_HORIZON_DAYS, FORMATS, Format, default_cutoff, load
 
@@ -155,10 +156,10 @@ def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:
         (f"data {run.tx.source}: {run.tx.rows} transactions, {len(run.tx.customers)} customers; cutoff {pop.cutoff}, "
         f"features {pop.feature_days} days, outcome {pop.outcome_days} days; {pop.size} customers "
         f"({int(pop.held_out.sum())} held out)"),
-        f"rfm:   k={run.rfm.k} (elbow k={choice.elbow}; best silhouette at or after it within 0.01; "
+        f"rfm:   k={run.rfm.k} (elbow k={choice.elbow}; best silhouette at or after it within 0.01{_lowered(run)}; "
         f"silhouette {choice.silhouette[choice.ks.index(run.rfm.k)]:.3f}, alone it would pick k={best_silhouette}); "
         + ", ".join(f"{name} {count}" for name, count in run.models["rfm"].card.segments.items()),
-        (f"churn: ROC AUC {c['roc_auc']:.4f} vs Pareto/NBD {cb['roc_auc']:.4f}; Brier {c['brier']:.4f} "
+        (f"churn: ROC AUC {_figure(c['roc_auc'])} vs Pareto/NBD {_figure(cb['roc_auc'])}; Brier {c['brier']:.4f} "
         f"vs {cb['brier']:.4f} ({_churn_kind(run)}); likely_churn {run.models['churn'].card.segments['likely_churn']}"),
         (f"value (out of time): MAE {v['mae']:.2f} RMSE {v['rmse']:.2f} top decile {v['top_decile_share']:.3f} "
         f"total/actual {v['total_ratio']:.3f} (served {run.value.choice.chosen}); BG/NBD x GG "
@@ -170,6 +171,20 @@ def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:
     lines += [f"WARNING: {w}" for w in run.warnings] or ["warnings: none"]
     lines.append(f"wrote {len(written)} files in {seconds:.1f} s: " + ", ".join(p.as_posix() for p in written))
     return "\n".join(lines) + "\n"
+
+
+def _lowered(run: TrainingRun) -> str:
+    """The minimum cluster's part of the k line: the report said k was lowered, the summary did not."""
+    metrics: Any = run.models["rfm"].card.metrics  # JSON: the card's shape, as the report reads it
+    minimum = metrics["minimum_cluster"]
+    lowered = minimum["lowered_from"]
+    return "" if lowered is None else f", lowered from {lowered}: a cluster was under {minimum['customers']} customers"
+
+
+def _figure(value: float | None) -> str:
+    """A ROC AUC to 4 digits, or "n/a" where it is undefined: held-out customers with one outcome give nan
+    (the card holds null), and "ROC AUC nan" read as a broken run."""
+    return "n/a (one outcome among the held-out customers)" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
 def _churn_kind(run: TrainingRun) -> str:

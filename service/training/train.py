@@ -486,7 +486,7 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
     y = population.churned.astype(np.float64)
     train_rows, held = population.training, population.held_out
     if len(set(y[train_rows].tolist())) < 2:
-        raise ValueError("every training customer has the same churn outcome: move the cutoff")
+        raise ValueError(one_churn_outcome(population, bool(y[train_rows][0])))
     check = check_features("churn", columns, y, train_rows & ~population.validation, population.validation)
     names = [*RFM, *(n for n in EXTRAS if n in check.kept)]
     specs = pick(candidates, names)
@@ -542,6 +542,17 @@ def _churn(  # noqa: PLR0917 - one step of train(), called once
             backtest.reference_metrics["pareto_nbd"], backtest,
         )  # fmt: skip
     return trained, detail
+
+
+def one_churn_outcome(population: Population, churned: bool) -> str:
+    """Why churn cannot be learnt: which outcome everyone had, and what may help ("move the cutoff" alone
+    sent a shop where nobody ever bought twice looking for a cutoff that does not exist)."""
+    days, cutoff = population.outcome_days, population.cutoff
+    did = "made no purchase" if churned else "made a purchase"
+    return (
+        f"every training customer {did} in the {days} days from the cutoff {cutoff}: the churn model needs both "
+        "outcomes (another --cutoff or --horizon may give them; a shop where nobody buys again has none)"
+    )
 
 
 def likely_churn_text(flagged: npt.NDArray[np.bool_]) -> str:

@@ -35,6 +35,7 @@ def test_train_on_a_csv_writes_models_cards_and_report(tmp_path: Path, capsys: p
     text = (report / "REPORT.md").read_text()
     assert "WARNING: segment" in text  # 240 customers: every segment is under 100
     assert "rfm:   k=" in printed
+    assert ", lowered from 3: a cluster was under 100 customers;" in printed  # as the report says
     assert "churn: ROC AUC" in printed
     assert "value (out of time): MAE" in printed
     assert "WARNING: segment" in printed

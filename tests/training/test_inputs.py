@@ -15,7 +15,7 @@ import pytest
 from service.core.models import features_for
 from service.segments.onnx import OnnxScorer
 from service.training.cards import read_card
-from service.training.command import HORIZON_RANGE, SEED_RANGE, main, parser
+from service.training.command import HORIZON_RANGE, SEED_RANGE, _figure, main, parser
 from service.training.reference import GG_MIN_Q, GammaGamma, rfm_at
 from service.training.train import MIN_CUSTOMERS, _servable, likely_churn_text
 from service.training.transactions import HOLDOUT_PERCENT, bucket, default_cutoff, load, population_at
@@ -51,6 +51,12 @@ def _nothing(rng: np.random.Generator, spend: float) -> float:
     return 0.0
 
 
+def _everyone_once(path: Path) -> None:
+    """300 customers who buy once in 2024, and one who buys in mid-2025 so that the data reach a cutoff."""
+    rows = [f"c{i},2024-{1 + i % 12:02d}-{1 + i % 27:02d},{10 + i % 7}\n" for i in range(300)]
+    path.write_text(HEADER + "".join(rows) + "zz,2025-06-30,5\n")
+
+
 LATIN1 = (HEADER + "c1,2024-01-05,10\n").encode() + "café,2024-01-06,10\n".encode("latin-1")
 ONE = f"{HEADER}c1,2024-01-05,10\n"
 # file name, what writes it, how stderr starts after "tailor train: " ({file}: the path given)
@@ -63,6 +69,8 @@ BAD_FILES = [
     ("tiny.csv", lambda path: shop(path, customers=6),
      f"too few customers: 6 before the cutoff 2024-09-02, need at least {MIN_CUSTOMERS}"),
     ("none.csv", _no_held_out, f"no held-out customer among the {MIN_CUSTOMERS} before the cutoff"),
+    ("once.csv", _everyone_once,
+     "every training customer made no purchase in the 273 days from the cutoff 2024-10-01: the churn model needs both"),
     ("zero.csv", lambda path: shop(path, amount=_nothing),
      "every amount before the cutoff 2024-09-23 is 0: there is no spend to learn the value model from"),
 ]  # fmt: skip
@@ -262,3 +270,11 @@ def test_a_value_graph_forecasting_nan_inf_or_less_than_0_is_refused(
     else:
         with pytest.raises(ValueError, match=re.escape(message)):
             _servable(out, blank, MIN_CUSTOMERS)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.81234, "0.8123"), (float("nan"), "n/a (one outcome among the held-out customers)"), (None, "n/a (one")],
+)
+def test_an_undefined_roc_auc_is_printed_as_such(value: float | None, shown: str) -> None:
+    assert _figure(value).startswith(shown)  # `--horizon 1` printed "ROC AUC nan vs Pareto/NBD nan"
