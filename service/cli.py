@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
 import math
 import os
@@ -177,9 +179,8 @@ def _serve(args: argparse.Namespace) -> int:
         if bundle is None:
             return EXIT_PROBLEMS
         source = f"bundle {bundle.revision}"
-    _check_port(settings.host, settings.port)  # after the bundle: its errors come first
-    print(f"tailor: serving {source} on http://{settings.host}:{settings.port}", file=sys.stderr)
-    with _state_dir(settings.state_dir) as state_dir:
+    with _port_claimed(settings.host, settings.port), _state_dir(settings.state_dir) as state_dir:  # after the bundle
+        print(f"tailor: serving {source} on http://{_address(settings.host, settings.port)}", file=sys.stderr)
         settings = replace(settings, state_dir=state_dir)
         os.environ.update(settings.to_env())  # workers are new processes: they read settings from here
         os.environ[MULTIPROCESS_ENV] = str(_fresh(state_dir / "metrics"))
@@ -187,22 +188,59 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_port(host: str, port: int) -> None:
-    """granian's workers each bind the port with SO_REUSEPORT, so a second server on a port in use
-    starts without an error, and the kernel then splits new connections between the two (an old
+PORT_HINT = "stop it, or choose another port with --port or TAILOR_PORT"
+
+
+@contextmanager
+def _port_claimed(host: str, port: int) -> Iterator[None]:
+    """The port is checked free, and claimed for as long as this server runs.
+
+    granian's workers each bind the port with SO_REUSEPORT, so a second server on a port in use
+    started without an error, and the kernel then split new connections between the two (an old
     server, or an old bundle, answering some of the visitors). A bind without SO_REUSEPORT fails on
-    a port that anyone listens on; SO_REUSEADDR lets a port left in TIME_WAIT by a restart pass."""
+    a port that anyone listens on (``_check_port``). Two servers started at the same moment would
+    both pass it before either listens, so each first takes a lock named by the address, in the
+    temporary folder; a folder that cannot take it leaves only the check.
+    """
+    lock = Path(tempfile.gettempdir()) / f"tailor-serve-{host}-{port}.lock"
+    try:
+        fd: int | None = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and not _locked(fd):
+            taken = "another tailor serve is starting or running there"
+            raise ValueError(f"cannot listen on {_address(host, port)}: {taken} ({PORT_HINT})")
+        _check_port(host, port)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _check_port(host: str, port: int) -> None:
+    """A bind without SO_REUSEPORT, which fails where anyone listens; SO_REUSEADDR lets a port left
+    in TIME_WAIT by a restart pass."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ValueError(
-            f"cannot listen on {host}:{port}: {reason} (is another server running there? stop it, "
-            "or choose another port with --port or TAILOR_PORT)"
-        ) from None
+        hint = f" (is another server running there? {PORT_HINT})" if exc.errno == errno.EADDRINUSE else ""
+        raise ValueError(f"cannot listen on {_address(host, port)}: {exc.strerror or exc}{hint}") from None
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @contextmanager

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ STOP_TIMEOUT_S = 10.0
 
 
 FIRST_PORT = 10_000
-_handed_out: set[int] = set()
+_held: dict[int, int] = {}  # port -> the descriptor of its lock file, held until this process ends
 
 
 def free_port() -> int:
@@ -30,15 +32,32 @@ def free_port() -> int:
     could be handed it too, or a client's connect could take it as its own, before the server binds
     it. Two servers then shared it (granian binds with SO_REUSEPORT), and the kernel sent one test's
     requests to the other's server. So ports come from below the kernel's ephemeral range, where
-    neither bind(0) nor connect looks, in a slice of their own per xdist process.
+    neither bind(0) nor connect looks, and each is claimed with a lock file that this process holds
+    until it ends: another xdist process, or another pytest run on the machine, passes it by.
     """
-    process = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    for port in range(FIRST_PORT + process, _ephemeral_start(), processes):
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
+    locks = Path(tempfile.gettempdir()) / "tailor-test-ports"
+    locks.mkdir(exist_ok=True)
+    for port in range(FIRST_PORT, _ephemeral_start()):
+        if port not in _held and _claim(locks / f"{port}.lock", port):
             return port
-    raise RuntimeError(f"no free port from {FIRST_PORT} to the ephemeral range for test process {process}")
+    raise RuntimeError(f"no free port from {FIRST_PORT} to the kernel's ephemeral range")
+
+
+def _claim(lock: Path, port: int) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # another user's lock
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    if not _bindable(port):  # something outside the tests listens there
+        os.close(fd)  # and so lets the lock go
+        return False
+    _held[port] = fd
+    return True
 
 
 def _ephemeral_start() -> int:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ROOT, Server, running_server, serve_command
+from tests.integration.server import ROOT, Server, free_port, running_server, serve_command
 
 pytestmark = pytest.mark.integration
 
@@ -138,25 +139,71 @@ def test_every_worker_runs_on_uvloop(tmp_path: Path, interface: str) -> None:
     assert said == ["uvloop.Loop", "uvloop.Loop"]
 
 
-def test_a_second_server_on_the_port_of_a_running_one_is_refused(server: Server) -> None:
-    """granian's workers bind with SO_REUSEPORT: a second server on a port in use started without an
-    error, and the kernel then split new connections between the two servers."""
-    second = subprocess.Popen(
-        serve_command(ROOT, int(server.rsplit(":", 1)[1]), 1),
+def _serve_on(port: int, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        serve_command(ROOT, port, 1),
         cwd=ROOT,
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def _ended(process: subprocess.Popen[str], timeout_s: float) -> str | None:
+    """The process's stderr once it has ended within ``timeout_s``; None (and it is killed) if it still ran."""
     try:
-        _, stderr = second.communicate(timeout=60)
+        return process.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        return None
     finally:
-        if second.poll() is None:
-            os.killpg(second.pid, signal.SIGKILL)
-            second.wait()
-    assert second.returncode == 2
-    assert "Address already in use (is another server running there?" in stderr
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_a_second_server_on_the_port_of_a_running_one_is_refused(server: Server, tmp_path: Path) -> None:
+    """granian's workers bind with SO_REUSEPORT: a second server on a port in use started without an
+    error, and the kernel then split new connections between the two servers. Its lock is in another
+    temporary folder here (another container's /tmp), so the bind check is what refuses it."""
+    port = int(server.rsplit(":", 1)[1])
+    assert (stderr := _ended(_serve_on(port), 60)) is not None
+    assert f"cannot listen on 127.0.0.1:{port}: another tailor serve is starting or running there (stop it" in stderr
+    assert (stderr := _ended(_serve_on(port, TMPDIR=str(tmp_path)), 60)) is not None
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use (is another server running there? stop" in stderr
+
+
+def test_of_two_servers_started_at_once_on_one_port_one_serves(tmp_path: Path) -> None:
+    """Both passed the bind check before either listened (3 times in 3): the first to start claims the port."""
+    port = free_port()
+    both = [_serve_on(port), _serve_on(port)]
+    try:
+        with httpx.Client(timeout=1.0) as http:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and _status(http, f"http://127.0.0.1:{port}/readyz") != 200:
+                time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and all(process.poll() is None for process in both):
+            time.sleep(0.1)  # the other may reach its check after the first is ready
+        ended = [process for process in both if process.poll() is not None]
+        assert len(ended) == 1
+        stderr = _ended(ended[0], 1)
+        assert stderr is not None
+        assert f"cannot listen on 127.0.0.1:{port}: " in stderr
+        assert ended[0].returncode == 2
+    finally:
+        for process in both:
+            _ended(process, 0)
+
+
+def _status(http: httpx.Client, url: str) -> int | None:
+    try:
+        return http.get(url).status_code
+    except httpx.TransportError:
+        return None
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
