@@ -450,8 +450,25 @@ def _bundle_of(experiments: dict[str, Any], holdout: dict[str, Any] | None = Non
                 "second": {"status": "running", "arms": _TWO_ARMS, "salt": "first/traffic"},
             }
         ),
+        _bundle_of(  # at bucket version 2 the arm draw's salt is "h/v2": the holdout's
+            {"exp": {"status": "running", "arms": _TWO_ARMS, "salt": "h", "bucket_version": 2}},
+            {"percent": 10, "salt": "h/v2"},
+        ),
+        _bundle_of(
+            {
+                "first": {"status": "running", "arms": _TWO_ARMS, "salt": "s", "bucket_version": 2},
+                "second": {"status": "running", "arms": _TWO_ARMS, "salt": "s/v2/traffic"},
+            }
+        ),
     ],
-    ids=["salt-is-holdout-salt", "key-is-holdout-salt", "arm-salt-is-a-layer-draw", "arm-salt-is-an-entry-draw"],
+    ids=[
+        "salt-is-holdout-salt",
+        "key-is-holdout-salt",
+        "arm-salt-is-a-layer-draw",
+        "arm-salt-is-an-entry-draw",
+        "versioned-arm-salt-is-holdout-salt",
+        "arm-salt-is-a-versioned-entry-draw",
+    ],
 )
 def test_a_salt_serves_one_draw_only(rules: dict[str, Any]) -> None:
     with pytest.raises(BundleError):

@@ -491,14 +491,14 @@ def _check_draws(c: _Compiler, experiments: Mapping[str, _Defined[Experiment]]) 
         if spec.holdout is not None:
             claim(spec.holdout.salt, "holdout", "the holdout", file, ("holdout", "salt"))
     for name, d in experiments.items():
-        salt = d.spec.salt or name
+        salt = arm_salt(name, d.spec)  # with its bucket version: "h" at version 2 draws as "h/v2"
         if d.spec.layer is not None:
             layer = d.spec.layer
             claim(f"layer/{layer}", f"layer {layer}", f"the entry draw of layer '{layer}'", d.file, (*d.path, "layer"))
         else:
             claim(f"{salt}/traffic", f"entry {salt}", f"the entry draw of experiment '{name}'", d.file, d.path)
     for name, d in experiments.items():
-        salt = d.spec.salt or name
+        salt = arm_salt(name, d.spec)
         where = (*d.path, "salt") if d.spec.salt is not None else d.path
         claim(salt, f"arm {salt}", f"the arm draw of experiment '{name}'", d.file, where)
 
@@ -607,9 +607,16 @@ def _warn_one_armed(c: _Compiler, experiments: Mapping[str, _Defined[Experiment]
             )
 
 
+def arm_salt(name: str, spec: Experiment) -> str:
+    """The salt of an experiment's arm draw (its entry draw appends "/traffic").
+
+    Version 1 hashes as before bucket versions existed, so the frozen vectors keep their buckets.
+    """
+    return (spec.salt or name) + ("" if spec.bucket_version == 1 else f"/v{spec.bucket_version}")
+
+
 def _experiment(name: str, spec: Experiment) -> CompiledExperiment:
-    # Version 1 hashes as before bucket versions existed, so the frozen vectors keep their buckets.
-    salt = (spec.salt or name) + ("" if spec.bucket_version == 1 else f"/v{spec.bucket_version}")
+    salt = arm_salt(name, spec)
     if spec.layer is not None and spec.layer_slice is not None:
         entry_prefix = bucketing.hash_prefix(f"layer/{spec.layer}")
         low, high = (bucketing.percent_to_buckets(p) for p in spec.layer_slice)
