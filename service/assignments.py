@@ -32,7 +32,11 @@ DOMAIN = b"tailor.assignments/1."  # ties the MAC to this use of the key
 MAC_BYTES = 16  # 128 bits: forging one takes 2^128 tries
 TAG_BYTES = 9  # 72 bits: enough to tell one visitor's token from another's; it authenticates nothing
 SECONDS_PER_DAY = 86_400
-MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_CHARS = 4096  # a longer token is read as malformed (ignored), never refused with a 400
+# An issued token fits in a cookie: browsers keep 4,096 bytes a cookie, its name and attributes
+# included. A visitor who held arms of 90 experiments was issued 4,113 characters, which the next
+# request could not even send; a token over this drops the holds that matter least (ADR 0019).
+ISSUED_MAX_CHARS = 3_800
 
 TokenStatus = Literal["valid", "malformed", "bad_signature", "other_visitor", "expired", "no_key", "no_visitor_id"]
 """What became of the token a request sent: ``valid`` was honoured, any other value says why it was ignored."""
@@ -85,11 +89,31 @@ class AssignmentTokens:
         if not self._key or not visitor_id:
             return None
         arms = {key: kept for key, kept in held.items() if key in bundle.experiments}
+        assigned = []
         for placed in decision.placements.values():
             assignment = placed.experiment
             if placed.reason == "experiment" and assignment is not None:
                 arms[assignment.key] = (assignment.arm, bundle.experiments[assignment.key].bucket_version)
-        return self.sign(visitor_id, arms, now) if arms else None
+                assigned.append(assignment.key)
+        if not arms:
+            return None
+        token = self.sign(visitor_id, arms, now)
+        if len(token) <= ISSUED_MAX_CHARS:  # almost always, at the first signing
+            return token
+        return self._trimmed(visitor_id, arms, _priority(bundle, arms, assigned), now)
+
+    def _trimmed(self, visitor_id: str, arms: Held, priority: list[str], now: float) -> str | None:
+        """The token of the most arms, taken in ``priority`` order, that fits ``ISSUED_MAX_CHARS``: a
+        binary search over how many (a token's length grows with each arm kept)."""
+        fits, low, high = None, 1, len(priority) - 1
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = self.sign(visitor_id, {key: arms[key] for key in priority[:middle]}, now)
+            if len(candidate) <= ISSUED_MAX_CHARS:
+                fits, low = candidate, middle + 1
+            else:
+                high = middle - 1
+        return fits
 
     def sign(self, visitor_id: str, arms: Held, now: float) -> str:
         """A token for this visitor holding these arms, issued at ``now`` (epoch seconds)."""
@@ -120,6 +144,12 @@ class AssignmentTokens:
 
     def __repr__(self) -> str:
         return "AssignmentTokens(key=<hidden>)"
+
+
+def _priority(bundle: Bundle, arms: Held, assigned: list[str]) -> list[str]:
+    """Which holds a token that would not fit keeps first: the arms this decision served, then those of
+    running experiments (a stopped one gives no arm, token or not), each group by key."""
+    return sorted(arms, key=lambda key: (key not in assigned, bundle.experiments[key].status != "running", key))
 
 
 def _b64(raw: bytes) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.assignments import SECONDS_PER_DAY, AssignmentTokens, Held
+from service.assignments import ISSUED_MAX_CHARS, MAX_TOKEN_CHARS, SECONDS_PER_DAY, AssignmentTokens, Held
 from service.bundle.loader import load_bundle
 from service.core.compile import Bundle
 from service.core.decide import Decision, DecisionRequest, decide
@@ -162,3 +162,39 @@ def test_any_single_byte_change_is_ignored(position: int, byte: int) -> None:
     held, status = TOKENS.read(changed, "v-1", NOW.timestamp())
     assert held == {}
     assert status in ("bad_signature", "malformed")
+
+
+def _many_experiments(tmp_path: Path, running: int, stopped: int) -> Bundle:
+    """One placement per experiment, each experiment's key 60 characters long (ids like marketers write)."""
+    root = tmp_path / "many"
+    (root / "rules").mkdir(parents=True)
+    (root / "content").mkdir()
+    names = [(f"exp_{i:03d}_" + "spring_homepage_layout_test_" * 2)[:60] for i in range(running + stopped)]
+    placements = "".join(f"  p{i}: {{ default: plain, rules: [{{ experiment: {n} }}] }}\n" for i, n in enumerate(names))
+    arms = "[{ key: a, variant: a }, { key: b, variant: b }]"
+    experiments = "".join(
+        f"  {n}: {{ status: {'running' if i < running else 'stopped'}, arms: {arms} }}\n" for i, n in enumerate(names)
+    )
+    (root / "rules" / "rules.yaml").write_text(f"version: 1\nplacements:\n{placements}experiments:\n{experiments}")
+    (root / "content" / "variants.yaml").write_text(VARIANTS)
+    return load_bundle(root)
+
+
+def test_a_token_of_many_experiments_fits_a_cookie_and_keeps_what_matters(tmp_path: Path) -> None:
+    """A visitor of 90 experiments was issued 4,113 characters, and the next request was a 400 (ADR 0019)."""
+    bundle = _many_experiments(tmp_path, running=80, stopped=20)
+    held: Held = dict.fromkeys(bundle.experiments, ("a", 1))
+    served = "p41"
+    decision = decide(bundle, DecisionRequest("v-1", {}, NOW, personalization=True, placements=(served,)))
+    experiment = decision.placements[served].experiment
+    assert experiment is not None
+    token = TOKENS.issue(bundle, decision, held, "v-1", NOW.timestamp())
+    assert token is not None
+    assert len(TOKENS.sign("v-1", held, NOW.timestamp())) > MAX_TOKEN_CHARS  # all 100 would not fit
+    assert len(token) <= ISSUED_MAX_CHARS
+    kept, status = TOKENS.read(token, "v-1", NOW.timestamp())
+    assert status == "valid"
+    assert kept[experiment.key] == (experiment.arm, 1)  # this decision's arm first
+    assert 0 < len(kept) < 80
+    assert all(bundle.experiments[key].status == "running" for key in kept)  # a stopped one's hold goes first
+    assert TOKENS.read("A" * (MAX_TOKEN_CHARS + 1), "v-1", NOW.timestamp()) == ({}, "malformed")

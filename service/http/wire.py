@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from service.assignments import MAX_TOKEN_CHARS, TokenStatus
+from service.assignments import TokenStatus
 from service.telemetry.events import MAX_OUTCOME_VALUE
 
 VisitorId = Annotated[str, Meta(max_length=256, description="A stable id (cookie or account); buckets depend on it.")]
@@ -30,8 +30,9 @@ class Visitor(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: VisitorId | None = None
     attributes: dict[str, Any] = {}
     consent: Consent = Consent()
-    assignments_token: Annotated[str, Meta(max_length=MAX_TOKEN_CHARS)] | None = None
-    """The ``assignments_token`` of this visitor's last decision: keeps their experiment arms."""
+    assignments_token: str | None = None
+    """The ``assignments_token`` of this visitor's last decision: keeps their experiment arms. One over
+    ``MAX_TOKEN_CHARS`` is ignored as malformed (ADR 0019): a 400 left its holder without any decision."""
 
 
 class Context(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

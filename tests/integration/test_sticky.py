@@ -55,6 +55,7 @@ def test_tokens_keep_arms_on_a_reweighted_replica(tmp_path: Path) -> None:
         copied = _hero(http, other[0], some[1]["assignments_token"])
         token = some[1]["assignments_token"]
         flipped = _hero(http, some[0], token[:-1] + ("A" if token[-1] != "A" else "B"))
+        oversized = _hero(http, some[0], "A" * 5000)  # a 400 here left its holder without any decision
     assert all(_arm(again[v]) == _arm(a) for v, a in holders.items())
     assert {answer["assignments_token_status"] for answer in again.values()} == {"valid"}
     assert all(answer["placements"]["home_hero"]["experiment"]["sticky"] for answer in again.values())
@@ -62,6 +63,7 @@ def test_tokens_keep_arms_on_a_reweighted_replica(tmp_path: Path) -> None:
     assert moved > len(holders) / 4  # without tokens, 50/50 → 90/10 moves 40 % of them
     assert copied["assignments_token_status"] == "other_visitor"
     assert flipped["assignments_token_status"] == "bad_signature"
+    assert oversized["assignments_token_status"] == "malformed"
 
 
 def test_a_server_without_a_key_issues_no_token_and_says_so() -> None:
