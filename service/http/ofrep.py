@@ -387,11 +387,12 @@ def stream_token(key: str) -> str:
 
 
 def stream_authorized(request: Request[Any, Any, Any], key: str | None, token: str | None) -> bool:
-    """The stream's URL token (a browser's EventSource sends no headers), or the key in a header,
-    as a server-side SSE client sends it to every route."""
-    if key and token is not None:
-        return hmac.compare_digest(token.encode(), stream_token(key).encode())
-    return authorized(request, key)
+    """The key in a header, as a server-side SSE client sends it to every route, or the stream's URL
+    token (a browser's EventSource sends no headers): either will do, so a stale token in a URL the
+    client kept does not undo a right header."""
+    if authorized(request, key):
+        return True
+    return token is not None and hmac.compare_digest(token.encode(), stream_token(key or "").encode())
 
 
 def _events_uri(key: str | None) -> str:

@@ -107,6 +107,9 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ({"x-api-key": "wrong"}, "", 401),
         ({}, f"?token={ofrep.stream_token(KEY)}", 200),  # EventSource cannot: the bulk response's URL
         ({}, "?token=wrong", 401),
+        ({"x-api-key": KEY}, "?token=stale", 200),  # either one will do: a stale token undid a right key
+        ({"authorization": f"Bearer {KEY}"}, "?token=", 200),
+        ({"x-api-key": "wrong"}, f"?token={ofrep.stream_token(KEY)}", 200),
     ],
 )  # fmt: skip
 def test_the_stream_takes_the_key_in_a_header_or_its_token(

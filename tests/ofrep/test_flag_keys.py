@@ -24,6 +24,7 @@ ODD_KEYS = [
     ("%2F", "/"),
     ("%2F%2F", "//"),
     ("home_hero%2F", "home_hero/"),
+    ("home_hero/", "home_hero/"),  # sent as it is: it evaluated home_hero
     ("home_hero%2Fx", "home_hero/x"),
     ("%2Fhome_hero", "/home_hero"),
     ("", ""),  # flags/ with its trailing slash: the key "" of a provider, not the bulk route
