@@ -38,9 +38,7 @@ def _text_experiment(e: Experiment) -> list[str]:
     lines += [
         f"  arm {a.key:<12} {a.visitors:>9} visitors  {a.share:6.1%} (expected {a.expected_share:.1%})" for a in e.arms
     ]
-    lines += [
-        f"  segment {s.segment}: SRM p = {s.srm_p:.3g}{'  MISMATCH' if s.srm_p < 0.001 else ''}" for s in e.segments
-    ]
+    lines += [f"  segment {s.segment}: SRM p = {s.srm_p:.3g}{'  MISMATCH' if s.srm else ''}" for s in e.segments]
     widths = _widths(e.comparisons)
     lines.append(
         _text_line(("arm", "segment", "metric", "lift", "interval", "p", "p(BH)", "P(beat)", "MDE", "days"), widths)

@@ -100,6 +100,7 @@ class SegmentSrm(msgspec.Struct, frozen=True):
     segment: str
     visitors: list[int]
     srm_p: float
+    srm: bool = False  # srm_p below SRM_THRESHOLD: this slice's assignment or logging is broken
 
 
 class Experiment(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,12 +239,16 @@ def _experiment(
             for i, (arm, count) in enumerate(zip(design.arms, visitors, strict=True))
         ],
         segments=[
-            SegmentSrm(segment, counts, float(stats.srm_p_value(counts, weights)))
+            _segment_srm(segment, [entry.visitors.get(arm, 0) for arm in design.arms], weights)
             for segment, entry in sorted((s, e) for s, e in by_segment.items() if s is not None)
-            if (counts := [entry.visitors.get(arm, 0) for arm in design.arms])
         ],
         comparisons=comparisons,
     )  # fmt: skip
+
+
+def _segment_srm(segment: str, counts: list[int], weights: stats.Num) -> SegmentSrm:
+    p = float(stats.srm_p_value(counts, weights))
+    return SegmentSrm(segment, counts, p, p < stats.SRM_THRESHOLD)
 
 
 def _read_days(days: float, options: Options) -> float:

@@ -23,6 +23,7 @@ class Plan:
     lift: float = 1.0  # relative lift of "bold" in the planted segment
     planted_segment: str = "vip"
     bold_kept: float = 1.0  # share of bold's exposures that reach the log (below 1: a broken assignment)
+    lost_in: str | None = None  # lose them only in this segment (a redirect that breaks for one kind of visitor)
     seed: int = 5
     segments: tuple[str, ...] = field(default=("vip", "lapsed"))
 
@@ -33,9 +34,12 @@ def events(plan: Plan) -> list[Event]:
     for number in range(plan.visitors):
         visitor = f"{number:032x}"  # stands for a pseudonym
         arm = "bold" if rng.random() < 0.5 else "control"
-        if arm == "bold" and rng.random() > plan.bold_kept:
+        lost = arm == "bold" and rng.random() > plan.bold_kept  # the same draws as before lost_in
+        if lost and plan.lost_in is None:
             continue
         segment = rng.choice([*plan.segments, ""], p=[0.3] * len(plan.segments) + [1 - 0.3 * len(plan.segments)])
+        if lost and segment == plan.lost_in:
+            continue
         segments = (str(segment),) if segment else ()
         seen = START + timedelta(days=float(rng.uniform(0, plan.days)))
         found += [_decision(visitor, arm, seen, segments, True, number)]
