@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +148,16 @@ def test_events_the_log_cannot_take_are_refused_whole(tmp_path: Path) -> None:
     answer = outcomes.accept(batch, client_time=False)
     assert answer == wire.EventsAccepted(accepted=0, refused=2, dropped_no_consent=1)
     assert 'tailor_outcome_events_total{result="refused"} 2.0' in metrics.exposition().decode()
+
+
+@pytest.mark.parametrize(("ahead", "status"), [(timedelta(hours=23), 202), (timedelta(days=2), 400)])
+def test_an_event_time_a_day_after_the_servers_is_refused(tmp_path: Path, ahead: timedelta, status: int) -> None:
+    """One event dated 2099 was taken with a 202, and `tailor analyze` then refused the whole log (ADR 0020)."""
+    when = (datetime.now(UTC) + ahead).isoformat()
+    with TestClient(app=_app(tmp_path, allow_client_time=True)) as client:
+        answer = client.post("/v1/events", json={"events": [_event(0), _event(1, time=when)]})
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        [error] = answer.json()["errors"]
+        assert error["loc"] == "$.events[1].time"
+        assert error["message"].startswith("an event time may be at most a day after the server's clock (until ")

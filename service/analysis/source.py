@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from service.core.errors import TailorError
-from service.telemetry.events import MAX_OUTCOME_VALUE, OUTCOME_SCHEMA, SCHEMA
+from service.telemetry.events import FUTURE_SLACK_SECONDS, MAX_OUTCOME_VALUE, OUTCOME_SCHEMA, SCHEMA
 
 QUERIES_FILE = Path(__file__).with_name("events.sql")
 DAY_SECONDS = 86_400.0
@@ -41,7 +41,6 @@ EVENT_COLUMNS = {
     "metric": "VARCHAR",
     "value": "DOUBLE",
 }
-FUTURE_SLACK_SECONDS = DAY_SECONDS  # a writer's clock may run ahead a little; a day ahead is a wrong clock
 # What makes an event unusable, and how the error says it: SQL over the events table, first rows first.
 ROW_PROBLEMS = {
     "has no time": "time IS NULL",

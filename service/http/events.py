@@ -9,12 +9,12 @@ analytics consent is tied to nobody, useless to any analysis, and dropped (and c
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.core.errors import RequestError
 from service.http import wire
 from service.settings import Settings
-from service.telemetry.events import OutcomeEvent, outcome_event
+from service.telemetry.events import FUTURE_SLACK_SECONDS, OutcomeEvent, outcome_event
 from service.telemetry.metrics import Metrics
 from service.telemetry.recorder import DecisionRecorder
 
@@ -25,6 +25,8 @@ EVENT_TIME_REFUSED = (
     "an event time is accepted only when the server allows client time (TAILOR_ALLOW_CLIENT_TIME) "
     "or with the admin token; leave it out to use the server's clock"
 )
+
+EVENT_TIME_AHEAD = "an event time may be at most a day after the server's clock (until {latest}); is its clock wrong?"
 
 
 class Outcomes:
@@ -39,7 +41,7 @@ class Outcomes:
         self.clock = clock
 
     def accept(self, data: wire.EventsRequest, *, client_time: bool) -> wire.EventsAccepted:
-        check_events(data, self.settings, client_time=client_time)
+        check_events(data, self.settings, client_time=client_time, now=self.clock())
         consented = [item for item in data.events if item.consent.analytics]
         queued = 0
         if consented and self.recorder is not None:
@@ -73,14 +75,20 @@ def body_limit(settings: Settings) -> int:
     return max(settings.max_body_bytes, (settings.max_events + 1) * EVENT_BODY_BYTES)
 
 
-def check_events(data: wire.EventsRequest, settings: Settings, *, client_time: bool) -> None:
-    """The batch limit, and no event time from a client that may not name one."""
+def check_events(data: wire.EventsRequest, settings: Settings, *, client_time: bool, now: datetime) -> None:
+    """The batch limit, no event time from a client that may not name one, and none a day ahead of ours."""
     if len(data.events) > settings.max_events:
         raise RequestError(f"at most {settings.max_events} events per request", "$.events")
-    if not client_time:
-        for index, item in enumerate(data.events):
-            if item.time is not None:
-                raise RequestError(EVENT_TIME_REFUSED, f"$.events[{index}].time")
+    latest = now + timedelta(seconds=FUTURE_SLACK_SECONDS)
+    for index, item in enumerate(data.events):
+        if item.time is None:
+            continue
+        if not client_time:
+            raise RequestError(EVENT_TIME_REFUSED, f"$.events[{index}].time")
+        if _time(item.time, lambda: now) > latest:  # one such event made `tailor analyze` refuse the whole log
+            raise RequestError(
+                EVENT_TIME_AHEAD.format(latest=f"{latest:%Y-%m-%dT%H:%M:%SZ}"), f"$.events[{index}].time"
+            )
 
 
 def _time(given: datetime | None, clock: Callable[[], datetime]) -> datetime:

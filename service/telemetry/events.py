@@ -136,6 +136,9 @@ DEFAULT_OUTCOME_VALUE = 1.0  # an outcome without a value counts once: a convers
 # No outcome is worth 10^15 in any currency (a unit or a typo), and near 1e154 the analysis's sums of
 # squares overflow: the endpoint refuses such a value, and `tailor analyze` refuses a logged one (ADR 0017).
 MAX_OUTCOME_VALUE = 1e15
+# A writer's clock may run ahead a little; an event a day after now is a wrong clock, which `tailor analyze`
+# refuses (it would sit in every window to come), so the endpoint refuses it too (ADR 0020).
+FUTURE_SLACK_SECONDS = 86_400.0
 MAX_METRIC_CHARS = 64
 
 
