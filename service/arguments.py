@@ -35,3 +35,21 @@ def setting_number(name: str) -> Callable[[str], int | float]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """The type of a flag that takes a whole number in [low, high], worded as the settings word theirs
+    ("'X' is below N"), so a user reads one language whether a number came from a flag or the environment."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{raw!r} is below {low}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{raw!r} is above {high}")
+        return value
+
+    return parse

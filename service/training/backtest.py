@@ -31,6 +31,7 @@ Nothing here reads an outcome on or after the cutoff ``T`` except to measure the
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from scipy.optimize import minimize_scalar
 
 from service.core.models import FeatureSpec
 from service.training import evaluate
-from service.training.closed_form import pareto_terms
+from service.training.closed_form import bgnbd_exact, pareto_terms
 from service.training.features import CLOSED_FORM, candidate_specs, feature_matrix, pick
 from service.training.fit import churn_pipeline, positive_column, value_pipeline, wide
 from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd, Rfm, from_days
@@ -60,6 +61,8 @@ BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0)  # lower edges of the buckets of orders of `
 BLEND: Literal["blend"] = "blend"
 BLEND_WEIGHTS = tuple(i / 10 for i in range(11))  # BG/NBD's weight; the rest is Pareto/NBD's
 POWER_BOUNDS = (-2.0, 2.0)
+# The bounds on BG/NBD's a tried, largest first, when the free fit's graph is not exact (``exact_bgnbd``).
+BGNBD_MAX_A = (100.0, 30.0, 10.0, 3.0, 1.5)  # a > 1: E[purchases] has a - 1 below
 PLAIN = "bg_nbd"  # the reference every candidate is measured against, and the fallback
 VALUE_WINDOWS = 3  # q = W // 3: the tuning backtest needs three windows before T (fit, correction, outcome)
 CHURN_WINDOWS = 2  # b = W // 2: the churn fit at T - b needs b days of history
@@ -105,13 +108,39 @@ def references(population: Population, candidates: dict[str, FeatureSpec]) -> Re
     rows = population.training
     fit_on = Rfm(rfm.x[rows], rfm.t_x[rows], rfm.T[rows])
     return References(
-        BgNbd.fit(fit_on),
+        exact_bgnbd(fit_on, population.outcome_days),
         ParetoNbd.fit(fit_on),
         GammaGamma.fit(orders[rows], per_order[rows]),
         rfm,
         orders,
         per_order,
     )
+
+
+def exact_bgnbd(rfm: Rfm, horizon_days: int) -> BgNbd:
+    """BG/NBD by maximum likelihood, or, when its graph would not sum its series (``bgnbd_exact``), the best fit
+    with a at or below the largest of ``BGNBD_MAX_A`` whose graph does (the free fit if none does).
+
+    On a shop of 20 customers whose dropout hardly varies, the likelihood is highest in the limit a, b -> inf at
+    a fixed a / (a + b) (a = 140,230): the graph's terms then peak past a million terms and it forecast nan for
+    every customer. Near that limit the likelihood is flat, so a bounded a loses next to nothing; CDNOW's free fit
+    (a = 0.76) is exact and kept."""
+    free = BgNbd.fit(rfm)
+    if _is_exact(free, horizon_days):
+        return free
+    for max_a in (a for a in BGNBD_MAX_A if a < free.a):
+        bounded = BgNbd.fit(rfm, max_a)
+        if _is_exact(bounded, horizon_days):
+            return bounded
+    return free  # Pareto/NBD may still be served; with neither, train() refuses the run (``train._servable``)
+
+
+def _is_exact(bg: BgNbd, horizon_days: int) -> bool:
+    try:
+        bgnbd_exact(bg, horizon_days)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -307,43 +336,58 @@ def value_choice(
 ) -> ValueChoice:
     """Every candidate at the cutoff, and the one ``VALUE_RULE`` picks on the tuning backtest among those
     that can be served: finite at the cutoff, a form the graph computes (one count model, no buckets), and a
-    graph that sums its series exactly (``pareto_terms``) for rows with up to ``max_orders`` orders and
+    graph that sums its series exactly (``_exact_counts``) for rows with up to ``max_orders`` orders and
     ``max_days`` of tenure (by default the feature window)."""
     horizon = population.outcome_days
     q = min(horizon, population.feature_days // VALUE_WINDOWS)
+    exact = _exact_counts(refs, max_orders, float(max_days or population.feature_days), horizon)
     try:
         last = window(tx, population.cutoff - timedelta(days=q), q)  # T - q .. T
         before = window(tx, population.cutoff - timedelta(days=2 * q), q)  # T - 2q .. T - q
     except ValueError:
+        # No tuning backtest: plain BG/NBD, or plain Pareto/NBD when only its graph is exact (a tiny shop's
+        # BG/NBD fit can be degenerate, and its graph forecast nan for every customer).
         plain = [c for c in candidates(refs, horizon, _unlearned()) if c.correction == "none"]
-        return ValueChoice(None, plain, scored(population, plain), {}, PLAIN)
+        servable = _servable_names(plain, exact)
+        chosen = next((c.name for c in plain if c.name in servable), PLAIN)
+        unservable = tuple(c.name for c in plain if c.name not in servable)
+        return ValueChoice(None, plain, scored(population, plain), {}, chosen, unservable)
     at_tuning = candidates(last.refs, q, learned(before, last.refs, last.population.training))
     weight = blend_weight(last.population, at_tuning)
     at_tuning.append(blend(at_tuning, weight))
     at_cutoff = candidates(refs, horizon, learned(last, refs, population.training))
     at_cutoff.append(blend(at_cutoff, weight))
     tuning = scored(last.population, at_tuning)
-    exact = _exact_counts(refs, max_orders, float(max_days or population.feature_days))
-    servable = {
-        c.name
-        for c in at_cutoff
-        if np.isfinite(c.predicted).all() and c.counts in exact and c.correction not in NOT_IN_GRAPH
-    }
+    servable = _servable_names(at_cutoff, exact)
     unservable = tuple(c.name for c in at_cutoff if c.name not in servable)
     chosen = choose(tuning, servable)
     return ValueChoice(q, at_cutoff, scored(population, at_cutoff), tuning, chosen, unservable)
+
+
+def _servable_names(found: list[Candidate], exact: set[str]) -> set[str]:
+    """The candidates the graph can serve: finite at the cutoff, one exact count model, a correction it computes."""
+    return {
+        c.name
+        for c in found
+        if np.isfinite(c.predicted).all() and c.counts in exact and c.correction not in NOT_IN_GRAPH
+    }
 
 
 def _unlearned() -> dict[tuple[Counts, Correction], Learned]:
     return {(c, k): Learned() for c in COUNTS for k in CORRECTIONS}
 
 
-def _exact_counts(refs: References, max_orders: float, max_days: float) -> set[str]:
-    try:
+def _exact_counts(refs: References, max_orders: float, max_days: float, horizon_days: int) -> set[str]:
+    """The count models whose graph sums its series exactly: a fit whose 2F1 converges too slowly, or would
+    overflow, in a graph is not served (the other one may be; with neither, ``train._servable`` refuses the run)."""
+    exact: set[str] = set()
+    with contextlib.suppress(ValueError):
+        bgnbd_exact(refs.bgnbd, horizon_days)
+        exact.add("bg_nbd")
+    with contextlib.suppress(ValueError):
         pareto_terms(refs.pareto, max_orders, max_days)
-    except ValueError:  # a fit whose 2F1 converges too slowly, or would overflow, in a graph: not served
-        return {"bg_nbd"}
-    return {"bg_nbd", "pareto_nbd"}
+        exact.add("pareto_nbd")
+    return exact
 
 
 @dataclass(frozen=True)

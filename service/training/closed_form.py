@@ -49,6 +49,7 @@ from service.training.export import INPUT_NAME, TARGET_OPSET
 from service.training.reference import DAYS_PER_WEEK, BgNbd, GammaGamma, ParetoNbd
 
 SERIES_TERMS = 512  # z <= t/(alpha+t) < 0.9 for any customer: the tail beyond 512 terms is below 1e-15
+SERIES_TOLERANCE = 1e-15  # of the largest term: what the BG/NBD series may leave beyond SERIES_TERMS
 MAX_PARETO_TERMS = 1 << 14
 TAIL = 1e-18  # the Pareto/NBD series stops where a term is below TAIL times the largest and still falling
 MAX_EXPONENT = 600.0  # exp(600) ~ 1e260: a sum of the series' terms stays far from float64's overflow
@@ -205,6 +206,25 @@ def _bg_graph(bg: BgNbd, t: float, cols: _Linear) -> tuple[list[onnx.NodeProto],
     init = [_const(k, v) for k, v in consts.items()]
     init.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"))
     return nodes, init
+
+
+def bgnbd_exact(bg: BgNbd, horizon_days: float) -> None:
+    """Refuse (ValueError) a BG/NBD fit whose series the graph cannot sum in ``SERIES_TERMS`` terms.
+
+    The ratios fall with x and grow with z, so the worst row has x = 0 and T = 0 (z = t / (alpha + t)). A
+    degenerate fit on a tiny shop (a = 10,153, b = 58,649 on 17 customers) has ratios near (a - 1) z / k: its
+    terms peak near k = (a - 1) z / (1 - z), some 70,000, exp() overflows, and the graph forecast nan for every row."""
+    t, alpha = float(horizon_days), bg.alpha * DAYS_PER_WEEK
+    z = t / (alpha + t)
+    k = np.arange(SERIES_TERMS, dtype=np.float64)
+    ratio = np.abs((bg.a + bg.b - 1 - bg.r + k) * (bg.a - 1 + k) / ((bg.a + bg.b - 1 + k) * (1 + k)) * z)
+    with np.errstate(divide="ignore"):
+        log_terms = np.concatenate([[0.0], np.cumsum(np.log(ratio))[:-1]])
+    peak = float(np.max(log_terms))
+    # past the last term the ratios fall towards z, so the tail is below last / (1 - ratio[-1])
+    tail = log_terms[-1] - np.log1p(-ratio[-1]) if ratio[-1] < 1 else np.inf
+    if peak > MAX_EXPONENT or tail > peak + np.log(SERIES_TOLERANCE):
+        raise ValueError(f"the BG/NBD series does not converge in {SERIES_TERMS} terms for {bg} and t = {t:g} days")
 
 
 # --- Pareto/NBD ---------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.arguments import whole_number
 from service.training.transactions import DEFAULT_HORIZON_DAYS, FORMATS, Format, default_cutoff, load
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("models"), help="folder for <name>.onnx and <name>.yaml")
     p.add_argument("--report", type=Path, default=Path("docs/models"), help="folder for REPORT.md and its figures")
     p.add_argument(
-        "--horizon", type=_integer(*HORIZON_RANGE), default=DEFAULT_HORIZON_DAYS,
+        "--horizon", type=whole_number(*HORIZON_RANGE), default=DEFAULT_HORIZON_DAYS,
         help=f"days the models forecast, {HORIZON_RANGE[0]} to {HORIZON_RANGE[1]:,}: churn = no purchase in them "
         f"(default: {DEFAULT_HORIZON_DAYS})",
     )  # fmt: skip
@@ -64,25 +65,10 @@ def parser() -> argparse.ArgumentParser:
         help="first day of the outcome window (default: the last day of the data + 1 - the horizon)",
     )  # fmt: skip
     p.add_argument(
-        "--seed", type=_integer(*SEED_RANGE), default=0,
+        "--seed", type=whole_number(*SEED_RANGE), default=0,
         help=f"random seed, {SEED_RANGE[0]} to {SEED_RANGE[1]} (default: 0)",
     )  # fmt: skip
     return p
-
-
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in [low, high] (argparse names the flag and exits 2 on anything else)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high:,}")
-        return value
-
-    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,11 +145,12 @@ def summary(run: TrainingRun, written: Sequence[Path], seconds: float) -> str:
         f"rfm:   k={run.rfm.k} (elbow k={choice.elbow}; best silhouette at or after it within 0.01{_lowered(run)}; "
         f"silhouette {choice.silhouette[choice.ks.index(run.rfm.k)]:.3f}, alone it would pick k={best_silhouette}); "
         + ", ".join(f"{name} {count}" for name, count in run.models["rfm"].card.segments.items()),
-        (f"churn: ROC AUC {_figure(c['roc_auc'])} vs Pareto/NBD {_figure(cb['roc_auc'])}; Brier {c['brier']:.4f} "
-        f"vs {cb['brier']:.4f} ({_churn_kind(run)}); likely_churn {run.models['churn'].card.segments['likely_churn']}"),
+        (f"churn: ROC AUC {_figure(c['roc_auc'])} vs Pareto/NBD {_reference_auc(cb)}; Brier {c['brier']:.4f} "
+        f"vs {_number(cb['brier'], 4)} ({_churn_kind(run)}); likely_churn "
+        f"{run.models['churn'].card.segments['likely_churn']}"),
         (f"value (out of time): MAE {v['mae']:.2f} RMSE {v['rmse']:.2f} top decile {v['top_decile_share']:.3f} "
         f"total/actual {v['total_ratio']:.3f} (served {run.value.choice.chosen}); BG/NBD x GG "
-        f"MAE {vb['bg_nbd']['mae']:.2f} RMSE {vb['bg_nbd']['rmse']:.2f}; zero MAE {vb['zero']['mae']:.2f} "
+        f"MAE {_number(vb['bg_nbd']['mae'])} RMSE {_number(vb['bg_nbd']['rmse'])}; zero MAE {vb['zero']['mae']:.2f} "
         f"RMSE {vb['zero']['rmse']:.2f}; high_value {run.models['value'].card.segments['high_value']}"),
         "features: churn " + ", ".join(s.name for s in run.models["churn"].specs)
         + "; value, purchases " + ", ".join(s.name for s in run.models["value"].specs),
@@ -185,6 +172,16 @@ def _figure(value: float | None) -> str:
     """A ROC AUC to 4 digits, or "n/a" where it is undefined: held-out customers with one outcome give nan
     (the card holds null), and "ROC AUC nan" read as a broken run."""
     return "n/a (one outcome among the held-out customers)" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _reference_auc(metrics: dict[str, float]) -> str:
+    """The reference's ROC AUC; a reference whose scores were not finite has no Brier either (the warning says why)."""
+    return "n/a (its scores are not finite)" if math.isnan(metrics["brier"]) else _figure(metrics["roc_auc"])
+
+
+def _number(value: float, digits: int = 2) -> str:
+    """A reference's figure, or n/a where its scores were not finite ("nan" read as a broken run)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _churn_kind(run: TrainingRun) -> str:

@@ -46,7 +46,20 @@ def calibration_error(table: list[Bin]) -> float:
     return sum(b.count * abs(b.predicted - b.observed) for b in table) / total if total else float("nan")
 
 
+CLASSIFICATION = ("roc_auc", "brier", "log_loss", "calibration_error")
+VALUE_FIGURES = ("mae", "rmse", "spearman", "top_decile_share", "total_ratio")
+
+
+def scored(guess: FloatArray) -> bool:
+    """Whether every score is finite. A reference fit gone degenerate on a tiny shop scores nan (Pareto/NBD's
+    P(no purchase) on 16 training customers), and scikit-learn refused it with "Input contains NaN", naming
+    no model: its figures are undefined instead (nan, n/a in the report, null in the card) and train() warns."""
+    return bool(np.isfinite(guess).all())
+
+
 def classification(y: FloatArray, p: FloatArray) -> dict[str, float]:
+    if not scored(p):
+        return dict.fromkeys(CLASSIFICATION, float("nan"))
     both = len(set(y.tolist())) > 1
     return {
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
@@ -65,6 +78,8 @@ def regression(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
 
 def value_metrics(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
     """The value table's columns: errors, rank agreement, the top decile's share and total over actual."""
+    if not scored(predicted):  # a degenerate reference fit (``scored``): undefined, not a crash
+        return dict.fromkeys(VALUE_FIGURES, float("nan"))
     total = float(actual.sum())
     return {
         **regression(actual, predicted),

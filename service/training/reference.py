@@ -81,10 +81,14 @@ def rfm_at(tx: Transactions, cutoff: date, day_offset: int = 0) -> Rfm:
 
 
 def _fit(
-    loglik: Callable[..., FloatArray], n_params: int, data: tuple[object, ...], lower: FloatArray | None = None
+    loglik: Callable[..., FloatArray],
+    n_params: int,
+    data: tuple[object, ...],
+    lower: FloatArray | None = None,
+    upper: FloatArray | None = None,
 ) -> FloatArray:
-    """Maximum likelihood from the fixed start; with ``lower``, each parameter at or above its bound (the
-    start moved up to it: a bounded fit starts inside its domain)."""
+    """Maximum likelihood from the fixed start; with ``lower`` (``upper``), each parameter at or above (below)
+    its bound (the start moved to it: a bounded fit starts inside its domain)."""
 
     def objective(log_params: FloatArray) -> float:
         with np.errstate(all="ignore"):  # the optimiser's trial steps may leave the domain: they score +inf
@@ -93,13 +97,19 @@ def _fit(
 
     start = np.full(n_params, np.log(_START))
     options = {"ftol": _FIT_TOL, "gtol": _GRAD_TOL, "maxiter": 500}
-    if lower is None:
+    if lower is None and upper is None:
         result = minimize(objective, start, method="L-BFGS-B", options=options)
     else:
-        floor = np.log(lower)
-        bounds = [(low, None) for low in floor]
-        result = minimize(objective, np.maximum(start, floor), method="L-BFGS-B", bounds=bounds, options=options)
+        floor = np.log(lower) if lower is not None else np.full(n_params, -np.inf)
+        ceiling = np.log(upper) if upper is not None else np.full(n_params, np.inf)
+        bounds = [(_bound(low), _bound(high)) for low, high in zip(floor, ceiling, strict=True)]
+        inside = np.minimum(np.maximum(start, floor), ceiling)
+        result = minimize(objective, inside, method="L-BFGS-B", bounds=bounds, options=options)
     return np.maximum(np.exp(np.asarray(result.x, dtype=np.float64)), _FLOOR)
+
+
+def _bound(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 # --- BG/NBD -------------------------------------------------------------------------------------
@@ -124,8 +134,10 @@ class BgNbd:
     b: float
 
     @classmethod
-    def fit(cls, rfm: Rfm) -> BgNbd:
-        return cls(*(float(v) for v in _fit(bgnbd_loglik, 4, (rfm.x, rfm.t_x, rfm.T))))
+    def fit(cls, rfm: Rfm, max_a: float | None = None) -> BgNbd:
+        """Maximum likelihood; with ``max_a``, a at or below it (``backtest.exact_bgnbd`` says why)."""
+        upper = None if max_a is None else np.array([np.inf, np.inf, max_a, np.inf])
+        return cls(*(float(v) for v in _fit(bgnbd_loglik, 4, (rfm.x, rfm.t_x, rfm.T), upper=upper)))
 
     @property
     def params(self) -> FloatArray:

@@ -124,6 +124,8 @@ def _calibration_figure(run: TrainingRun) -> Any:
     )
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for label, p, style in (("model", churn.p, "o-"), ("Pareto/NBD", churn.p_baseline, "s--")):
+        if not evaluate.scored(p):  # a degenerate reference fit: no curve (train() warns)
+            continue
         table = evaluate.reliability(churn.y, p)
         top.plot([b.predicted for b in table], [b.observed for b in table], style, label=label)
     top.set(title="Churn reliability (held-out customers)", ylabel="observed churn rate", xlim=(0, 1), ylim=(0, 1))
@@ -140,7 +142,7 @@ def _roc_figure(run: TrainingRun) -> Any:
         ("model", churn.p, churn.metrics["roc_auc"]),
         ("Pareto/NBD", churn.p_baseline, churn.baseline_metrics["roc_auc"]),
     ):
-        if len(set(churn.y.tolist())) > 1:
+        if len(set(churn.y.tolist())) > 1 and evaluate.scored(p):  # roc_curve refuses nan scores
             fpr, tpr, _ = roc_curve(churn.y, p)
             ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
@@ -159,7 +161,7 @@ def _value_figure(run: TrainingRun) -> Any:
     left.set_yscale("symlog", linthresh=10)
     left.set(title="Spend in the outcome window (held-out)", xlabel="predicted (dollars)", ylabel="actual (dollars)")
     order = np.argsort(value.predicted, kind="stable")
-    deciles = np.array_split(order, 10)
+    deciles = [d for d in np.array_split(order, 10) if d.size]  # under 10 held-out customers: no empty decile
     right.plot(range(1, len(deciles) + 1), [value.predicted[d].mean() for d in deciles], "o-", label="mean predicted")
     right.plot(range(1, len(deciles) + 1), [value.actual[d].mean() for d in deciles], "s--", label="mean actual")
     right.set(title="By decile of predicted spend", xlabel="decile (1 = lowest)", ylabel="dollars per customer")

@@ -26,6 +26,7 @@ Conventions, the same for both:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -150,8 +151,11 @@ def _text(raw: bytes, path: Path) -> str:
     for magic, kind in _COMPRESSED:
         if raw.startswith(magic) and not _decodes(raw[:_HEAD_BYTES]):
             raise ValueError(f"{path}: {kind} file, not a text file: decompress it first")
+    # The BOM is stripped here, not by "utf-8-sig": that codec counts exc.start after the BOM, so the error
+    # named the byte 3 places early (and at a line's start, the line before). The BOM is on line 1.
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_no = raw.count(b"\n", 0, exc.start) + 1
         byte = raw[exc.start : exc.start + 1].hex()
