@@ -292,3 +292,10 @@ def test_a_state_folder_without_room_is_refused_by_name(
         return
     with pytest.raises(ValueError, match=re.escape(message.format(state=tmp_path))):
         cli._check_folders(settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"), [("127.0.0.1", "127.0.0.1:8080"), ("::1", "[::1]:8080"), ("::", "[::]:8080")]
+)
+def test_an_address_is_shown_as_a_url_writes_it(host: str, shown: str) -> None:
+    assert cli._address(host, 8080) == shown  # "cannot listen on :::8080" read as nothing
