@@ -278,6 +278,15 @@ class _HugeFloat(str):
     __slots__ = ()
 
 
+class DuplicateKeyError(RequestError):
+    """A key given twice: ``where`` is the key's path, ``holder`` the object's that holds it (a second
+    ``context`` is an error of the body, not of the context: OFREP tells the two apart)."""
+
+    def __init__(self, key: str, holder: str) -> None:
+        super().__init__(f"duplicate key '{key}'", f"{holder}.{key}")
+        self.holder = holder
+
+
 def _locate(text: str) -> RequestError:
     """Parse again keeping every member, and name the first duplicate key or huge integer."""
     tree = json.loads(text, object_pairs_hook=_Pairs, parse_int=_keep_huge)
@@ -312,7 +321,7 @@ def _find(node: Any, where: str, *, duplicates: bool = True) -> RequestError | N
         seen: set[str] = set()
         for key, value in node:
             if duplicates and key in seen:
-                return RequestError(f"duplicate key '{key}'", f"{where}.{key}")
+                return DuplicateKeyError(key, where)
             seen.add(key)
             if (found := _find(value, f"{where}.{key}", duplicates=duplicates)) is not None:
                 return found

@@ -9,9 +9,10 @@ analytics consent is tied to nobody, useless to any analysis, and dropped (and c
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from service.core.errors import RequestError
+from service.core.values import aware
 from service.http import wire
 from service.settings import Settings
 from service.telemetry.events import FUTURE_SLACK_SECONDS, OutcomeEvent, outcome_event
@@ -85,13 +86,11 @@ def check_events(data: wire.EventsRequest, settings: Settings, *, client_time: b
             continue
         if not client_time:
             raise RequestError(EVENT_TIME_REFUSED, f"$.events[{index}].time")
-        if _time(item.time, lambda: now) > latest:  # one such event made `tailor analyze` refuse the whole log
+        if aware(item.time) > latest:  # one such event made `tailor analyze` refuse the whole log
             raise RequestError(
                 EVENT_TIME_AHEAD.format(latest=f"{latest:%Y-%m-%dT%H:%M:%SZ}"), f"$.events[{index}].time"
             )
 
 
 def _time(given: datetime | None, clock: Callable[[], datetime]) -> datetime:
-    if given is None:
-        return clock()
-    return given if given.tzinfo else given.replace(tzinfo=UTC)
+    return clock() if given is None else aware(given)

@@ -27,6 +27,7 @@ from litestar.response import Stream
 from service.bundle.store import BundleStore
 from service.core.errors import RequestError, TailorError
 from service.http import wire
+from service.http.body import DuplicateKeyError
 from service.http.decisions import Decisions
 from service.settings import Settings
 
@@ -176,21 +177,15 @@ def _context_path(message: str) -> str:
 
 def _request_error(exc: RequestError) -> OfrepError:
     where = exc.where.replace("$.visitor.attributes", "$.context")
-    code: ErrorCode = "INVALID_CONTEXT" if _in_context(where, exc.message) else "PARSE_ERROR"
+    # A repeated key is an error of the object that holds it: a second `context` is the body's (README's table).
+    owner = exc.holder if isinstance(exc, DuplicateKeyError) else exc.where
+    code: ErrorCode = "INVALID_CONTEXT" if _in_context(owner) else "PARSE_ERROR"
     return OfrepError(code, f"{where}: {exc.message}")
 
 
-DUPLICATE = "duplicate key '{key}'"  # body.py's message; its path is the repeated key's
-
-
-def _in_context(where: str, message: str) -> bool:
-    """Is the error the context's (INVALID_CONTEXT) or the body's (PARSE_ERROR, README's table)?
-
-    A repeated key is an error of the object that holds it: a second ``context`` is the body's.
-    """
-    key = message.removeprefix("duplicate key '").removesuffix("'")
-    if message == DUPLICATE.format(key=key):
-        where = where.removesuffix(f".{key}")
+def _in_context(where: str) -> bool:
+    """Is the error the context's (INVALID_CONTEXT) or the body's (PARSE_ERROR)?"""
+    where = where.replace("$.visitor.attributes", "$.context")
     return where == "$.context" or where.startswith(("$.context.", "$.context["))
 
 
