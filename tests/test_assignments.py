@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,6 +199,33 @@ def test_a_token_of_many_experiments_fits_a_cookie_and_keeps_what_matters(tmp_pa
     assert 0 < len(kept) < 80
     assert all(bundle.experiments[key].status == "running" for key in kept)  # a stopped one's hold goes first
     assert TOKENS.read("A" * (MAX_TOKEN_CHARS + 1), "v-1", NOW.timestamp()) == ({}, "malformed")
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return _many_experiments(tmp_path_factory.mktemp("many"), running=80, stopped=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(held_count=st.integers(0, 100), served=st.integers(0, 79), arm=st.sampled_from(["a", "b"]))  # p0..p79 run
+def test_any_token_fits_keeps_the_served_arm_and_drops_stopped_holds_first(
+    many: Bundle, held_count: int, served: int, arm: str
+) -> None:
+    keys = sorted(many.experiments)
+    held: Held = dict.fromkeys(keys[:held_count], (arm, 1))
+    decision = decide(many, DecisionRequest("v-2", {}, NOW, personalization=True, placements=(f"p{served}",)))
+    experiment = decision.placements[f"p{served}"].experiment
+    assert experiment is not None
+    token = TOKENS.issue(many, decision, held, "v-2", NOW.timestamp())
+    assert token is not None
+    assert len(token) <= ISSUED_MAX_CHARS
+    kept, _ = TOKENS.read(token, "v-2", NOW.timestamp())
+    assert kept[experiment.key] == (experiment.arm, 1)
+    wanted = {**held, experiment.key: (experiment.arm, 1)}
+    if len(TOKENS.sign("v-2", wanted, NOW.timestamp())) <= ISSUED_MAX_CHARS:
+        assert kept == wanted  # what fits is never trimmed
+    dropped_running = [k for k in wanted if k not in kept and many.experiments[k].status == "running"]
+    assert not dropped_running or all(many.experiments[k].status == "running" for k in kept)
 
 
 LAYERED = """\

@@ -150,10 +150,19 @@ def test_events_the_log_cannot_take_are_refused_whole(tmp_path: Path) -> None:
     assert 'tailor_outcome_events_total{result="refused"} 2.0' in metrics.exposition().decode()
 
 
-@pytest.mark.parametrize(("ahead", "status"), [(timedelta(hours=23), 202), (timedelta(days=2), 400)])
-def test_an_event_time_a_day_after_the_servers_is_refused(tmp_path: Path, ahead: timedelta, status: int) -> None:
-    """One event dated 2099 was taken with a 202, and `tailor analyze` then refused the whole log (ADR 0020)."""
-    when = (datetime.now(UTC) + ahead).isoformat()
+@pytest.mark.parametrize(
+    ("ahead", "zone", "status"),
+    [(timedelta(hours=23), True, 202), (timedelta(days=2), True, 400), (timedelta(days=2), False, 400),
+     (timedelta(days=-3650), True, 202)],
+    ids=["23h", "2d", "2d-no-zone", "10-years-ago"],
+)  # fmt: skip
+def test_an_event_time_a_day_after_the_servers_is_refused(
+    tmp_path: Path, ahead: timedelta, zone: bool, status: int
+) -> None:
+    """One event dated 2099 was taken with a 202, and `tailor analyze` then refused the whole log (ADR 0020).
+    A time without a zone is UTC, and a past one stays valid however old (a backfill)."""
+    moment = datetime.now(UTC) + ahead
+    when = (moment if zone else moment.replace(tzinfo=None)).isoformat()
     with TestClient(app=_app(tmp_path, allow_client_time=True)) as client:
         answer = client.post("/v1/events", json={"events": [_event(0), _event(1, time=when)]})
     assert answer.status_code == status, answer.text

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -135,6 +136,30 @@ def test_cors_lets_browsers_send_the_etag_and_read_it(bundle: Path) -> None:
 )  # fmt: skip
 def test_the_flag_key_is_the_decoded_path_after_flags(raw_path: bytes, key: str | None) -> None:
     assert ofrep.flag_key(raw_path) == key
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=40))
+def test_any_key_a_client_encodes_is_the_key_the_route_reads(key: str) -> None:
+    """As a provider sends it (every byte encoded, ASGI's raw path) and as the RSGI bridge re-quotes granian's
+    decoded path ("/" kept): both decode to the key, slashes, "%", "?" and "#" included."""
+    sent = f"{ofrep.FLAG_PREFIX}{quote(key, safe='')}".encode()
+    bridged = quote(f"{ofrep.FLAG_PREFIX}{key}").encode()
+    assert ofrep.flag_key(sent) == ofrep.flag_key(bridged) == key
+
+
+def test_the_connect_message_names_the_revision_only_once_there_is_one() -> None:
+    """ADR 0018: with no bundle yet there is nothing to catch up to, so no id for the client to send back."""
+    assert ofrep._connected(None) == b"retry: 1000\n: connected\n\n"
+    assert ofrep._connected("r1") == b"retry: 1000\nid: r1\nevent: connected\ndata: r1\n\n"
+
+
+def test_the_document_lists_the_streams_resume_header(bundle: Path) -> None:
+    with TestClient(app=create_app(Settings(bundle=bundle, reload_interval=0))) as client:
+        events = client.get("/schema/openapi.json").json()["paths"]["/ofrep/v1/events"]["get"]
+    assert {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}} in events[
+        "parameters"
+    ]
 
 
 def test_a_placement_without_a_variant_is_a_per_flag_failure() -> None:
