@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,22 +27,34 @@ def _around(rng: np.random.Generator, spend: float) -> float:
     return spend * float(rng.uniform(0.5, 1.5))
 
 
-def shop(path: Path, customers: int = 240, start: date = date(2024, 1, 1), amount: Amount = _around) -> Path:
-    """Customers who join over 13 weeks and buy at their own rate for 78 weeks (seeded: always the same file);
-    each order's amount is ``amount(rng, the customer's typical spend)``."""
-    rng = np.random.default_rng(7)
+Order = tuple[str, date, float]  # customer id, day, amount
+
+
+def write_orders(path: Path, orders: Iterable[Order]) -> Path:
+    """A CSV file of ``tailor train``'s input format, one row an order."""
     with path.open("w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["customer_id", "date", "amount"])
-        for i in range(customers):
-            day = int(rng.integers(0, 91))
-            rate = float(rng.choice([0.005, 0.02, 0.06]))
-            life = int(rng.integers(30, 546))
-            spend = float(rng.uniform(8, 120))
-            while day < min(life, 546):
-                out.writerow([f"c{i:04d}", (start + timedelta(days=day)).isoformat(), f"{amount(rng, spend):.2f}"])
-                day += 1 + int(rng.geometric(rate))
+        out.writerows([customer, day.isoformat(), f"{amount:.2f}"] for customer, day, amount in orders)
     return path
+
+
+def shop(path: Path, customers: int = 240, start: date = date(2024, 1, 1), amount: Amount = _around) -> Path:
+    """Customers who join over 13 weeks and buy at their own rate for 78 weeks (seeded: always the same file);
+    each order's amount is ``amount(rng, the customer's typical spend)``."""
+    return write_orders(path, _shop_orders(customers, start, amount))
+
+
+def _shop_orders(customers: int, start: date, amount: Amount) -> Iterator[Order]:
+    rng = np.random.default_rng(7)
+    for i in range(customers):
+        day = int(rng.integers(0, 91))
+        rate = float(rng.choice([0.005, 0.02, 0.06]))
+        life = int(rng.integers(30, 546))
+        spend = float(rng.uniform(8, 120))
+        while day < min(life, 546):
+            yield f"c{i:04d}", start + timedelta(days=day), amount(rng, spend)
+            day += 1 + int(rng.geometric(rate))
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ was nan, and the churn baseline's ROC AUC took it) or were refused as "purchases
 
 from __future__ import annotations
 
-import csv
 import math
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from service.training.reference import BgNbd, ParetoNbd, Rfm, bgnbd_loglik, from
 from service.training.train import MIN_CUSTOMERS, train
 from service.training.transactions import default_cutoff, load, population_at
 
-from .conftest import FIXED_TIME
+from .conftest import FIXED_TIME, Order, write_orders
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -40,24 +40,21 @@ LAST_DAY = 546  # the data run 78 weeks: the default cutoff (day 274) is after e
 def small_shop(path: Path, customers: int, seed: int) -> Path:
     """``customers`` who each buy first in the first 13 weeks and then at their own rate until their lifetime
     ends, and one who buys on the last day (so that the data reach a cutoff; not in the population)."""
+    return write_orders(path, [*_small_orders(customers, seed), ("zz", START + timedelta(days=LAST_DAY), 5.0)])
+
+
+def _small_orders(customers: int, seed: int) -> Iterator[Order]:
     rng = np.random.default_rng(seed)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["customer_id", "date", "amount"])
-        for i in range(customers):
-            day = int(rng.integers(0, 91))
-            rate = float(rng.choice([0.005, 0.02, 0.06]))
-            end = min(day + int(rng.integers(1, LAST_DAY)), LAST_DAY)
-            spend = float(rng.uniform(8, 120))
-            while True:  # the first order always, so the population is exactly ``customers``
-                out.writerow(
-                    [f"c{i:04d}", (START + timedelta(days=day)).isoformat(), f"{spend * rng.uniform(0.5, 1.5):.2f}"]
-                )
-                day += 1 + int(rng.geometric(rate))
-                if day >= end:
-                    break
-        out.writerow(["zz", (START + timedelta(days=LAST_DAY)).isoformat(), "5"])
-    return path
+    for i in range(customers):
+        day = int(rng.integers(0, 91))
+        rate = float(rng.choice([0.005, 0.02, 0.06]))
+        end = min(day + int(rng.integers(1, LAST_DAY)), LAST_DAY)
+        spend = float(rng.uniform(8, 120))
+        while True:  # the first order always, so the population is exactly ``customers``
+            yield f"c{i:04d}", START + timedelta(days=day), spend * rng.uniform(0.5, 1.5)
+            day += 1 + int(rng.geometric(rate))
+            if day >= end:
+                break
 
 
 def _outcome(path: Path) -> str:
